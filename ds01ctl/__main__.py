@@ -1,0 +1,3 @@
+from ds01ctl.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Catalogs shipped as data: AIME's framework images (ml_images.repo), recipes, model facts."""

@@ -1,0 +1,118 @@
+"""Diagnostics: every problem found in a config repo, with where it is and what to do.
+
+Validation never stops at the first problem: each check appends `Diagnostic`s and the caller
+reports them all. Codes form a closed set (`CODES`), pinned by a test, because they are part
+of the JSON output that config-repo CI consumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+CODES: dict[str, str] = {
+    # reading files
+    "path.not_found": "the path given does not exist",
+    "path.no_manifests": "a directory holds no *.yaml / *.yml file",
+    "path.symlink_loop": "a symbolic link points back into itself",
+    "file.unreadable": "a file cannot be read (permissions, I/O error)",
+    "file.too_large": "a file is larger than a manifest can be",
+    "file.binary": "a file is not text",
+    "file.empty": "a file holds no document",
+    "yaml.syntax": "a file is not valid YAML",
+    "yaml.duplicate_key": "a mapping names the same key twice",
+    "yaml.too_complex": "aliases or nesting expand beyond what a manifest needs",
+    # one document
+    "manifest.not_mapping": "a document is not a mapping",
+    "manifest.api_version": "apiVersion is missing or not ds01/v1",
+    "manifest.kind": "kind is missing or unknown",
+    "schema.unknown_key": "a key that the kind does not have",
+    "schema.missing": "a required key is missing",
+    "schema.invalid": "a value has the wrong type or form",
+    # the config repo as a whole
+    "object.duplicate": "two documents declare the same object",
+    "site.missing": "no Site manifest",
+    "site.multiple": "more than one Site manifest",
+    "quota.multiple": "more than one QuotaPolicy manifest",
+    "quota.two_groups": "a user is a member of two groups",
+    "quota.unknown_user": "a per-user override or exemption names a user with no objects or group",
+    "quota.exemption_expired": "a time-boxed exemption has expired and is ignored",
+    "owner.missing": "an object that needs an owner has none",
+    "owner.path_mismatch": "a file under users/<login>/ declares an object of another owner",
+    "owner.no_group": "an owner is in no group and the policy has no default_group",
+    "ref.image": "a workspace names an Image that its owner does not declare",
+    "ref.framework": "a framework is not in the catalog",
+    "ref.version": "a framework version is not in the catalog",
+    "ref.architecture": "a framework version is not built for the site's GPU architecture",
+    "mount.invalid": "a mount path is not a clean absolute path",
+    "mount.not_allowed": "a mount is outside the site's mount policy",
+    "mount.read_only": "a mount asks for write access the policy allows read-only",
+    "security.privileged": "privileged containers are never allowed",
+    "security.docker_socket": "the Docker socket is never mounted into a user container",
+    "security.host_network": "host networking is off unless the site allows it",
+    "catalog.unreadable": "the framework catalog file cannot be read",
+    "unsupported": "declared, but not supported yet by this version",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem: severity, a stable code, a one-line message, where, and what to do."""
+
+    severity: Severity
+    code: str
+    message: str
+    file: str | None = None
+    line: int | None = None
+    col: int | None = None
+    hint: str | None = None
+
+    def __post_init__(self) -> None:
+        assert self.code in CODES, f"unknown diagnostic code {self.code!r}"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    @property
+    def where(self) -> str:
+        if self.file is None:
+            return ""
+        if self.line is None:
+            return self.file
+        return f"{self.file}:{self.line}:{self.col or 1}"
+
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        return (self.file or "", self.line or 0, self.col or 0, self.code, self.message)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity.value,
+            "code": self.code,
+            "message": self.message,
+            "file": self.file,
+            "line": self.line,
+            "col": self.col,
+            "hint": self.hint,
+        }
+
+    def __str__(self) -> str:
+        text = f"{self.severity.value}[{self.code}]: {self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return f"{self.where}: {text}" if self.where else text
+
+
+def error(code: str, message: str, **where: Any) -> Diagnostic:
+    return Diagnostic(Severity.ERROR, code, message, **where)
+
+
+def warning(code: str, message: str, **where: Any) -> Diagnostic:
+    return Diagnostic(Severity.WARNING, code, message, **where)

@@ -1,0 +1,132 @@
+"""Building blocks shared by every manifest kind: the envelope, metadata and common field types.
+
+Models are frozen pydantic v2 models that forbid unknown keys; each field's docstring becomes
+its description in the JSON Schemas under `schemas/`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from ds01ctl.names import check_login, check_name
+
+API_VERSION = "ds01/v1"
+
+Name = Annotated[str, AfterValidator(check_name), Field(json_schema_extra={"format": "dns-label"})]
+Login = Annotated[str, AfterValidator(check_login)]
+
+_MIG_RE = re.compile(r"^[1-7]g\.\d+gb(\+me)?$")
+_IMAGE_REF_RE = re.compile(
+    r"^(?:[a-z0-9.-]+(?::\d+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+)
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _check_mig(value: str) -> str:
+    if not _MIG_RE.match(value):
+        raise ValueError(f"{value!r} is not a MIG profile such as 1g.10gb or 3g.40gb")
+    return value
+
+
+def _check_image_ref(value: str) -> str:
+    if not _IMAGE_REF_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not an image reference such as registry.example/team/img:tag"
+        )
+    return value
+
+
+def _check_env_name(value: str) -> str:
+    if not _ENV_NAME_RE.match(value):
+        raise ValueError(f"{value!r} is not an environment variable name")
+    return value
+
+
+MigProfile = Annotated[str, AfterValidator(_check_mig)]
+ImageRef = Annotated[str, AfterValidator(_check_image_ref)]
+EnvName = Annotated[str, AfterValidator(_check_env_name)]
+
+
+class Model(BaseModel):
+    """Base of every manifest model: frozen, unknown keys refused, docstrings as descriptions."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class Metadata(Model):
+    """Identity of an object."""
+
+    name: Name
+    """Object name: 1-63 lower-case letters, digits and '-'; unique per kind and owner."""
+    owner: Login | None = None
+    """Login that owns the object (raw form, e.g. h.baker or 228755@uni.example). Inferred from
+    the path under users/<login>/ in a config repo; required elsewhere for owned kinds."""
+    description: str | None = None
+    """Free text for people reading the config repo."""
+
+
+class Manifest(Model):
+    """The envelope every document has: apiVersion, kind, metadata, spec."""
+
+    api_version: Literal["ds01/v1"] = Field(alias="apiVersion")
+    """Always ds01/v1."""
+    metadata: Metadata
+    """Name and owner."""
+
+    OWNED: ClassVar[bool] = True  # Site and QuotaPolicy are not owned by a user
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """(kind, owner, name): what identifies the object across files and in Docker labels."""
+        return (type(self).__name__, self.metadata.owner or "", self.metadata.name)
+
+    @property
+    def ref(self) -> str:
+        kind, owner, name = self.key
+        return f"{kind.lower()} {owner}/{name}" if owner else f"{kind.lower()} {name}"
+
+
+class FrameworkRef(Model):
+    """A framework and version from the catalog (AIME's ml_images.repo format)."""
+
+    name: str
+    """Framework as the catalog spells it, e.g. Pytorch or Tensorflow (case-insensitive)."""
+    version: str
+    """Version as the catalog lists it, e.g. 2.7.1 or 2.8.0-aime."""
+
+
+class SecretRef(Model):
+    """A secret by reference: its value never appears in manifests, plans or logs."""
+
+    secret: Name
+    """Name of the secret in the site's secret store."""
+    version: str | None = None
+    """Version of the secret; a new version replaces the containers that use it."""
+
+
+def exactly_one(model: Any, *fields: str) -> None:
+    given = [f for f in fields if getattr(model, f) is not None]
+    if len(given) != 1:
+        names = ", ".join(fields)
+        which = f"got {', '.join(given)}" if given else "got none"
+        raise ValueError(f"set exactly one of {names} ({which})")
+
+
+__all__ = [
+    "API_VERSION",
+    "EnvName",
+    "FrameworkRef",
+    "ImageRef",
+    "Login",
+    "Manifest",
+    "Metadata",
+    "MigProfile",
+    "Model",
+    "Name",
+    "SecretRef",
+    "exactly_one",
+]

@@ -1,0 +1,149 @@
+"""The `Endpoint` kind: an OpenAI-compatible model server (vLLM-style) chosen by recipe."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ds01ctl.manifests.common import EnvName, ImageRef, Manifest, MigProfile, Model, SecretRef
+from ds01ctl.units import ByteSize, NanoCpus, Seconds
+
+# ds01ctl derives these from the manifest; setting them by hand would contradict it.
+RESERVED_ENGINE_ARGS = frozenset(
+    {"model", "port", "host", "tensor-parallel-size", "served-model-name", "api-key", "revision"}
+)
+
+
+class ModelSource(Model):
+    """The model to serve."""
+
+    id: str = Field(min_length=1)
+    """Hugging Face repository id, e.g. Qwen/Qwen3-32B."""
+    revision: str | None = None
+    """Commit to pin the weights to."""
+    served_name: str | None = None
+    """Name clients ask for; the endpoint's name when unset."""
+    token: SecretRef | None = None
+    """Hub token, by reference."""
+
+
+class RecipeSelect(Model):
+    """How to pick a recipe from the catalog when none is pinned."""
+
+    precision: Literal["auto", "bf16", "fp16", "fp8", "int8", "int4", "fp4"] = "auto"
+    """Weight precision; auto takes the best the hardware allows."""
+    metric: Literal["latency", "throughput"] = "latency"
+    """What the recipe is tuned for."""
+    min_type: Literal["optimized", "preview", "unoptimized", "generic"] = "optimized"
+    """Lowest recipe maturity accepted."""
+    allow_fallback: bool = False
+    """May fall back to a generic recipe (the plan says so)."""
+
+
+class Recipe(Model):
+    """A pinned recipe or a selection, not both."""
+
+    ref: str | None = None
+    """Exact recipe id and version, e.g. vllm-h100-bf16-tp2-latency@3."""
+    select: RecipeSelect | None = None
+    """Selection criteria."""
+
+    @model_validator(mode="after")
+    def _not_both(self) -> Recipe:
+        if self.ref is not None and self.select is not None:
+            raise ValueError("pin a recipe (ref) or ask for selection (select), not both")
+        return self
+
+
+class Accelerator(Model):
+    """GPUs for the server."""
+
+    count: int = Field(1, ge=0, le=16)
+    """Whole GPUs (tensor-parallel size)."""
+    mig: MigProfile | None = None
+    """One MIG instance of this profile instead of whole GPUs."""
+
+    @model_validator(mode="after")
+    def _mig_alone(self) -> Accelerator:
+        if self.mig is not None and self.count != 1:
+            raise ValueError("a MIG endpoint uses exactly one instance: leave count at 1")
+        return self
+
+
+class Engine(Model):
+    """The serving engine's container."""
+
+    image: ImageRef | None = None
+    """Engine image; the recipe's when unset."""
+    args: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    """Tuning arguments (--max-model-len …), without the leading dashes."""
+    env: dict[EnvName, str | SecretRef] = Field(default_factory=dict)
+    """Environment; secrets by reference only."""
+
+    @field_validator("args")
+    @classmethod
+    def _not_reserved(
+        cls, args: dict[str, str | int | float | bool]
+    ) -> dict[str, str | int | float | bool]:
+        taken = sorted(RESERVED_ENGINE_ARGS & {a.lstrip("-") for a in args})
+        if taken:
+            raise ValueError(f"ds01ctl sets {', '.join(taken)} itself; remove it from args")
+        return args
+
+
+class EndpointResources(Model):
+    """CPU, memory and shared memory for the server."""
+
+    cpus: NanoCpus | None = None
+    """CPUs; the owner's quota when unset."""
+    memory: ByteSize | None = None
+    """Memory; the owner's quota when unset."""
+    shm_size: ByteSize | None = None
+    """/dev/shm size."""
+
+
+class Health(Model):
+    """How readiness is checked."""
+
+    path: str = "/v1/models"
+    """Readiness path."""
+    liveness_path: str = "/health"
+    """Liveness path."""
+    start_timeout: Seconds = 1800
+    """How long the server may take to become ready (large models load for minutes)."""
+
+
+class EndpointSpec(Model):
+    """The model server."""
+
+    model: ModelSource
+    """Model to serve."""
+    recipe: Recipe = Recipe()
+    """Recipe pin or selection."""
+    accelerator: Accelerator = Accelerator()
+    """GPUs."""
+    engine: Engine = Engine()
+    """Engine container."""
+    resources: EndpointResources = EndpointResources()
+    """CPU and memory."""
+    port: int | Literal["auto"] = "auto"
+    """Host port on 127.0.0.1; auto takes one from the site's pool."""
+    health: Health = Health()
+    """Health checks."""
+
+    @field_validator("port")
+    @classmethod
+    def _port_range(cls, port: int | str) -> int | str:
+        if isinstance(port, int) and not 1024 <= port <= 65535:
+            raise ValueError("port must be auto or between 1024 and 65535")
+        return port
+
+
+class Endpoint(Manifest):
+    """An OpenAI-compatible model server of one owner."""
+
+    kind: Literal["Endpoint"]
+    """Endpoint."""
+    spec: EndpointSpec
+    """The server."""

@@ -1,0 +1,51 @@
+"""The `Image` kind: a custom per-user image built in tiers on a framework base."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ds01ctl.manifests.common import FrameworkRef, ImageRef, Manifest, Model, exactly_one
+
+Preset = Literal["jupyter", "ds-core", "nlp", "cv"]
+
+
+class ImageBase(Model):
+    """What the image is built on: a catalog framework or an image reference."""
+
+    framework: FrameworkRef | None = None
+    """A framework and version from the catalog."""
+    image: ImageRef | None = None
+    """Any image reference."""
+
+    @model_validator(mode="after")
+    def _one(self) -> ImageBase:
+        exactly_one(self, "framework", "image")
+        return self
+
+
+class ImageSpec(Model):
+    """Tiers, in build order: base, system packages, presets, user packages, user setup."""
+
+    base: ImageBase
+    """The base image."""
+    apt_packages: list[str] = Field(default_factory=list)
+    """System (apt) packages."""
+    presets: list[Preset] = Field(default_factory=list)
+    """Curated package sets."""
+    pip_packages: list[str] = Field(default_factory=list)
+    """User pip requirements, e.g. transformers==4.44.0."""
+    requirements_file: str | None = None
+    """A requirements.txt beside the manifest."""
+    user_setup: bool = True
+    """Bake the owner's account (uid, gid, login, home) into the image."""
+
+
+class Image(Manifest):
+    """A custom image of one owner."""
+
+    kind: Literal["Image"]
+    """Image."""
+    spec: ImageSpec
+    """Base and tiers."""

@@ -1,0 +1,302 @@
+"""Static validation of a whole config repo: the checks that span documents.
+
+Runs offline (no Docker, no NVML): one Site, at most one QuotaPolicy, unique objects, owners
+and their groups, references to Images and catalog frameworks, mounts against the site's
+policy, and the security rules no manifest can override.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from ds01ctl.catalog.frameworks import CatalogError, CatalogEntry, FrameworkCatalog
+from ds01ctl.diagnostics import Diagnostic, error, warning
+from ds01ctl.manifests import Image, Manifest, QuotaPolicy, Site, Workspace
+from ds01ctl.manifests.common import FrameworkRef
+from ds01ctl.manifests.loader import Loaded, load_path
+from ds01ctl.manifests.mounts import check_mount, expand_owner
+from ds01ctl.manifests.site import SiteSpec
+
+M = TypeVar("M", bound=Manifest)
+
+
+@dataclass
+class ConfigRepo:
+    """The manifests of a config repo that loaded, and what validation found."""
+
+    root: Path
+    loaded: list[Loaded]
+    files: list[str]
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    catalog: FrameworkCatalog | None = None
+
+    def of(self, kind: type[M]) -> list[tuple[M, Loaded]]:
+        return [(item.manifest, item) for item in self.loaded if isinstance(item.manifest, kind)]
+
+    @property
+    def site(self) -> Site | None:
+        sites = self.of(Site)
+        return sites[0][0] if sites else None
+
+    @property
+    def policy(self) -> QuotaPolicy | None:
+        policies = self.of(QuotaPolicy)
+        return policies[0][0] if policies else None
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+
+def validate_path(path: Path, *, today: dt.date) -> ConfigRepo:
+    """Load `path` and run every static check; diagnostics come sorted by place."""
+    result = load_path(path)
+    repo = ConfigRepo(result.root, [], result.files, list(result.diagnostics))
+    repo.loaded = _unique(result.loaded, repo.diagnostics)
+    _check_singletons(repo)
+    site_spec = repo.site.spec if repo.site else SiteSpec()
+    repo.catalog = _catalog(repo, site_spec)
+    _check_quota(repo, today)
+    _check_owners(repo)
+    _check_images(repo, site_spec)
+    _check_workspaces(repo, site_spec)
+    repo.diagnostics.sort(key=Diagnostic.sort_key)
+    return repo
+
+
+def _unique(loaded: list[Loaded], diagnostics: list[Diagnostic]) -> list[Loaded]:
+    first: dict[tuple[str, str, str], Loaded] = {}
+    kept = []
+    for item in loaded:
+        key = item.manifest.key
+        if key in first:
+            other = first[key]
+            diagnostics.append(
+                error(
+                    "object.duplicate",
+                    f"{item.manifest.ref} is declared twice "
+                    f"(first at {other.file}:{other.doc.start.line})",
+                    hint="rename or remove one of them",
+                    **item.at("metadata", "name"),
+                )
+            )
+            continue
+        first[key] = item
+        kept.append(item)
+    return kept
+
+
+def _check_singletons(repo: ConfigRepo) -> None:
+    sites = repo.of(Site)
+    if not sites:
+        repo.diagnostics.append(
+            error(
+                "site.missing",
+                "the config repo has no Site manifest",
+                file=str(repo.root),
+                hint="add site.yaml with kind: Site at the repo's root",
+            )
+        )
+    for _, extra in sites[1:]:
+        repo.diagnostics.append(
+            error(
+                "site.multiple",
+                f"a second Site (first at {sites[0][1].file})",
+                hint="keep exactly one",
+                **extra.at("kind"),
+            )
+        )
+    for site, item in sites[:1]:
+        _check_network(repo, site.spec.container_defaults.network, site.spec, item)
+    policies = repo.of(QuotaPolicy)
+    for _, extra in policies[1:]:
+        repo.diagnostics.append(
+            error(
+                "quota.multiple",
+                f"a second QuotaPolicy (first at {policies[0][1].file})",
+                hint="keep one",
+                **extra.at("kind"),
+            )
+        )
+
+
+def _catalog(repo: ConfigRepo, site: SiteSpec) -> FrameworkCatalog:
+    if site.catalog.path is None:
+        return FrameworkCatalog.load()
+    path = Path(site.catalog.path)
+    if not path.is_absolute():
+        path = repo.root / path
+    if not path.exists():  # the host's file, absent where CI validates: fall back, say so
+        where = repo.of(Site)[0][1].at("spec", "catalog", "path")
+        repo.diagnostics.append(
+            warning(
+                "catalog.unreadable",
+                f"framework catalog {site.catalog.path} is not here; "
+                "checked against the catalog shipped with ds01ctl",
+                **where,
+            )
+        )
+        return FrameworkCatalog.load()
+    try:
+        return FrameworkCatalog.load(path)
+    except CatalogError as exc:
+        repo.diagnostics.append(error("catalog.unreadable", exc.message, file=str(path)))
+        return FrameworkCatalog.load()
+
+
+def _check_quota(repo: ConfigRepo, today: dt.date) -> None:
+    policies = repo.of(QuotaPolicy)
+    if not policies:
+        return
+    policy, item = policies[0]
+    spec = policy.spec
+    group_of: dict[str, str] = {}
+    for group, members in sorted(spec.groups.items()):
+        for index, login in enumerate(members.members):
+            if login in group_of and group_of[login] != group:
+                repo.diagnostics.append(
+                    error(
+                        "quota.two_groups",
+                        f"{login} is in groups {group_of[login]} and {group}",
+                        hint="a user belongs to one group; remove one membership",
+                        **item.at("spec", "groups", group, "members", index),
+                    )
+                )
+            group_of.setdefault(login, group)
+    if spec.default_group is not None and spec.default_group not in spec.groups:
+        repo.diagnostics.append(
+            error(
+                "owner.no_group",
+                f"default_group {spec.default_group!r} is not a group of this policy",
+                hint=f"groups: {', '.join(sorted(spec.groups)) or 'none'}",
+                **item.at("spec", "default_group"),
+            )
+        )
+    owners = {m.metadata.owner for m, _ in _owned(repo)} | set(group_of)
+    for login in sorted(spec.users):
+        if login not in owners:
+            repo.diagnostics.append(
+                warning(
+                    "quota.unknown_user",
+                    f"override for {login}, who owns nothing and is in no group",
+                    hint="check the spelling of the login",
+                    **item.at("spec", "users", login, key=True),
+                )
+            )
+    for index, exemption in enumerate(spec.exemptions):
+        if exemption.expires is not None and exemption.expires < today:
+            repo.diagnostics.append(
+                warning(
+                    "quota.exemption_expired",
+                    f"exemption for {exemption.user} expired on {exemption.expires} "
+                    "and is ignored",
+                    hint="remove it, or extend expires",
+                    **item.at("spec", "exemptions", index, "expires"),
+                )
+            )
+
+
+def _owned(repo: ConfigRepo) -> list[tuple[Manifest, Loaded]]:
+    return [(item.manifest, item) for item in repo.loaded if item.manifest.OWNED]
+
+
+def _check_owners(repo: ConfigRepo) -> None:
+    policy = repo.policy
+    members = {m for g in policy.spec.groups.values() for m in g.members} if policy else set()
+    has_default = policy is not None and policy.spec.default_group in policy.spec.groups
+    for manifest, item in _owned(repo):
+        owner = manifest.metadata.owner
+        if owner is None:
+            repo.diagnostics.append(
+                error(
+                    "owner.missing",
+                    f"{manifest.ref} has no owner",
+                    hint="set metadata.owner, or put the file under users/<login>/",
+                    **item.at("metadata"),
+                )
+            )
+        elif owner not in members and not has_default:
+            hint = (
+                "add a QuotaPolicy with a default_group"
+                if policy is None
+                else f"add {owner} to a group, or set default_group"
+            )
+            repo.diagnostics.append(
+                error(
+                    "owner.no_group",
+                    f"{owner} is in no group and there is no default group",
+                    hint=hint,
+                    **item.at("metadata", "owner"),
+                )
+            )
+
+
+def _check_framework(
+    repo: ConfigRepo, ref: FrameworkRef, site: SiteSpec, where: dict[str, object]
+) -> CatalogEntry | None:
+    assert repo.catalog is not None
+    found = repo.catalog.lookup(ref.name, ref.version, site.catalog.architecture)
+    if isinstance(found, CatalogEntry):
+        return found
+    repo.diagnostics.append(error(found.code, found.message, hint=found.hint, **where))
+    return None
+
+
+def _check_images(repo: ConfigRepo, site: SiteSpec) -> None:
+    for image, item in repo.of(Image):
+        if image.spec.base.framework is not None:
+            _check_framework(repo, image.spec.base.framework, site, item.at("spec", "base"))
+
+
+def _check_workspaces(repo: ConfigRepo, site: SiteSpec) -> None:
+    images = {(m.metadata.owner, m.metadata.name) for m, _ in repo.of(Image)}
+    for ws, item in repo.of(Workspace):
+        owner = ws.metadata.owner or ""
+        spec = ws.spec
+        if spec.image is not None and (owner, spec.image) not in images:
+            repo.diagnostics.append(
+                error(
+                    "ref.image",
+                    f"{ws.ref} uses image {spec.image!r}, which {owner} does not declare",
+                    hint="declare an Image of that name under the same owner",
+                    **item.at("spec", "image"),
+                )
+            )
+        if spec.framework is not None:
+            _check_framework(repo, spec.framework, site, item.at("spec", "framework"))
+        _check_network(repo, spec.network, site, item)
+        _check_workspace_mounts(repo, ws, item, site)
+
+
+def _check_workspace_mounts(repo: ConfigRepo, ws: Workspace, item: Loaded, site: SiteSpec) -> None:
+    owner = ws.metadata.owner or ""
+    mounts = ws.spec.mounts
+    declared = {"workspace": mounts.workspace, "data": mounts.data, "models": mounts.models}
+    for slot, mount in declared.items():
+        if mount is None and slot != "workspace":
+            continue
+        if mount is None:
+            path, read_only, where = site.default_workspace_mount, False, item.at("metadata")
+        else:
+            path, read_only = mount.path, mount.read_only
+            where = item.at("spec", "mounts", slot)
+        problem = check_mount(expand_owner(path, owner), read_only, owner, site.mount_policy)
+        if problem is not None:
+            repo.diagnostics.append(
+                error(problem.code, f"{ws.ref}: {problem.message}", hint=problem.hint, **where)
+            )
+
+
+def _check_network(repo: ConfigRepo, network: str | None, site: SiteSpec, item: Loaded) -> None:
+    if network == "host" and not site.allow_host_network:
+        repo.diagnostics.append(
+            error(
+                "security.host_network",
+                f"{item.manifest.ref} asks for host networking, which this site does not allow",
+                hint="use a bridge network, or set allow_host_network in the Site",
+                **item.at("spec", "network"),
+            )
+        )

@@ -1,0 +1,118 @@
+"""Quantities in manifests: byte sizes, CPU counts and durations, parsed into exact integers.
+
+Sizes accept Docker's `32g`/`512m` and Kubernetes' `32Gi`/`512Mi`; both are binary (1g = 1 GiB),
+as Docker itself reads them. Durations take a unit (`30m`, `1.5h`, `7d`). Everything is stored
+as an integer (bytes, nano-CPUs, seconds) so that comparisons with Docker are exact.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)(b?)\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+NANO = 10**9
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from `32g`, `512Mi`, `1.5g`, `1024` (bytes); binary multiples throughout."""
+    if isinstance(value, bool):
+        raise ValueError("a size is a number with a unit, such as 32g or 512Mi")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("a size cannot be negative")
+        return value
+    if not isinstance(value, str):
+        raise ValueError("a size is a number with a unit, such as 32g or 512Mi")
+    match = _SIZE_RE.match(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not a size: write it like 32g, 512m, 32Gi or 512Mi")
+    number, unit, binary, byte = match.groups()
+    if binary and not unit:
+        raise ValueError(f"{value!r} is not a size: write it like 32g, 512m, 32Gi or 512Mi")
+    del byte  # `32gb` and `32g` mean the same, as in Docker
+    return int(Decimal(number) * (1024 ** _SIZE_UNITS[unit.lower()]))
+
+
+def format_size(n: int) -> str:
+    """The shortest Docker-style spelling of a byte count (`32g`, `512m`, `1536k`)."""
+    for suffix, power in (("t", 4), ("g", 3), ("m", 2), ("k", 1)):
+        if n and n % (1024**power) == 0:
+            return f"{n // 1024**power}{suffix}"
+    return str(n)
+
+
+def parse_cpus(value: Any) -> int:
+    """Nano-CPUs from a decimal core count (`2`, `0.5`, `"1.25"`)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("cpus is a number of cores, such as 2 or 0.5")
+    try:
+        cores = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not a number of cores, such as 2 or 0.5") from None
+    if not cores.is_finite() or cores <= 0:
+        raise ValueError("cpus must be more than 0")
+    nano = cores * NANO
+    if nano != nano.to_integral_value():
+        raise ValueError("cpus has at most 9 decimal places")
+    return int(nano)
+
+
+def format_cpus(nano: int) -> str:
+    text = str(Decimal(nano) / NANO)
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def parse_duration(value: Any) -> int:
+    """Seconds from `45s`, `30m`, `1.5h`, `7d`."""
+    if isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if match:
+            number, unit = match.groups()
+            return int(Decimal(number) * _DURATION_UNITS[unit])
+    if isinstance(value, int) and not isinstance(value, bool) and value == 0:
+        return 0
+    raise ValueError(f"{value!r} is not a duration: write it like 45s, 30m, 1.5h or 7d")
+
+
+def format_duration(seconds: int) -> str:
+    for suffix, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{suffix}"
+    return f"{seconds}s"
+
+
+_SIZE_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*([kmgtpKMGTP]i?[bB]?|[bB])?\s*$"},
+        {"type": "integer", "minimum": 0},
+    ],
+    "description": "bytes, or a size such as 32g / 512m (Docker) or 32Gi / 512Mi; binary units",
+}
+_CPUS_SCHEMA = {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}]}
+_DURATION_SCHEMA = {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(s|m|h|d)\s*$"}
+
+ByteSize = Annotated[
+    int,
+    BeforeValidator(parse_size),
+    PlainSerializer(format_size, return_type=str),
+    WithJsonSchema(_SIZE_SCHEMA),
+]
+NanoCpus = Annotated[
+    int,
+    BeforeValidator(parse_cpus),
+    PlainSerializer(format_cpus, return_type=str),
+    WithJsonSchema(_CPUS_SCHEMA),
+]
+Seconds = Annotated[
+    int,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(_DURATION_SCHEMA),
+]
