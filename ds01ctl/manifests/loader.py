@@ -78,7 +78,8 @@ def _discover(path: Path, diagnostics: list[Diagnostic]) -> Iterator[tuple[str, 
     if not stat.S_ISDIR(info.st_mode):
         yield str(path), path
         return
-    yield from _walk(path, str(path), {(info.st_dev, info.st_ino)}, diagnostics)
+    display = "" if path == Path(".") else str(path)  # `validate .` shows repo-relative paths
+    yield from _walk(path, display, {(info.st_dev, info.st_ino)}, diagnostics)
 
 
 def _walk(
