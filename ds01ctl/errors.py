@@ -97,6 +97,16 @@ class PlanRejected(Ds01Error):
 
     code = "plan_rejected"
 
+    def __init__(self, problems: Sequence[str]):
+        super().__init__(
+            f"cannot plan: {len(problems)} problem(s)",
+            hint="fix them in the manifests, the Site, or on the host",
+        )
+        self.problems = tuple(problems)
+
+    def __str__(self) -> str:
+        return "\n".join([super().__str__(), *(f"  - {p}" for p in self.problems)])
+
 
 class StalePlan(Ds01Error):
     """A saved plan no longer matches what is live."""

@@ -1,0 +1,1 @@
+"""Apply: carry out a plan through Docker. The only package that writes to the engine."""

@@ -1,0 +1,161 @@
+"""The Docker driver: each function wraps one or two engine calls and decides nothing.
+
+Containers are created exactly as their `ContainerSpec` says. The account `mlc open` runs as
+is prepared without a package manager (air-gapped labs; Debian's adduser rejects logins such
+as `h.baker`): a short-lived container appends the passwd/group entries and makes the home
+directory, once per (image, uid), and the result is tagged per container, as mlc does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from typing import TYPE_CHECKING, Any
+
+from ds01ctl import labels as L
+from ds01ctl.resolve.images import repository, with_default_tag
+from ds01ctl.resolve.spec import ContainerSpec, UserAccount
+
+if TYPE_CHECKING:
+    import docker
+
+USER_SETUP_LABEL = "ds01.user-setup"  # `<base image id>:<uid>` on a prepared image
+
+
+def _setup_script(account: UserAccount) -> str:
+    login, uid, gid, home = account.login, account.uid, account.gid, account.home
+    passwd = shlex.quote(f"{login}:x:{uid}:{gid}:{login}:{home}:/bin/bash")
+    group = shlex.quote(f"{login}:x:{gid}:")
+    return (
+        "set -e; "
+        f"grep -q '^[^:]*:[^:]*:{uid}:' /etc/passwd || echo {passwd} >> /etc/passwd; "
+        f"grep -q '^[^:]*:[^:]*:{gid}:' /etc/group || echo {group} >> /etc/group; "
+        f"mkdir -p {shlex.quote(home)}; chown {uid}:{gid} {shlex.quote(home)}; "
+        f"mkdir -p /workspace"
+    )
+
+
+def user_image_tag(base_id: str, base_reference: str, account: UserAccount) -> str:
+    digest = hashlib.sha256(f"{base_id}:{account.uid}:{account.gid}:{account.login}".encode())
+    return f"{repository(base_reference)}:ds01ctl-user-{digest.hexdigest()[:16]}"
+
+
+def prepare_image(client: docker.APIClient, spec: ContainerSpec) -> str:
+    """Tag `spec.image_tag` to the base image with the owner's account in it; its image ID."""
+    from docker.errors import ImageNotFound
+
+    base = client.inspect_image(with_default_tag(spec.image))
+    user_tag = user_image_tag(base["Id"], spec.image, spec.account)
+    try:
+        prepared = client.inspect_image(user_tag)
+    except ImageNotFound:
+        prepared = _commit_user_setup(client, base, user_tag, spec)
+    repo, _, tag = spec.image_tag.rpartition(":")
+    client.tag(prepared["Id"], repo, tag, force=True)
+    return str(prepared["Id"])
+
+
+def _commit_user_setup(
+    client: docker.APIClient, base: dict[str, Any], user_tag: str, spec: ContainerSpec
+) -> dict[str, Any]:
+    config = base.get("Config") or {}
+    helper = client.create_container(
+        base["Id"],
+        command=["/bin/sh", "-c", _setup_script(spec.account)],
+        user="0:0",
+        labels={},
+        host_config=client.create_host_config(network_mode="none"),  # it needs no network
+    )
+    try:
+        client.start(helper["Id"])
+        status = client.wait(helper["Id"], timeout=120)
+        if status.get("StatusCode") != 0:
+            logs = client.logs(helper["Id"]).decode(errors="replace").strip()[-300:]
+            raise RuntimeError(f"preparing the account of {spec.account.login} failed: {logs}")
+        repo, _, tag = user_tag.rpartition(":")
+        client.commit(
+            helper["Id"],
+            repository=repo,
+            tag=tag,
+            conf={
+                "Cmd": config.get("Cmd"),
+                "Entrypoint": config.get("Entrypoint"),
+                "User": config.get("User") or "",
+                "WorkingDir": config.get("WorkingDir") or "",
+                "Env": config.get("Env"),
+                "Labels": {
+                    **(config.get("Labels") or {}),
+                    USER_SETUP_LABEL: f"{base['Id']}:{spec.account.uid}",
+                },
+            },
+        )
+    finally:
+        client.remove_container(helper["Id"], force=True)
+    return dict(client.inspect_image(user_tag))
+
+
+def create(client: docker.APIClient, spec: ContainerSpec) -> str:
+    """Create the container (not started); its id."""
+    from docker.types import DeviceRequest, Ulimit
+
+    labels = spec.label_map
+    L.check_values(labels)
+    host_config = client.create_host_config(
+        binds=[b.docker for b in spec.binds],
+        network_mode=spec.network,
+        shm_size=spec.shm_size,
+        ulimits=[Ulimit(name=n, soft=v, hard=v) for n, v in spec.ulimits],
+        nano_cpus=spec.nano_cpus or None,
+        mem_limit=spec.memory or None,
+        memswap_limit=spec.memory_swap or None,
+        pids_limit=spec.pids or None,
+        restart_policy={"Name": spec.restart_policy},
+        device_requests=(
+            [DeviceRequest(device_ids=list(spec.gpus), capabilities=[["gpu"]])]
+            if spec.gpus
+            else None
+        ),
+        privileged=False,
+    )
+    created = client.create_container(
+        spec.image_tag,
+        command=list(spec.command),
+        name=spec.container_name,
+        user=spec.user,
+        working_dir=spec.working_dir,
+        tty=spec.tty,
+        stdin_open=True,
+        environment=[f"{k}={v}" for k, v in spec.env],
+        labels=labels,
+        stop_signal=spec.stop_signal,
+        host_config=host_config,
+    )
+    return str(created["Id"])
+
+
+def start(client: docker.APIClient, container_id: str) -> None:
+    client.start(container_id)
+
+
+def stop(client: docker.APIClient, container_id: str, grace: int) -> None:
+    client.stop(container_id, timeout=grace)
+
+
+def remove(client: docker.APIClient, container_id: str) -> None:
+    client.remove_container(container_id, force=True)
+
+
+def update(client: docker.APIClient, container_id: str, spec: ContainerSpec) -> None:
+    """Live-updatable limits in one call (memory and swap together, as the kernel needs).
+
+    docker-py's `update_container` lacks NanoCpus and PidsLimit; the raw endpoint has them.
+    """
+    body = {
+        "NanoCpus": spec.nano_cpus,
+        "Memory": spec.memory,
+        "MemorySwap": spec.memory_swap,
+        "PidsLimit": spec.pids,
+        "RestartPolicy": {"Name": spec.restart_policy},
+    }
+    url = client._url("/containers/{0}/update", container_id)
+    client._raise_for_status(client._post_json(url, data=body))

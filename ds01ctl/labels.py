@@ -1,0 +1,116 @@
+"""The whole label schema, in one place: Docker labels are ds01ctl's state of record.
+
+Workspaces carry mlc's `aime.mlc.*` set (so `mlc open/list/stop/remove` manage them) and DS01's
+`ds01.*` namespace plus ours. What ds01ctl owns is `ds01.interface=ds01ctl` AND
+`ds01.site=<this site>`, never `ds01.managed` alone (DS01's wrapper sets that too). No label
+value may hold a comma (mlc's `list` splits labels on commas and crashes); lists use `;`.
+An empty value counts as absent: a committed snapshot inherits its container's labels, so we
+blank ours in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+
+# --- mlc (aime-mlc v2, container version 4) -------------------------------------------------
+MLC = "aime.mlc"  # value: the owner's raw login; `mlc list` filters on it
+MLC_USER = "aime.mlc.USER"  # raw login; open/start/stop/remove look containers up by it
+MLC_NAME = "aime.mlc.NAME"  # the workspace name, shown by `mlc list`
+MLC_FRAMEWORK = "aime.mlc.FRAMEWORK"  # `<Framework>-<version>`, e.g. Pytorch-2.7.1
+MLC_ARCH = "aime.mlc.ARCH"  # e.g. CUDA_AMPERE
+MLC_WORK_MOUNT = "aime.mlc.WORK_MOUNT"  # host path mounted at /workspace
+MLC_DATA_MOUNT = "aime.mlc.DATA_MOUNT"  # host path at /data, or `-`
+MLC_MODELS_MOUNT = "aime.mlc.MODELS_MOUNT"  # host path at /models, or `-`
+MLC_VERSION = "aime.mlc.MLC_VERSION"  # mlc's container format version
+MLC_GPUS = "aime.mlc.GPUS"  # never read by mlc; we write the device UUIDs, `;`-separated
+MLC_CONTAINER_VERSION = "4"
+NO_MOUNT = "-"
+
+# --- DS01's namespace (config/label-schema.yaml) --------------------------------------------
+DS01_USER = "ds01.user"  # raw login of the owner
+DS01_MANAGED = "ds01.managed"  # "true" on every DS01-managed container, ours included
+DS01_NAME = "ds01.name"  # display name
+DS01_FRAMEWORK = "ds01.framework"  # `<Framework>-<version>`
+DS01_ARCH = "ds01.arch"
+DS01_MLC_VERSION = "ds01.mlc_version"
+DS01_CUSTOM_IMAGE = "ds01.custom_image"  # image reference when not from the catalog
+DS01_GPU_UUIDS = "ds01.gpu.uuids"  # DS01 documents commas; we write `;` and read both
+DS01_INTERFACE = "ds01.interface"  # who created it; ours is "ds01ctl"
+
+# --- ds01ctl's own ----------------------------------------------------------------------------
+INTERFACE = "ds01ctl"
+DS01_SITE = "ds01.site"  # the Site's name: one engine may serve several config repos
+DS01_KIND = "ds01.kind"  # workspace | endpoint
+DS01_OWNER = "ds01.owner"  # raw login (same as ds01.user; kept for the kind/owner/name key)
+DS01_SPEC_HASH = "ds01.spec-hash"  # hash of the replace-forcing fields
+DS01_HASH_VERSION = "ds01.hash-version"  # which hash function computed it
+DS01_IMAGE = "ds01.image"  # the image reference asked for (before the per-container tag)
+DS01_LIMITS = "ds01.limits"  # the live-updatable limits as created: `cpus=…;memory=…`
+
+# --- snapshots (images committed from a workspace before it is removed or replaced) ----------
+SNAPSHOT_OF = "ds01.snapshot.of"  # `<kind>/<owner>/<name>`
+SNAPSHOT_OWNER = "ds01.snapshot.owner"
+SNAPSHOT_TAKEN_AT = "ds01.snapshot.taken-at"
+SNAPSHOT_REASON = "ds01.snapshot.reason"
+SNAPSHOT_SITE = "ds01.snapshot.site"
+
+# Labels that mark a container as managed. A snapshot image blanks them so that nothing
+# created from it is ever taken for a managed container (images hand their labels on).
+MANAGED_MARKERS = (MLC, MLC_USER, DS01_MANAGED, DS01_INTERFACE, DS01_SITE, DS01_SPEC_HASH)
+
+
+class Ownership(StrEnum):
+    """Who a container belongs to, from its labels alone."""
+
+    OURS = "ours"  # ds01ctl, this site
+    OTHER_SITE = "other_site"  # ds01ctl, another site on the same engine
+    ADOPTABLE = "adoptable"  # looks like mlc's or DS01's, not managed by ds01ctl
+    FOREIGN = "foreign"  # no aime.mlc / ds01 labels: never touched, not reported
+
+
+def get(labels: Mapping[str, str], key: str) -> str | None:
+    """A label's value; empty counts as absent (see the module docstring)."""
+    value = labels.get(key)
+    return value or None
+
+
+def ownership(labels: Mapping[str, str], site: str) -> Ownership:
+    if get(labels, DS01_INTERFACE) == INTERFACE and get(labels, DS01_SITE) is not None:
+        return Ownership.OURS if get(labels, DS01_SITE) == site else Ownership.OTHER_SITE
+    if any(get(labels, key) for key in (MLC, MLC_USER, DS01_MANAGED, DS01_USER)):
+        return Ownership.ADOPTABLE
+    return Ownership.FOREIGN
+
+
+def encode_list(values: Iterable[str]) -> str:
+    return ";".join(values)
+
+
+def decode_list(value: str | None) -> tuple[str, ...]:
+    """Read `a;b` (ours) and `a,b` (DS01's documented form)."""
+    if not value:
+        return ()
+    return tuple(v.strip() for v in value.replace(",", ";").split(";") if v.strip())
+
+
+def encode_pairs(pairs: Mapping[str, str | int]) -> str:
+    return ";".join(f"{k}={v}" for k, v in sorted(pairs.items()))
+
+
+def decode_pairs(value: str | None) -> dict[str, str]:
+    if not value:
+        return {}
+    return dict(item.partition("=")[::2] for item in value.split(";") if "=" in item)
+
+
+def check_values(labels: Mapping[str, str]) -> None:
+    """Refuse a comma in any value: it would crash `mlc list` for every user on the host."""
+    bad = sorted(k for k, v in labels.items() if "," in v)
+    if bad:
+        raise ValueError(f"label values may not contain commas: {', '.join(bad)}")
+
+
+def blanked(labels: Iterable[str] = MANAGED_MARKERS) -> dict[str, str]:
+    """Labels to set on a committed snapshot so it marks nothing as managed."""
+    return dict.fromkeys(labels, "")

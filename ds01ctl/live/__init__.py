@@ -1,0 +1,1 @@
+"""Observation of the live world: Docker and GPUs. Only this package reads them."""

@@ -1,0 +1,277 @@
+"""Diff: the desired state against the observed one → an ordered plan (pure).
+
+For each declared object: no container → create; a replace-forcing field or the spec hash
+differs → replace; only live-updatable limits differ → update; a pinned power state differs →
+start/stop. Managed containers nobody declares are orphans (deleted only with --prune).
+Containers this site does not own are reported, never acted on. GPU-freeing actions come
+before the actions that take the same GPUs, and say so in `depends_on`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from ds01ctl import labels as L
+from ds01ctl.live.docker import DockerState, LiveContainer
+from ds01ctl.live.inventory import GpuInventory
+from ds01ctl.plan.actions import (
+    Action,
+    ActionKind,
+    Drift,
+    FieldChange,
+    Fingerprint,
+    GpuRow,
+    Plan,
+    Reason,
+    Unmanaged,
+)
+from ds01ctl.plan.fields import FIELDS, differences, recorded_limits
+from ds01ctl.plan.spechash import known, spec_hash
+from ds01ctl.resolve.desired import Desired
+from ds01ctl.resolve.spec import ContainerSpec, Power
+
+# Execution phases: what frees resources runs before what takes them.
+_PHASE = {
+    ActionKind.DELETE: 0,
+    ActionKind.STOP: 1,
+    ActionKind.UPDATE: 2,
+    ActionKind.REPLACE: 3,
+    ActionKind.CREATE: 4,
+    ActionKind.START: 5,
+}
+
+
+@dataclass
+class _Draft:
+    """An action before ids and dependencies are assigned."""
+
+    kind: ActionKind
+    target: str
+    reason: Reason
+    changes: tuple[FieldChange, ...] = ()
+    spec: ContainerSpec | None = None
+    live: LiveContainer | None = None
+    note: str | None = None
+    frees: tuple[str, ...] = field(default=())
+    takes: tuple[str, ...] = field(default=())
+
+
+def diff(desired: Desired, docker: DockerState, inventory: GpuInventory, *, prune: bool) -> Plan:
+    by_key, duplicates = _claimants(docker.ours(), desired)
+    drafts: list[_Draft] = []
+    drift: list[Drift] = []
+    warnings = list(desired.warnings)
+    for dup in duplicates:
+        drafts.append(
+            _Draft(
+                ActionKind.DELETE,
+                dup.key,
+                Reason.DUPLICATE,
+                live=dup,
+                note=f"container {dup.name} duplicates another for the same workspace",
+                frees=dup.gpu_ids,
+            )
+        )
+    devices = {d.uuid for d in inventory.devices(include_unhealthy=True)}
+    for spec in desired.specs:
+        live = by_key.get(spec.key)
+        if live is None:
+            drafts.append(
+                _Draft(ActionKind.CREATE, spec.key, Reason.NEW, spec=spec, takes=spec.gpus)
+            )
+            continue
+        found, found_drift, warning = _compare(spec, live, devices)
+        drafts.extend(found)
+        drift.extend(found_drift)
+        if warning:
+            warnings.append(warning)
+    orphans = []
+    for key, live in sorted(by_key.items()):
+        if key in desired.keys:
+            continue
+        if prune:
+            drafts.append(
+                _Draft(
+                    ActionKind.DELETE,
+                    key,
+                    Reason.NO_MANIFEST,
+                    live=live,
+                    note="its manifest was removed",
+                    frees=live.gpu_ids,
+                )
+            )
+        else:
+            orphans.append(key)
+    actions = _order(drafts)
+    return Plan(
+        actions=actions,
+        drift=tuple(sorted(drift, key=lambda d: d.target)),
+        orphans=tuple(orphans),
+        unmanaged=_unmanaged(docker.containers),
+        pending=desired.pending,
+        gpus=_gpu_rows(inventory, docker, actions),
+        warnings=tuple(warnings),
+    )
+
+
+def _claimants(
+    ours: Iterable[LiveContainer], desired: Desired
+) -> tuple[dict[str, LiveContainer], list[LiveContainer]]:
+    """One container per object key; the others claiming the same key are duplicates.
+
+    The container named as the spec names it wins, then the smallest name: deterministic.
+    """
+    names = {s.key: s.container_name for s in desired.specs}
+    groups: dict[str, list[LiveContainer]] = {}
+    for container in ours:
+        groups.setdefault(container.key, []).append(container)
+    chosen: dict[str, LiveContainer] = {}
+    duplicates: list[LiveContainer] = []
+    for key, group in sorted(groups.items()):
+        group.sort(key=lambda c: (c.name != names.get(key), c.name, c.id))
+        chosen[key] = group[0]
+        duplicates.extend(group[1:])
+    return chosen, duplicates
+
+
+def _compare(
+    spec: ContainerSpec, live: LiveContainer, devices: set[str]
+) -> tuple[list[_Draft], list[Drift], str | None]:
+    assert live.inspect is not None, "containers of this site are always inspected"
+    version = L.get(live.labels, L.DS01_HASH_VERSION)
+    if not known(version):
+        return (
+            [],
+            [],
+            (
+                f"{spec.key}: made by a newer ds01ctl (hash version {version}); left as it is "
+                "until ds01ctl is upgraded"
+            ),
+        )
+    assert version is not None
+    changes = differences(live.inspect, spec)
+    hashed_equal = spec_hash(spec, version) == L.get(live.labels, L.DS01_SPEC_HASH)
+    if not hashed_equal or any(c.forces_replace for c in changes):
+        gone = [u for u in live.gpu_ids if u not in devices]
+        reason = (
+            Reason.GPU_GONE
+            if gone
+            else Reason.SPEC_CHANGED
+            if not hashed_equal
+            else Reason.CHANGED_OUTSIDE
+        )
+        note = f"its GPU {', '.join(gone)} no longer exists" if gone else None
+        draft = _Draft(
+            ActionKind.REPLACE,
+            spec.key,
+            reason,
+            tuple(changes),
+            spec,
+            live,
+            note,
+            frees=live.gpu_ids,
+            takes=spec.gpus,
+        )
+        return [draft], [], None
+    drafts: list[_Draft] = []
+    drift: list[Drift] = []
+    if changes:
+        recorded = recorded_limits(live.labels)
+        outside = [c for c in changes if recorded.get(c.field) != c.before]
+        declared = all(recorded.get(c.field) != c.after for c in changes)
+        reason = Reason.LIMITS_CHANGED if declared else Reason.CHANGED_OUTSIDE
+        drafts.append(_Draft(ActionKind.UPDATE, spec.key, reason, tuple(changes), spec, live))
+        if outside:
+            drift.append(Drift(spec.key, tuple(outside)))
+    power = _power(spec, live)
+    if power is not None:
+        drafts.append(power)
+    return drafts, drift, None
+
+
+def _power(spec: ContainerSpec, live: LiveContainer) -> _Draft | None:
+    if spec.power is Power.RUNNING and not live.running:
+        return _Draft(ActionKind.START, spec.key, Reason.POWER, spec=spec, live=live)
+    if spec.power is Power.STOPPED and live.running:
+        return _Draft(ActionKind.STOP, spec.key, Reason.POWER, spec=spec, live=live)
+    return None
+
+
+def _order(drafts: list[_Draft]) -> tuple[Action, ...]:
+    """Ids in execution order; an action taking a GPU depends on the one freeing it."""
+    drafts.sort(key=lambda d: (_PHASE[d.kind], d.target))
+    freed_by: dict[str, int] = {}
+    actions = []
+    for number, draft in enumerate(drafts, start=1):
+        depends = sorted({freed_by[u] for u in draft.takes if u in freed_by})
+        for uuid in draft.frees:
+            freed_by.setdefault(uuid, number)
+        actions.append(
+            Action(
+                id=number,
+                kind=draft.kind,
+                target=draft.target,
+                reason=draft.reason,
+                changes=draft.changes,
+                depends_on=tuple(d for d in depends if d != number),
+                spec=draft.spec,
+                container_id=draft.live.id if draft.live else None,
+                fingerprint=_fingerprint(draft.live) if draft.live else None,
+                note=draft.note,
+            )
+        )
+    return tuple(actions)
+
+
+def _fingerprint(live: LiveContainer) -> Fingerprint:
+    """The container as observed: id, hash, and every field of the table (none volatile)."""
+    assert live.inspect is not None
+    values = tuple((row.name, _jsonable(row.live(live.inspect))) for row in FIELDS)
+    state = ("running", live.running)
+    return Fingerprint(live.id, L.get(live.labels, L.DS01_SPEC_HASH), (*values, state))
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _jsonable(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_jsonable(v) for v in value)
+    return value
+
+
+def _unmanaged(containers: Iterable[LiveContainer]) -> tuple[Unmanaged, ...]:
+    found = []
+    for c in containers:
+        if c.ownership is L.Ownership.ADOPTABLE:
+            why = "looks like an mlc or DS01 container; ds01ctl does not manage it"
+        elif c.ownership is L.Ownership.OTHER_SITE:
+            why = f"managed by ds01ctl for site {L.get(c.labels, L.DS01_SITE)}"
+        else:
+            continue
+        found.append(Unmanaged(c.name, c.owner, why))
+    return tuple(sorted(found, key=lambda u: u.container))
+
+
+def _gpu_rows(
+    inventory: GpuInventory, docker: DockerState, actions: tuple[Action, ...]
+) -> tuple[GpuRow, ...]:
+    before: dict[str, str] = {}
+    for c in docker.containers:
+        for uuid in c.gpu_ids:
+            before[uuid] = c.key if c.ownership is L.Ownership.OURS else c.name
+    for process in inventory.processes:
+        before.setdefault(process.device_uuid, f"pid {process.pid}")
+    after = dict(before)
+    for action in actions:
+        if action.kind in (ActionKind.DELETE, ActionKind.REPLACE) and action.container_id:
+            for uuid, holder in list(after.items()):
+                if holder == action.target:
+                    del after[uuid]
+        if action.spec is not None and action.kind in (ActionKind.CREATE, ActionKind.REPLACE):
+            for uuid in action.spec.gpus:
+                after[uuid] = action.target
+    return tuple(
+        GpuRow(d.uuid, d.gpu_index, d.profile, before.get(d.uuid), after.get(d.uuid))
+        for d in inventory.devices(include_unhealthy=True)
+    )

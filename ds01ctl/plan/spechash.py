@@ -1,0 +1,49 @@
+"""`ds01.spec-hash`: a hash of the fields whose change forces a container to be replaced.
+
+Each version is an explicit allow-list; a container is always checked with the version it
+records (`ds01.hash-version`), so a new ds01ctl that hashes more never recreates containers by
+itself. Keep every released version here; add a field only in a new version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from ds01ctl.resolve.spec import ContainerSpec
+
+CURRENT_VERSION = "1"
+
+
+def _v1(spec: ContainerSpec) -> dict[str, Any]:
+    return {
+        "container_name": spec.container_name,
+        "image": spec.image,
+        "image_tag": spec.image_tag,
+        "user": spec.user,
+        "command": list(spec.command),
+        "tty": spec.tty,
+        "working_dir": spec.working_dir,
+        "env": sorted(spec.env),
+        "binds": sorted(b.docker for b in spec.binds),
+        "network": spec.network,
+        "shm_size": spec.shm_size,
+        "ulimits": sorted(spec.ulimits),
+        "stop_signal": spec.stop_signal,
+        "gpus": sorted(spec.gpus),
+    }
+
+
+HASHED_FIELDS: dict[str, Callable[[ContainerSpec], dict[str, Any]]] = {"1": _v1}
+
+
+def spec_hash(spec: ContainerSpec, version: str = CURRENT_VERSION) -> str:
+    """The hash of `spec` under hash `version`; KeyError for a version this build lacks."""
+    canonical = json.dumps(HASHED_FIELDS[version](spec), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:20]
+
+
+def known(version: str | None) -> bool:
+    return version in HASHED_FIELDS

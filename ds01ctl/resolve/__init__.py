@@ -1,0 +1,1 @@
+"""Resolve: manifests + observations → the concrete desired state. Pure functions, no I/O."""

@@ -1,0 +1,257 @@
+"""The desired state of the whole site: every declared workspace as a container spec, placed
+on GPUs, or pending with the reason it cannot be yet (pure).
+
+Everything observed comes in through `World`; nothing here talks to Docker, NVML, the
+clock or the host's passwd. Problems no retry can fix (a user without a uid, more CPUs than
+the host has) are errors; a request that quota or free GPUs cannot satisfy now is pending.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from ds01ctl import labels as L
+from ds01ctl.catalog.frameworks import CatalogEntry, FrameworkCatalog
+from ds01ctl.live.docker import DockerState
+from ds01ctl.live.inventory import GpuInventory
+from ds01ctl.manifests import Endpoint, Image, Workspace
+from ds01ctl.manifests.site import SiteSpec, UserPin
+from ds01ctl.manifests.validate import ConfigRepo
+from ds01ctl.plan.actions import PendingItem
+from ds01ctl.resolve.allocate import Allocation, GpuRequest, allocate
+from ds01ctl.resolve.images import ARCH_OF_GENERATION, mirrored
+from ds01ctl.resolve.quota import EffectiveLimits, effective_limits
+from ds01ctl.resolve.spec import ContainerSpec, UserAccount
+from ds01ctl.resolve.workspaces import ImageChoice, Resources, workspace_spec
+from ds01ctl.units import format_cpus, format_size
+
+
+@dataclass(frozen=True)
+class World:
+    """What the shell observed for this plan."""
+
+    docker: DockerState
+    inventory: GpuInventory
+    accounts: Mapping[str, UserAccount]  # owners found in the host's passwd
+    today: dt.date
+    pending_since: Mapping[str, dt.datetime] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Desired:
+    specs: tuple[ContainerSpec, ...]
+    pending: tuple[PendingItem, ...]
+    errors: tuple[str, ...]
+    warnings: tuple[str, ...]
+    allocation: Allocation
+    limits: dict[str, EffectiveLimits]
+
+    @property
+    def keys(self) -> frozenset[str]:
+        return frozenset(s.key for s in self.specs) | {p.target for p in self.pending}
+
+
+@dataclass
+class _Draft:
+    """A workspace on its way to a spec: everything but the GPUs."""
+
+    ws: Workspace
+    account: UserAccount
+    image: ImageChoice
+    resources: Resources
+    request: GpuRequest
+
+
+def resolve(repo: ConfigRepo, world: World, catalog: FrameworkCatalog) -> Desired:
+    site = repo.site
+    assert site is not None, "validate guarantees a Site"
+    policy = repo.policy.spec if repo.policy else None
+    errors: list[str] = []
+    warnings = _unsupported(repo)
+    pending: list[PendingItem] = []
+    limits: dict[str, EffectiveLimits] = {}
+    drafts: list[_Draft] = []
+    per_owner: dict[str, int] = {}
+    for ws, _ in sorted(repo.of(Workspace), key=lambda p: p[0].key):
+        owner = ws.metadata.owner or ""
+        if owner not in limits:
+            limits[owner] = effective_limits(policy, owner, world.today)
+        per_owner[owner] = per_owner.get(owner, 0) + 1
+        outcome = _draft(ws, repo, world, catalog, limits[owner], per_owner[owner])
+        if isinstance(outcome, _Draft):
+            drafts.append(outcome)
+        elif isinstance(outcome, PendingItem):
+            pending.append(outcome)
+        else:
+            errors.append(outcome)
+    allocation = _allocate(drafts, world, limits)
+    pending.extend(PendingItem(p.key, p.reason) for p in allocation.pending)
+    specs = []
+    for draft in drafts:
+        placement = allocation.placements.get(draft.request.key)
+        if draft.request.wants_gpu and placement is None:
+            continue
+        specs.append(
+            workspace_spec(
+                draft.ws,
+                site_name=site.metadata.name,
+                site=site.spec,
+                account=draft.account,
+                image=draft.image,
+                resources=draft.resources,
+                gpus=placement.uuids if placement else (),
+            )
+        )
+    return Desired(
+        tuple(specs),
+        tuple(sorted(pending, key=lambda p: p.target)),
+        tuple(errors),
+        tuple(warnings),
+        allocation,
+        limits,
+    )
+
+
+def _unsupported(repo: ConfigRepo) -> list[str]:
+    found = [m.ref for m, _ in repo.of(Image)] + [m.ref for m, _ in repo.of(Endpoint)]
+    return [f"{ref}: not supported yet by this version; it is not planned" for ref in found]
+
+
+def _draft(
+    ws: Workspace,
+    repo: ConfigRepo,
+    world: World,
+    catalog: FrameworkCatalog,
+    limits: EffectiveLimits,
+    nth: int,
+) -> _Draft | PendingItem | str:
+    site = repo.site
+    assert site is not None
+    key = f"workspace/{ws.metadata.owner}/{ws.metadata.name}"
+    owner = ws.metadata.owner or ""
+    account = _account(owner, site.spec.users, world.accounts)
+    if account is None:
+        return (
+            f"{key}: {owner} has no passwd entry on this host and no uid pin in the Site "
+            "(add spec.users in the Site, or create the account)"
+        )
+    image = _image(ws, site.spec, catalog, world.inventory)
+    if isinstance(image, str):
+        return PendingItem(key, image) if image.startswith("image builds") else f"{key}: {image}"
+    resources = _resources(ws, limits, site.spec.container_defaults.shm_size)
+    if isinstance(resources, str):
+        return PendingItem(key, resources)
+    if resources.nano_cpus > world.docker.engine.cpus * 10**9 > 0:
+        return (
+            f"{key} asks {format_cpus(resources.nano_cpus)} CPUs; this host has "
+            f"{world.docker.engine.cpus}"
+        )
+    max_ws = limits["max_workspaces"]
+    if max_ws is not None and nth > max_ws:
+        return PendingItem(
+            key, f"{owner} may have {max_ws} workspace(s) ({limits.sources['max_workspaces']})"
+        )
+    request = GpuRequest(key, owner, ws.spec.gpus, ws.spec.mig, world.pending_since.get(key))
+    refused = _gpu_policy(request, limits, world.inventory)
+    if refused is not None:
+        return PendingItem(key, refused)
+    return _Draft(ws, account, image, resources, request)
+
+
+def _account(
+    owner: str, pins: Mapping[str, UserPin], accounts: Mapping[str, UserAccount]
+) -> UserAccount | None:
+    pin = pins.get(owner)
+    if pin is not None:
+        return UserAccount(owner, pin.uid, pin.gid)
+    return accounts.get(owner)
+
+
+def site_architecture(configured: str | None, inventory: GpuInventory) -> str | None:
+    if configured is not None:
+        return configured
+    generations = sorted({g.architecture for g in inventory.gpus})
+    return ARCH_OF_GENERATION.get(generations[0]) if len(generations) == 1 else None
+
+
+def _image(
+    ws: Workspace, site: SiteSpec, catalog: FrameworkCatalog, inventory: GpuInventory
+) -> ImageChoice | str:
+    spec = ws.spec
+    if spec.image is not None:
+        return f"image builds (Image {ws.metadata.owner}/{spec.image}) are not supported yet"
+    if spec.image_ref is not None:
+        reference = mirrored(spec.image_ref, site.image_mirrors)
+        return ImageChoice(reference, spec.image_ref, L.NO_MOUNT, custom=True)
+    assert spec.framework is not None
+    arch = site_architecture(site.catalog.architecture, inventory)
+    found = catalog.lookup(spec.framework.name, spec.framework.version, arch)
+    if not isinstance(found, CatalogEntry):
+        return found.message + (f" ({found.hint})" if found.hint else "")
+    reference = mirrored(found.image, site.image_mirrors)
+    return ImageChoice(reference, found.label, arch or found.architectures[0], custom=False)
+
+
+def _resources(ws: Workspace, limits: EffectiveLimits, default_shm: int) -> Resources | str:
+    spec = ws.spec
+    asked = {
+        "cpus": spec.cpus,
+        "memory": spec.memory,
+        "shm_size": spec.shm_size,
+        "pids": spec.pids,
+    }
+    for key, value in asked.items():
+        cap = limits[key]
+        if value is not None and cap is not None and value > cap:
+            show = format_cpus if key == "cpus" else format_size if key != "pids" else str
+            return (
+                f"asks {key} {show(value)}; {ws.metadata.owner}'s quota allows {show(cap)} "
+                f"({limits.sources[key]})"
+            )
+    cpus = spec.cpus or limits["cpus"] or 0
+    memory = spec.memory or limits["memory"] or 0
+    swap_cap = limits["memory_swap"]
+    memory_swap = max(memory, swap_cap) if (memory and swap_cap) else memory
+    shm = spec.shm_size or limits["shm_size"] or default_shm  # the quota is DS01's default too
+    return Resources(cpus, memory, memory_swap, shm, spec.pids or limits["pids"] or 0)
+
+
+def _gpu_policy(
+    request: GpuRequest, limits: EffectiveLimits, inventory: GpuInventory
+) -> str | None:
+    if request.count and limits["allow_whole_gpus"] is False:
+        return (
+            f"whole GPUs are not allowed for {request.owner} ({limits.sources['allow_whole_gpus']})"
+        )
+    cap = limits["max_gpus_per_container"]
+    devices = request.count if request.count else (1 if request.profile else 0)
+    if cap is not None and devices > cap:
+        return f"asks {devices} GPU devices; {request.owner} may use {cap} per container"
+    if request.profile is not None and request.profile not in inventory.mig_profiles():
+        offered = ", ".join(sorted(inventory.mig_profiles())) or "none"
+        return f"no GPU on this host offers MIG profile {request.profile} (offered: {offered})"
+    return None
+
+
+def _allocate(
+    drafts: list[_Draft], world: World, limits: Mapping[str, EffectiveLimits]
+) -> Allocation:
+    ours = {c.key: c.gpu_ids for c in world.docker.ours() if c.gpu_ids}
+    ours_ids = {c.id for c in world.docker.ours()}
+    taken = {u for c in world.docker.containers if c.id not in ours_ids for u in c.gpu_ids}
+    for process in world.inventory.processes:
+        if process.container_id is None or process.container_id not in ours_ids:
+            taken.add(process.device_uuid)
+    budgets: dict[str, Fraction | None] = {
+        owner: eff["gpu_budget"] for owner, eff in limits.items()
+    }
+    return allocate(
+        world.inventory.devices(),
+        [d.request for d in drafts],
+        existing=ours,
+        taken=frozenset(taken),
+        budgets=budgets,
+    )

@@ -1,0 +1,88 @@
+"""The concrete desired state of one container, as ds01ctl will create it.
+
+A `ContainerSpec` holds only resolved, canonical values (bytes, nano-CPUs, sorted tuples,
+UUIDs), so comparing it with a live container is plain equality, and it is everything the
+Docker driver needs: apply makes no decisions of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Power(StrEnum):
+    ANY = "any"  # left to the user (mlc open/stop) and the lifecycle policy
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Bind:
+    """A host directory mounted into the container."""
+
+    target: str
+    source: str
+    read_only: bool = False
+
+    @property
+    def docker(self) -> str:
+        """Docker's `HostConfig.Binds` form: `source:target[:ro]`."""
+        return f"{self.source}:{self.target}" + (":ro" if self.read_only else "")
+
+
+@dataclass(frozen=True, slots=True)
+class UserAccount:
+    """The account mlc expects inside the container: `mlc open` runs as uid:gid."""
+
+    login: str
+    uid: int
+    gid: int
+
+    @property
+    def home(self) -> str:
+        return f"/home/{self.login}"
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSpec:
+    """One container as it must be: identity, image, shape, limits, GPUs, labels."""
+
+    kind: str  # workspace | endpoint
+    owner: str
+    name: str
+    container_name: str  # `<name>._.<uid>`, as mlc names it
+    image: str  # the reference asked for, after catalog lookup and mirrors
+    image_tag: str  # per-container tag it is created from: `<repo>:<container_name>`
+    account: UserAccount
+    command: tuple[str, ...]
+    working_dir: str
+    env: tuple[tuple[str, str], ...]
+    binds: tuple[Bind, ...]
+    network: str
+    shm_size: int
+    ulimits: tuple[tuple[str, int], ...]
+    stop_signal: str
+    stop_grace: int  # seconds
+    gpus: tuple[str, ...]  # device UUIDs, sorted
+    nano_cpus: int
+    memory: int
+    memory_swap: int
+    pids: int
+    restart_policy: str
+    tty: bool  # bash as PID 1 stays up only with a TTY (mlc's `-it`)
+    power: Power
+    snapshot_on_replace: bool
+    labels: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}/{self.owner}/{self.name}"
+
+    @property
+    def user(self) -> str:
+        return f"{self.account.uid}:{self.account.gid}"
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        return dict(self.labels)
