@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +44,7 @@ class LiveContainer:
     image_id: str
     ownership: L.Ownership
     inspect: Mapping[str, Any] | None = None
+    image_config: Mapping[str, Any] = field(default_factory=dict)  # its image's Env, Labels
 
     @property
     def running(self) -> bool:
@@ -182,7 +183,30 @@ def observe_docker(client: docker.APIClient, site: str) -> DockerState:
             if tag != "<none>:<none>":
                 images[tag] = image["Id"]
     requests += 1
-    return DockerState(engine, tuple(containers), MappingProxyType(images), requests)
+    containers, extra = _with_image_configs(client, containers)
+    return DockerState(engine, tuple(containers), MappingProxyType(images), requests + extra)
+
+
+def _with_image_configs(
+    client: docker.APIClient, containers: list[LiveContainer]
+) -> tuple[list[LiveContainer], int]:
+    """What each of our containers inherits from its image (Env, Labels), one inspect per
+    distinct image: so a comparison can tell what the container itself was given."""
+    from docker.errors import NotFound
+
+    configs: dict[str, Mapping[str, Any]] = {}
+    for image_id in sorted({c.image_id for c in containers if c.ownership is L.Ownership.OURS}):
+        try:
+            config = client.inspect_image(image_id).get("Config") or {}
+        except NotFound:
+            config = {}
+        configs[image_id] = MappingProxyType(
+            {"Env": config.get("Env") or [], "Labels": config.get("Labels") or {}}
+        )
+    return [
+        replace(c, image_config=configs[c.image_id]) if c.image_id in configs else c
+        for c in containers
+    ], len(configs)
 
 
 def utc_now() -> dt.datetime:

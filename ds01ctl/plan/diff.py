@@ -150,7 +150,7 @@ def _compare(
             ),
         )
     assert version is not None
-    changes = differences(live.inspect, spec)
+    changes = differences(live, spec)
     hashed_equal = spec_hash(spec, version) == L.get(live.labels, L.DS01_SPEC_HASH)
     if not hashed_equal or any(c.forces_replace for c in changes):
         gone = [u for u in live.gpu_ids if u not in devices]
@@ -227,7 +227,7 @@ def _order(drafts: list[_Draft]) -> tuple[Action, ...]:
 def _fingerprint(live: LiveContainer) -> Fingerprint:
     """The container as observed: id, hash, and every field of the table (none volatile)."""
     assert live.inspect is not None
-    values = tuple((row.name, _jsonable(row.live(live.inspect))) for row in FIELDS)
+    values = tuple((row.name, _jsonable(row.live(live))) for row in FIELDS)
     state = ("running", live.running)
     return Fingerprint(live.id, L.get(live.labels, L.DS01_SPEC_HASH), (*values, state))
 

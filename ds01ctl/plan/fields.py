@@ -1,8 +1,9 @@
 """The container field table: one row per field ds01ctl sets, read from both sides.
 
-Each row says how to read the field from `docker inspect` and from a `ContainerSpec`, how to
-compare them (`strict`, or `superset` where the image may add entries, such as env and
-labels) and whether a change is applied in place (`docker update`) or forces a replace.
+Each row says how to read the field from the observed container and from a `ContainerSpec`,
+how to compare them (`strict`, or `over_image` for env and labels, which a container also
+inherits from its image) and whether a change is applied in place (`docker update`) or forces
+a replace.
 The diff and the per-field tests are generated from this table, so a new row cannot go
 untested or unhandled.
 """
@@ -15,15 +16,16 @@ from enum import StrEnum
 from typing import Any
 
 from ds01ctl import labels as L
+from ds01ctl.live.docker import LiveContainer
 from ds01ctl.plan.actions import FieldChange
 from ds01ctl.resolve.spec import ContainerSpec
-
-Inspect = Mapping[str, Any]
 
 
 class Compare(StrEnum):
     STRICT = "strict"  # equal after canonicalisation
-    SUPERSET = "superset"  # live may hold more entries (the image's env and labels)
+    # Live is (everything, what the image hands down): equal when every desired entry is
+    # there and every entry the image did not hand down was desired.
+    OVER_IMAGE = "over_image"
 
 
 class OnChange(StrEnum):
@@ -34,72 +36,88 @@ class OnChange(StrEnum):
 @dataclass(frozen=True, slots=True)
 class ContainerField:
     name: str
-    live: Callable[[Inspect], Any]
+    live: Callable[[LiveContainer], Any]
     desired: Callable[[ContainerSpec], Any]
     on_change: OnChange
     compare: Compare = Compare.STRICT
     update_key: str | None = None  # the raw update endpoint's key, for UPDATE rows
 
     def equal(self, live: Any, desired: Any) -> bool:
-        if self.compare is Compare.SUPERSET:
-            return all(live.get(k) == v for k, v in desired.items())
+        if self.compare is Compare.OVER_IMAGE:
+            everything, inherited = live
+            return all(everything.get(k) == v for k, v in desired.items()) and all(
+                desired.get(k) == v for k, v in own(live).items()
+            )
         return bool(live == desired)
 
 
-def _config(key: str, default: Any = None) -> Callable[[Inspect], Any]:
-    return lambda i: (i.get("Config") or {}).get(key) or default
+def own(live: tuple[dict[str, str], dict[str, str]]) -> dict[str, str]:
+    """The entries of an OVER_IMAGE value that the image did not hand down."""
+    everything, inherited = live
+    return {k: v for k, v in everything.items() if inherited.get(k) != v}
 
 
-def _host(key: str, default: Any = None) -> Callable[[Inspect], Any]:
-    return lambda i: (i.get("HostConfig") or {}).get(key) or default
+def _section(c: LiveContainer, name: str) -> Mapping[str, Any]:
+    return (c.inspect or {}).get(name) or {}
 
 
-def _env(i: Inspect) -> dict[str, str]:
-    pairs = (e.partition("=") for e in (i.get("Config") or {}).get("Env") or [])
-    return {k: v for k, _, v in pairs}
+def _config(key: str, default: Any = None) -> Callable[[LiveContainer], Any]:
+    return lambda c: _section(c, "Config").get(key) or default
 
 
-def _ulimits(i: Inspect) -> tuple[tuple[str, int, int], ...]:
-    found = (i.get("HostConfig") or {}).get("Ulimits") or []
+def _host(key: str, default: Any = None) -> Callable[[LiveContainer], Any]:
+    return lambda c: _section(c, "HostConfig").get(key) or default
+
+
+def _pairs(entries: list[str] | None) -> dict[str, str]:
+    return {k: v for k, _, v in (e.partition("=") for e in entries or [])}
+
+
+def _env(c: LiveContainer) -> tuple[dict[str, str], dict[str, str]]:
+    return _pairs(_section(c, "Config").get("Env")), _pairs(c.image_config.get("Env"))
+
+
+def _labels(c: LiveContainer) -> tuple[dict[str, str], dict[str, str]]:
+    everything = dict(_section(c, "Config").get("Labels") or {})
+    everything.pop(L.DS01_LIMITS, None)  # the limits as created: compared row by row instead
+    return everything, dict(c.image_config.get("Labels") or {})
+
+
+def _ulimits(c: LiveContainer) -> tuple[tuple[str, int, int], ...]:
+    found = _section(c, "HostConfig").get("Ulimits") or []
     return tuple(sorted((u["Name"], int(u["Soft"]), int(u["Hard"])) for u in found))
 
 
-def _gpus(i: Inspect) -> tuple[str, ...]:
-    requests = (i.get("HostConfig") or {}).get("DeviceRequests") or []
-    return tuple(sorted(d for r in requests for d in (r.get("DeviceIDs") or [])))
-
-
-def _restart(i: Inspect) -> str:
-    policy = (i.get("HostConfig") or {}).get("RestartPolicy") or {}
-    return str(policy.get("Name") or "no")
+def _restart(c: LiveContainer) -> str:
+    return str((_section(c, "HostConfig").get("RestartPolicy") or {}).get("Name") or "no")
 
 
 FIELDS: tuple[ContainerField, ...] = (
     ContainerField(
         "container_name",
-        lambda i: str(i.get("Name", "")).lstrip("/"),
+        lambda c: str((c.inspect or {}).get("Name", "")).lstrip("/"),
         lambda s: s.container_name,
         OnChange.REPLACE,
     ),
     ContainerField(
         "image",
-        lambda i: L.get(_config("Labels", {})(i), L.DS01_IMAGE),
+        lambda c: L.get(c.labels, L.DS01_IMAGE),
         lambda s: s.image,
         OnChange.REPLACE,
     ),
     ContainerField("image_tag", _config("Image"), lambda s: s.image_tag, OnChange.REPLACE),
     ContainerField("user", _config("User", ""), lambda s: s.user, OnChange.REPLACE),
     ContainerField(
-        "command", lambda i: tuple(_config("Cmd", [])(i)), lambda s: s.command, OnChange.REPLACE
+        "command", lambda c: tuple(_config("Cmd", [])(c)), lambda s: s.command, OnChange.REPLACE
     ),
     ContainerField("tty", _config("Tty", False), lambda s: s.tty, OnChange.REPLACE),
     ContainerField(
         "working_dir", _config("WorkingDir", ""), lambda s: s.working_dir, OnChange.REPLACE
     ),
-    ContainerField("env", _env, lambda s: dict(s.env), OnChange.REPLACE, Compare.SUPERSET),
+    ContainerField("env", _env, lambda s: dict(s.env), OnChange.REPLACE, Compare.OVER_IMAGE),
     ContainerField(
         "binds",
-        lambda i: tuple(sorted(_host("Binds", [])(i))),
+        lambda c: tuple(sorted(_host("Binds", [])(c))),
         lambda s: tuple(sorted(b.docker for b in s.binds)),
         OnChange.REPLACE,
     ),
@@ -114,13 +132,13 @@ FIELDS: tuple[ContainerField, ...] = (
     ContainerField(
         "stop_signal", _config("StopSignal", ""), lambda s: s.stop_signal, OnChange.REPLACE
     ),
-    ContainerField("gpus", _gpus, lambda s: tuple(sorted(s.gpus)), OnChange.REPLACE),
+    ContainerField("gpus", lambda c: c.gpu_ids, lambda s: tuple(sorted(s.gpus)), OnChange.REPLACE),
     ContainerField(
         "labels",
-        lambda i: dict(_config("Labels", {})(i)),
+        _labels,
         lambda s: {k: v for k, v in s.labels if k != L.DS01_LIMITS},
         OnChange.REPLACE,
-        Compare.SUPERSET,
+        Compare.OVER_IMAGE,
     ),
     ContainerField(
         "nano_cpus",
@@ -154,15 +172,17 @@ BY_NAME = {f.name: f for f in FIELDS}
 LIMIT_FIELDS = tuple(f.name for f in FIELDS if f.on_change is OnChange.UPDATE)
 
 
-def differences(inspect: Inspect, spec: ContainerSpec) -> list[FieldChange]:
+def differences(container: LiveContainer, spec: ContainerSpec) -> list[FieldChange]:
     """Every field whose live value differs from the spec, in table order."""
     changes = []
     for row in FIELDS:
-        live, desired = row.live(inspect), row.desired(spec)
+        live, desired = row.live(container), row.desired(spec)
         if not row.equal(live, desired):
-            if row.compare is Compare.SUPERSET:  # show only the entries that differ
-                live = {k: live.get(k) for k in sorted(desired) if live.get(k) != desired[k]}
-                desired = {k: desired[k] for k in sorted(live)}
+            if row.compare is Compare.OVER_IMAGE:  # show only the entries that differ
+                everything, mine = live[0], own(live)
+                keys = sorted(set(desired) | set(mine))
+                live = {k: everything.get(k) for k in keys if everything.get(k) != desired.get(k)}
+                desired = {k: desired.get(k) for k in sorted(live)}
             changes.append(FieldChange(row.name, live, desired, row.on_change is OnChange.REPLACE))
     return changes
 

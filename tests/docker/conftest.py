@@ -1,0 +1,57 @@
+"""Real-engine fixtures: the engine itself (started by scripts/docker-engine when needed) and
+a throw-away config repo whose objects are uniquely named and removed after each test.
+
+A missing engine fails these tests; it never skips them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+from dockerlab import QUOTA_YAML, Lab, site_yaml
+
+from ds01ctl.live.docker import connect
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ENGINE_SCRIPT = REPO_ROOT / "scripts" / "docker-engine"
+GPU_FIXTURE = REPO_ROOT / "examples" / "gpus" / "h100-80gb-mig.yaml"
+
+
+@pytest.fixture(scope="session")
+def client() -> docker.APIClient:
+    done = subprocess.run(
+        ["bash", str(ENGINE_SCRIPT)], capture_output=True, text=True, timeout=900, check=False
+    )
+    if done.returncode != 0:
+        pytest.fail(f"no Docker engine for the tests: {done.stderr.strip()[-500:]}")
+    return connect()
+
+
+@pytest.fixture(scope="session")
+def gpu_requests_work() -> bool:
+    """Whether this engine starts containers with GPU device requests (see scripts/docker-engine)."""
+    status = REPO_ROOT / "state" / "engine.env"
+    text = status.read_text() if status.exists() else ""
+    return "gpu=yes" in text.split()
+
+
+@pytest.fixture
+def lab(tmp_path: Path, client: docker.APIClient) -> Iterator[Lab]:
+    token = uuid.uuid4().hex[:8]
+    site = f"t-{token}"
+    root = tmp_path / "config"  # the GPU fixture lies beside the config repo, not in it
+    root.mkdir()
+    (root / "site.yaml").write_text(site_yaml(site, token))
+    (root / "quota.yaml").write_text(QUOTA_YAML)
+    shutil.copy(GPU_FIXTURE, tmp_path / "gpus.yaml")
+    lab = Lab(root, client, site, token)
+    try:
+        yield lab
+    finally:
+        lab.cleanup()
