@@ -14,7 +14,8 @@ from typing import Annotated, NoReturn
 import typer
 
 from ds01ctl import __version__
-from ds01ctl.errors import EXIT_ERROR, EXIT_OK, Ds01Error
+from ds01ctl.plan.actions import Plan
+from ds01ctl.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Ds01Error, ValidationFailed
 
 app = typer.Typer(
     name="ds01ctl",
@@ -57,9 +58,7 @@ _state = {"debug": False}
 def validate(
     path: PathArg = Path("."),
     json_out: JsonOpt = False,
-    github: Annotated[
-        bool, typer.Option("--github", help="GitHub Actions annotations.")
-    ] = False,
+    github: Annotated[bool, typer.Option("--github", help="GitHub Actions annotations.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too.")] = False,
 ) -> None:
     """Check manifests offline (no Docker, no GPU): schema, references, ownership, policy."""
@@ -105,6 +104,175 @@ def schema(
     typer.echo(files[f"{kind.lower()}.schema.json"], nl=False)
 
 
+@app.command()
+def plan(
+    path: PathArg = Path("."),
+    json_out: JsonOpt = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Save the plan for `ds01ctl apply FILE`.")
+    ] = None,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Delete managed containers that have no manifest.")
+    ] = False,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option("--detailed-exitcode", help="Exit 0: no changes, 1: error, 2: changes."),
+    ] = False,
+    fail_on_pending: Annotated[
+        bool, typer.Option("--fail-on-pending", help="Pending requests are an error (exit 1).")
+    ] = False,
+) -> None:
+    """Compare the manifests with live Docker and GPU state; show what apply would do."""
+    from ds01ctl.plan import render_human, render_json
+    from ds01ctl.workflow import make_plan
+
+    result = make_plan(path, prune=prune)
+    document = render_json.plan_document(result.plan)
+    if out is not None:
+        from ds01ctl.plan.planfile import save_plan
+
+        meta = result.plan.meta
+        save_plan(
+            result.plan,
+            out,
+            tool_version=__version__,
+            site=meta["site"],
+            state_dir=meta["state_dir"],
+            config_commit=meta["config_commit"],
+        )
+    if json_out:
+        typer.echo(render_json.dumps(document), nl=False)
+    else:
+        typer.echo(render_human.render(document, colour=sys.stdout.isatty()), nl=False)
+        if out is not None:
+            typer.echo(f"\nSaved the plan to {out}; apply it with: ds01ctl apply {out}")
+    if fail_on_pending and result.plan.pending:
+        raise typer.Exit(EXIT_ERROR)
+    if detailed_exitcode and result.plan.has_changes:
+        raise typer.Exit(EXIT_CHANGES)
+
+
+@app.command()
+def apply(
+    target: Annotated[
+        Path,
+        typer.Argument(help="Config repo directory, or a plan file saved by `plan --out`."),
+    ] = Path("."),
+    auto_approve: Annotated[
+        bool, typer.Option("--auto-approve", help="Do not ask for confirmation.")
+    ] = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--target", help="Only this object (KIND/OWNER/NAME); repeatable."),
+    ] = None,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Delete managed containers that have no manifest.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace or delete workspaces with live sessions.")
+    ] = False,
+    parallelism: Annotated[
+        int, typer.Option("--parallelism", min=1, max=32, help="Actions run at once.")
+    ] = 4,
+    lock_timeout: Annotated[
+        float, typer.Option("--lock-timeout", min=0, help="Seconds to wait for another apply.")
+    ] = 0.0,
+    lock_dir: Annotated[
+        Path | None, typer.Option("--lock-dir", help="Host-wide lock directory.")
+    ] = None,
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="Journal directory (default: the Site's).")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Carry out the plan: lock the engine, (re)plan, confirm, execute, journal."""
+    from ds01ctl.apply.progress import JsonReporter, LineReporter
+    from ds01ctl.errors import ApplyFailed
+    from ds01ctl.plan import render_human, render_json
+    from ds01ctl.plan.planfile import config_root_of
+    from ds01ctl.workflow import ApplySettings, apply_changes
+
+    plan_file = target if target.is_file() else None
+    path = Path(config_root_of(plan_file)) if plan_file else target
+    colour = sys.stdout.isatty()
+
+    def confirm(plan: Plan) -> bool:
+        if json_out:
+            typer.echo(render_json.dumps(render_json.plan_document(plan)), nl=False)
+        else:
+            typer.echo(render_human.render(render_json.plan_document(plan), colour=colour))
+        if auto_approve or plan_file is not None:
+            return True
+        if not sys.stdin.isatty():
+            raise Ds01Error(
+                "apply needs a confirmation", hint="run it on a terminal, or pass --auto-approve"
+            )
+        answer = typer.prompt("Apply these actions? Only 'yes' will be accepted", default="")
+        if answer != "yes":
+            typer.echo("Apply cancelled.")
+            return False
+        return True
+
+    settings = ApplySettings(
+        state_dir=state_dir,
+        lock_dir=lock_dir,
+        lock_timeout=lock_timeout,
+        parallelism=parallelism,
+        force=force,
+        prune=prune,
+        targets=tuple(only or ()),
+    )
+    if settings.targets and not json_out:
+        typer.echo("Warning: --target applies only part of the plan.", err=True)
+    reporter = JsonReporter() if json_out else LineReporter(colour=colour)
+    result = apply_changes(path, settings, confirm=confirm, reporter=reporter, plan_file=plan_file)
+    if result.outcome is None:
+        if not result.plan.actions and not json_out:
+            typer.echo("No changes. The live state matches the manifests.")
+        return
+    outcome = result.outcome
+    summary = (
+        f"Apply {result.apply_id}: {len(outcome.done)} done, {len(outcome.failed)} failed, "
+        f"{len(outcome.skipped)} skipped."
+    )
+    if not json_out:
+        typer.echo(summary)
+    if not outcome.ok:
+        raise ApplyFailed(summary, hint="see `ds01ctl history`; fix the cause and apply again")
+
+
+@app.command()
+def history(
+    path: PathArg = Path("."),
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="Journal directory.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Past applies from the journal: what each did, and what was in flight if it died."""
+    import json
+
+    from ds01ctl.apply.journal import history as read_history
+    from ds01ctl.workflow import load_repo, state_dir_of
+
+    repo = load_repo(path, dt.datetime.now(dt.UTC).date())
+    applies = read_history(state_dir_of(repo, state_dir))
+    if json_out:
+        typer.echo(json.dumps([a.__dict__ for a in applies], indent=2, sort_keys=True, default=str))
+        return
+    if not applies:
+        typer.echo("No applies recorded yet.")
+    for record in applies:
+        results = [a.get("result", "in flight") for a in record.actions.values()]
+        counts = ", ".join(f"{results.count(r)} {r}" for r in sorted(set(results))) or "nothing"
+        status = "" if record.finished else "  (did not finish)"
+        typer.echo(f"{record.started}  apply {record.apply_id}: {counts}{status}")
+        for action in record.in_flight:
+            typer.echo(
+                f"    in flight when it stopped: {action.get('kind')} {action.get('target')}"
+            )
+
+
 def _fail(exc: Ds01Error) -> NoReturn:
     typer.echo(f"error: {exc}", err=True)
     sys.exit(exc.exit_code)
@@ -114,6 +282,11 @@ def main() -> None:
     """Console entry point: the one place errors become messages and exit codes."""
     try:
         app()
+    except ValidationFailed as exc:
+        from ds01ctl import report
+
+        report.human(exc.diagnostics, sys.stderr, colour=sys.stderr.isatty())
+        _fail(exc)
     except Ds01Error as exc:
         _fail(exc)
     except KeyboardInterrupt:

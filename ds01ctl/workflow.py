@@ -7,16 +7,19 @@ pure functions; commands in `cli.py` call one function here and render what it r
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import subprocess
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ds01ctl import __version__
-from ds01ctl.errors import PlanRejected, ValidationFailed
+from ds01ctl.errors import Ds01Error, PlanRejected, StalePlan, ValidationFailed
 from ds01ctl.live.inventory import GpuInventory
-from ds01ctl.manifests import Workspace
+from ds01ctl.manifests import Site, Workspace
 from ds01ctl.manifests.validate import ConfigRepo, validate_path
 from ds01ctl.plan.actions import Plan
 from ds01ctl.resolve.images import with_default_tag
@@ -24,6 +27,7 @@ from ds01ctl.resolve.images import with_default_tag
 if TYPE_CHECKING:
     import docker
 
+    from ds01ctl.apply.executor import Outcome, Reporter
     from ds01ctl.live.docker import DockerState
     from ds01ctl.resolve.desired import Desired
 
@@ -51,7 +55,9 @@ def gpu_inventory(repo: ConfigRepo) -> GpuInventory:
     if source.source == "fixture":
         assert source.fixture is not None
         path = Path(source.fixture)
-        return load_inventory_file(path if path.is_absolute() else Path(os.path.normpath(repo.root / path)))
+        if not path.is_absolute():
+            path = Path(os.path.normpath(repo.root / path))
+        return load_inventory_file(path)
     return NvmlSource().snapshot()
 
 
@@ -61,14 +67,16 @@ def make_plan(
     prune: bool = False,
     client: docker.APIClient | None = None,
     now: dt.datetime | None = None,
+    repo: ConfigRepo | None = None,
 ) -> PlanResult:
+    """Validate, observe, resolve and diff: the plan for the config repo at `path`."""
     from ds01ctl.live.accounts import lookup_accounts
     from ds01ctl.live.docker import connect, observe_docker
     from ds01ctl.plan.diff import diff
     from ds01ctl.resolve.desired import World, resolve
 
     now = now or dt.datetime.now(dt.UTC)
-    repo = load_repo(path, now.date())
+    repo = repo or load_repo(path, now.date())
     assert repo.site is not None and repo.catalog is not None
     client = client or connect()
     inventory = gpu_inventory(repo)
@@ -89,6 +97,7 @@ def make_plan(
         "observed_at": now.isoformat(),
         "gpu_source": inventory.source,
         "config_commit": _git_commit(repo.root),
+        "config_root": str(repo.root.resolve()),
         "prune": prune,
     }
     return PlanResult(repo, Plan(**{**plan.__dict__, "meta": meta}), desired, state)
@@ -127,3 +136,114 @@ def _git_commit(root: Path) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+@dataclass(frozen=True)
+class ApplySettings:
+    state_dir: Path | None = None  # overrides the Site's
+    lock_dir: Path | None = None
+    lock_timeout: float = 0.0
+    parallelism: int = 4
+    force: bool = False
+    prune: bool = False
+    targets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    plan: Plan
+    outcome: Outcome | None  # None: nothing to do, or not confirmed
+    apply_id: str | None
+
+
+def state_dir_of(repo: ConfigRepo, override: Path | None) -> Path:
+    """The Site's state dir (a relative one is taken from the working directory)."""
+    assert repo.site is not None
+    return (override or Path(repo.site.spec.state_dir)).absolute()
+
+
+def apply_changes(
+    path: Path,
+    settings: ApplySettings,
+    *,
+    confirm: Callable[[Plan], bool],
+    reporter: Reporter,
+    plan_file: Path | None = None,
+    client: docker.APIClient | None = None,
+) -> ApplyResult:
+    """Lock the engine, plan (or load and re-check a saved plan), confirm, execute."""
+    from ds01ctl.apply.executor import Context, execute
+    from ds01ctl.apply.journal import Journal
+    from ds01ctl.apply.lock import engine_lock, lock_dir_default
+    from ds01ctl.live.docker import connect, engine_info
+
+    now = dt.datetime.now(dt.UTC)
+    repo = load_repo(path, now.date())
+    assert repo.site is not None
+    _refuse_partial_prune(repo, path, settings)
+    client = client or connect()
+    state_dir = state_dir_of(repo, settings.state_dir)
+    engine = engine_info(client)
+    with engine_lock(
+        settings.lock_dir or lock_dir_default(), engine.id, timeout=settings.lock_timeout
+    ):
+        plan, digest = _plan_to_apply(path, repo, settings, client, state_dir, plan_file)
+        if not plan.actions or not confirm(plan):
+            return ApplyResult(plan, None, None)
+        apply_id = uuid.uuid4().hex[:12]
+        journal = Journal(state_dir, apply_id)
+        try:
+            ctx = Context(client, repo.site.metadata.name, settings.force)
+            outcome = execute(
+                plan, ctx, journal, reporter, parallelism=settings.parallelism, plan_digest=digest
+            )
+        finally:
+            journal.close()
+    return ApplyResult(plan, outcome, apply_id)
+
+
+def _plan_to_apply(
+    path: Path,
+    repo: ConfigRepo,
+    settings: ApplySettings,
+    client: docker.APIClient,
+    state_dir: Path,
+    plan_file: Path | None,
+) -> tuple[Plan, str]:
+    from ds01ctl.plan.planfile import load_plan
+    from ds01ctl.plan.render_json import dumps, plan_document
+    from ds01ctl.plan.staleness import restrict, stale_reasons
+
+    if plan_file is None:
+        plan = make_plan(path, prune=settings.prune, client=client, repo=repo).plan
+        if settings.targets:
+            plan = restrict(plan, settings.targets)
+        return plan, _digest(dumps(plan_document(plan, mask_secrets=False)))
+    saved = load_plan(plan_file, state_dir=state_dir)
+    fresh = make_plan(path, prune=bool(saved.meta.get("prune")), client=client, repo=repo).plan
+    reasons = stale_reasons(saved, fresh)
+    if reasons:
+        raise StalePlan(
+            f"the saved plan is stale: {'; '.join(reasons)}",
+            hint="make a new plan with `ds01ctl plan --out FILE`",
+        )
+    return saved, _digest(plan_file.read_text())
+
+
+def _digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _refuse_partial_prune(repo: ConfigRepo, path: Path, settings: ApplySettings) -> None:
+    """--prune deletes what the manifests do not declare: only with the whole repo in view."""
+    if not settings.prune:
+        return
+    site_file = Path(repo.of(Site)[0][1].file)
+    whole = path.is_dir() and site_file.parent.resolve() == path.resolve()
+    if settings.targets or not whole:
+        raise Ds01Error(
+            "--prune needs the whole config repo: without --target, and with PATH its root "
+            "(the directory of the Site manifest)",
+            hint=f"run it on {site_file.parent}",
+            code="partial_prune",
+        )

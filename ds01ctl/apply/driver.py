@@ -8,6 +8,7 @@ directory, once per (image, uid), and the result is tagged per container, as mlc
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shlex
 from typing import TYPE_CHECKING, Any
@@ -159,3 +160,26 @@ def update(client: docker.APIClient, container_id: str, spec: ContainerSpec) -> 
     }
     url = client._url("/containers/{0}/update", container_id)
     client._raise_for_status(client._post_json(url, data=body))
+
+
+def sessions(client: docker.APIClient, container_id: str) -> int:
+    """Processes besides PID 1 in a running container: `docker exec` sessions and their jobs.
+
+    mlc itself judges a container idle the same way (`docker top` with one process).
+    """
+    inspect = client.inspect_container(container_id)
+    if not inspect["State"]["Running"]:
+        return 0
+    top = client.top(container_id)
+    return max(0, len(top.get("Processes") or []) - 1)
+
+
+def untag(client: docker.APIClient, reference: str) -> None:
+    """Drop a per-container tag (`<repo>:<name>._.<uid>`), as `mlc remove` does; keep others."""
+    from docker.errors import APIError
+
+    _, _, tag = reference.rpartition(":")
+    if "._." not in tag:
+        return
+    with contextlib.suppress(APIError):  # already gone, or used by another container: leave it
+        client.remove_image(reference, noprune=False)

@@ -80,7 +80,7 @@ class FrameworkCatalog:
         except (OSError, UnicodeDecodeError) as exc:
             raise CatalogError(
                 f"cannot read the framework catalog {path}: {exc}",
-                hint="fix Site spec.catalog.path, or remove it to use the catalog shipped with ds01ctl",
+                hint="fix the Site's spec.catalog.path, or remove it to use the shipped catalog",
                 code="catalog.unreadable",
             ) from None
         return cls.parse(text, str(path))

@@ -162,7 +162,9 @@ def observe_docker(client: docker.APIClient, site: str) -> DockerState:
             except NotFound:
                 continue  # removed between the list and the inspect
             except APIError as exc:
-                raise DockerUnavailable(f"cannot inspect container {entry['Id'][:12]}: {exc}")
+                raise DockerUnavailable(
+                    f"cannot inspect container {entry['Id'][:12]}: {exc}"
+                ) from None
             requests += 1
         names = entry.get("Names") or ["/"]
         containers.append(

@@ -50,10 +50,9 @@ def _doc_path(value: Any, loc: tuple[int | str, ...]) -> DocPath:
     path: list[str | int] = []
     current = value
     for part in loc:
-        if isinstance(current, dict) and part in current:
-            current = current[part]
-            path.append(part)
-        elif isinstance(current, list) and isinstance(part, int) and part < len(current):
+        inside_dict = isinstance(current, dict) and part in current
+        inside_list = isinstance(current, list) and isinstance(part, int) and part < len(current)
+        if inside_dict or inside_list:
             current = current[part]
             path.append(part)
         elif isinstance(current, dict) and isinstance(part, str) and not _is_union_tag(part):

@@ -241,15 +241,20 @@ def _jsonable(value: object) -> object:
 
 
 def _unmanaged(containers: Iterable[LiveContainer]) -> tuple[Unmanaged, ...]:
+    """mlc/DS01 containers one by one (candidates for adoption); other sites' by count."""
     found = []
+    other_sites: dict[str, int] = {}
     for c in containers:
         if c.ownership is L.Ownership.ADOPTABLE:
             why = "looks like an mlc or DS01 container; ds01ctl does not manage it"
+            found.append(Unmanaged(c.name, c.owner, why))
         elif c.ownership is L.Ownership.OTHER_SITE:
-            why = f"managed by ds01ctl for site {L.get(c.labels, L.DS01_SITE)}"
-        else:
-            continue
-        found.append(Unmanaged(c.name, c.owner, why))
+            site = L.get(c.labels, L.DS01_SITE) or "?"
+            other_sites[site] = other_sites.get(site, 0) + 1
+    for site, count in other_sites.items():
+        found.append(
+            Unmanaged(f"{count} container(s)", None, f"managed by ds01ctl for site {site}")
+        )
     return tuple(sorted(found, key=lambda u: u.container))
 
 

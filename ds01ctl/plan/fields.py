@@ -44,7 +44,7 @@ class ContainerField:
 
     def equal(self, live: Any, desired: Any) -> bool:
         if self.compare is Compare.OVER_IMAGE:
-            everything, inherited = live
+            everything = live[0]
             return all(everything.get(k) == v for k, v in desired.items()) and all(
                 desired.get(k) == v for k, v in own(live).items()
             )

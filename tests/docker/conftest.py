@@ -14,7 +14,7 @@ from pathlib import Path
 
 import docker
 import pytest
-from dockerlab import QUOTA_YAML, Lab, site_yaml
+from tests.docker.dockerlab import QUOTA_YAML, Lab, site_yaml
 
 from ds01ctl.live.docker import connect
 

@@ -1,0 +1,381 @@
+"""The plan for people, drawn from the JSON document (render_json) and never from `Plan`, so
+`plan`, `plan --json` and a saved plan cannot tell different stories.
+
+Terraform's wording: one header sentence per (kind, reason), the same "will be destroyed"
+for every delete with its reason on a note line, and "(this is a bug)" for a combination that
+cannot happen. Plain ANSI codes, no rich: this runs on every `plan` and start-up time counts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ds01ctl.plan.render_json import mask_value
+from ds01ctl.units import format_cpus, format_duration, format_size
+
+Doc = Mapping[str, Any]
+
+_RESET, _BOLD = "\033[0m", "\033[1m"
+_GREEN, _YELLOW, _RED = "\033[32m", "\033[33m", "\033[31m"
+
+_SYMBOLS = {
+    "create": "+",
+    "update": "~",
+    "replace": "-/+",
+    "delete": "-",
+    "start": "~",
+    "stop": "~",
+    "build": "+",
+    "snapshot": "+",
+}
+_DESTROYED = "will be destroyed"  # the same words for every delete: easy to scan for
+
+# Header sentences by (kind, reason). A pair missing here cannot come out of diff: it is
+# printed with "(this is a bug)" rather than guessed at. `{forcing}` names the fields that
+# force a replacement. Deletes are not here: they always say _DESTROYED, and _DELETE_NOTES
+# gives the reason on the line below.
+_OUTSIDE = "changed outside ds01ctl"
+_HEADERS: dict[tuple[str, str], str] = {
+    ("create", "new"): "will be created",
+    ("update", "limits_changed"): "will be updated in-place",
+    ("update", "changed_outside"): f"will be updated in-place: its limits were {_OUTSIDE}",
+    ("replace", "spec_changed"): "must be replaced: {forcing}",
+    ("replace", "changed_outside"): f"must be replaced: it was {_OUTSIDE}",
+    ("replace", "gpu_gone"): "must be replaced: a GPU it uses no longer exists",
+    ("start", "power"): "will be started: its manifest pins it running",
+    ("stop", "power"): "will be stopped: its manifest pins it stopped",
+    ("build", "new"): "will be built",
+    ("build", "spec_changed"): "will be rebuilt: its definition changed",
+}
+_DELETE_NOTES = {
+    "no_manifest": "(because it has no manifest and --prune was given)",
+    "duplicate": "(because another container already holds this object)",
+}
+for _reason in ("spec_changed", "changed_outside", "gpu_gone"):
+    _HEADERS["snapshot", _reason] = "will be snapshotted before it is replaced"
+for _reason in _DELETE_NOTES:
+    _HEADERS["snapshot", _reason] = "will be snapshotted before it is destroyed"
+
+# What a create shows of its spec, in this order: (label, spec key).
+_CREATE_FIELDS = (
+    ("image", "image"),
+    ("gpus", "gpus"),
+    ("cpus", "nano_cpus"),
+    ("memory", "memory"),
+    ("shm_size", "shm_size"),
+    ("mounts", "binds"),
+    ("user", "account"),
+)
+_LABELS = {"nano_cpus": "cpus", "binds": "mounts"}
+_SIZE_FIELDS = frozenset({"memory", "memory_swap", "shm_size"})
+_SUMMARY_WORDS = (
+    ("create", "to add"),
+    ("update", "to change"),
+    ("replace", "to replace"),
+    ("delete", "to destroy"),
+)
+_EXTRA_WORDS = (
+    ("start", "to start"),
+    ("stop", "to stop"),
+    ("build", "to build"),
+    ("snapshot", "to snapshot"),
+)
+
+
+def render(doc: Doc, colour: bool = False) -> str:
+    """The whole plan as text ending in one newline; the same document gives the same bytes."""
+    ctx = _Context.of(doc, colour)
+    blocks = [
+        _actions_section(doc, ctx),
+        _drift_section(doc, ctx),
+        _pending_section(doc, ctx),
+        _unmanaged_section(doc, ctx),
+        _orphans_section(doc, ctx),
+        _warnings_section(doc, ctx),
+        _gpu_section(doc, ctx),
+        [_summary_line(doc, ctx)],
+    ]
+    return "\n\n".join("\n".join(b) for b in blocks if b) + "\n"
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every line needs: colour on or off, and the GPU rows to name devices by."""
+
+    colour: bool
+    gpus: Mapping[str, Doc]  # GPU rows by uuid
+    uuid_chars: int  # characters kept after `GPU-`/`MIG-` in a short uuid
+
+    @classmethod
+    def of(cls, doc: Doc, colour: bool) -> _Context:
+        rows = {row["uuid"]: row for row in doc["gpus"]}
+        return cls(colour, rows, _unique_prefix(list(rows)))
+
+    def paint(self, text: str, *codes: str) -> str:
+        return "".join(codes) + text + _RESET if self.colour and codes else text
+
+    def symbol(self, symbol: str) -> str:
+        if symbol == "-/+":
+            return self.paint("-", _RED) + "/" + self.paint("+", _GREEN)
+        colour = {"+": _GREEN, "~": _YELLOW, "-": _RED}.get(symbol)
+        return self.paint(symbol, colour) if colour else symbol
+
+    def short_uuid(self, uuid: str) -> str:
+        prefix, _, rest = uuid.partition("-")
+        if not rest or len(rest) <= self.uuid_chars:
+            return uuid
+        return f"{prefix}-{rest[: self.uuid_chars]}…"
+
+
+def _unique_prefix(uuids: Sequence[str], least: int = 4) -> int:
+    """How many characters after `GPU-`/`MIG-` tell every device apart (at least `least`)."""
+    bodies = [u.partition("-")[2] for u in uuids]
+    width = least
+    while len({b[:width] for b in bodies}) < len(set(bodies)):
+        width += 1
+    return width
+
+
+# --- actions --------------------------------------------------------------------------------
+
+
+def _actions_section(doc: Doc, ctx: _Context) -> list[str]:
+    if not doc["actions"]:
+        return []
+    lines = ["ds01ctl will perform the following actions:"]
+    for action in doc["actions"]:
+        lines += ["", *_action_block(action, ctx)]
+    return lines
+
+
+def _action_block(action: Doc, ctx: _Context) -> list[str]:
+    kind, name = action["kind"], _display(action["target"])
+    lines = [ctx.paint(f"  # {name} {_header(action)}", _BOLD)]
+    if kind == "delete":
+        lines.append(f"  #   {_DELETE_NOTES.get(action['reason'], _bug_note(action))}")
+    if action["note"]:
+        lines.append(f"  #   {action['note']}")
+    symbol = _SYMBOLS.get(kind, "?")
+    lines.append(f"{' ' * (3 - len(symbol))}{ctx.symbol(symbol)} {name}")
+    if kind == "create" and action["spec"] is not None:
+        lines += _field_lines(_create_rows(action["spec"], ctx), ctx)
+    else:
+        lines += _field_lines(_change_rows(action["changes"], ctx), ctx)
+    return lines
+
+
+def _header(action: Doc) -> str:
+    kind, reason = action["kind"], action["reason"]
+    if kind == "delete":
+        return _DESTROYED
+    sentence = _HEADERS.get((kind, reason))
+    if sentence is None:
+        return f"has an action this ds01ctl cannot explain ({kind}, {reason}) (this is a bug)"
+    return sentence.format(forcing=_forcing(action["changes"]))
+
+
+def _bug_note(action: Doc) -> str:
+    return f"(because of {action['reason']}, which cannot delete anything: this is a bug)"
+
+
+def _forcing(changes: Sequence[Doc]) -> str:
+    fields = [_label(c["field"]) for c in changes if c["forces_replace"]]
+    if not fields:
+        return "its manifest changed"
+    return f"{', '.join(fields)} {'forces' if len(fields) == 1 else 'force'} replacement"
+
+
+def _label(field: str) -> str:
+    return _LABELS.get(field, field)
+
+
+def _display(target: str) -> str:
+    """`workspace/alice/thesis` as people read it: `workspace alice/thesis`."""
+    kind, _, rest = target.partition("/")
+    return f"{kind} {rest}" if rest else target
+
+
+# One line of an action's body: (symbol, label, value text, trailing comment).
+_Row = tuple[str, str, str, str]
+
+
+def _create_rows(spec: Doc, ctx: _Context) -> list[_Row]:
+    rows = []
+    for label, key in _CREATE_FIELDS:
+        value = spec[key]
+        if value in ([], None, 0, ""):
+            continue
+        rows.append(("+", label, _value(key, value, ctx), ""))
+    return rows
+
+
+def _change_rows(changes: Sequence[Doc], ctx: _Context) -> list[_Row]:
+    rows = []
+    for change in changes:
+        field = change["field"]
+        before = _value(field, change["before"], ctx)
+        after = _value(field, change["after"], ctx)
+        note = "# forces replacement" if change["forces_replace"] else ""
+        rows.append(("~", _label(field), f"{before} -> {after}", note))
+    return rows
+
+
+def _field_lines(rows: Sequence[_Row], ctx: _Context) -> list[str]:
+    width = max((len(label) for _, label, _, _ in rows), default=0)
+    lines = []
+    for symbol, label, text, note in rows:
+        line = f"      {ctx.symbol(symbol)} {label.ljust(width)} = {text}"
+        lines.append(f"{line}  {note}" if note else line)
+    return lines
+
+
+# --- values ---------------------------------------------------------------------------------
+
+
+def _value(field: str, value: Any, ctx: _Context) -> str:
+    """A field's value as people read it: sizes as `32g`, GPUs by short UUID and index."""
+    if value is None:
+        return "null"
+    value = mask_value(field, value)
+    formatter = _FORMATTERS.get(field)
+    if formatter is not None:
+        return formatter(value, ctx)
+    if field in _SIZE_FIELDS and _is_int(value):
+        return _quote(format_size(value))
+    return _literal(value)
+
+
+def _cpus(value: Any, ctx: _Context) -> str:
+    return format_cpus(value) if _is_int(value) else _literal(value)
+
+
+def _duration(value: Any, ctx: _Context) -> str:
+    return _quote(format_duration(value)) if _is_int(value) else _literal(value)
+
+
+def _gpus(value: Any, ctx: _Context) -> str:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(u, str) for u in value):
+        return _literal(value)
+    return ", ".join(_gpu(uuid, ctx) for uuid in value) if value else "(none)"
+
+
+def _gpu(uuid: str, ctx: _Context) -> str:
+    row = ctx.gpus.get(uuid)
+    if row is None:
+        return f"{ctx.short_uuid(uuid)} (not on this host)"
+    where = f"GPU {row['gpu_index']}"
+    if row["profile"]:
+        where = f"{row['profile']} on {where}"
+    return f"{ctx.short_uuid(uuid)} ({where})"
+
+
+def _binds(value: Any, ctx: _Context) -> str:
+    if not isinstance(value, list) or not all(isinstance(b, Mapping) for b in value):
+        return _literal(value)
+    texts = [f"{b['source']}:{b['target']}" + (":ro" if b["read_only"] else "") for b in value]
+    return _literal(texts)
+
+
+def _account(value: Any, ctx: _Context) -> str:
+    if not isinstance(value, Mapping):
+        return _literal(value)
+    return _quote(f"{value['login']} ({value['uid']}:{value['gid']})")
+
+
+_FORMATTERS: dict[str, Callable[[Any, _Context], str]] = {
+    "nano_cpus": _cpus,
+    "stop_grace": _duration,
+    "gpus": _gpus,
+    "binds": _binds,
+    "account": _account,
+}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _quote(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _literal(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+# --- the other sections ---------------------------------------------------------------------
+
+
+def _drift_section(doc: Doc, ctx: _Context) -> list[str]:
+    if not doc["drift"]:
+        return []
+    # A change reads live -> desired everywhere, drift included: now -> what the manifests say.
+    lines = [ctx.paint("Changed outside ds01ctl (as it is now -> as the manifests say):", _BOLD)]
+    for drift in doc["drift"]:
+        lines += ["", f"  {ctx.symbol('~')} {_display(drift['target'])}"]
+        lines += _field_lines(_change_rows(drift["changes"], ctx), ctx)
+    return lines
+
+
+def _pending_section(doc: Doc, ctx: _Context) -> list[str]:
+    if not doc["pending"]:
+        return []
+    title = ctx.paint("Pending (waiting for GPUs or quota; nothing is done for these):", _BOLD)
+    return [title, *(f"  {_display(p['target'])}: {p['reason']}" for p in doc["pending"])]
+
+
+def _unmanaged_section(doc: Doc, ctx: _Context) -> list[str]:
+    if not doc["unmanaged"]:
+        return []
+    lines = [ctx.paint("Not managed by ds01ctl (left alone):", _BOLD)]
+    for item in doc["unmanaged"]:
+        owner = f" (owner {item['owner']})" if item["owner"] else ""
+        lines.append(f"  {item['container']}{owner}: {item['why']}")
+    return lines
+
+
+def _orphans_section(doc: Doc, ctx: _Context) -> list[str]:
+    if not doc["orphans"]:
+        return []
+    title = ctx.paint("Orphans (delete with --prune):", _BOLD)
+    return [title, *(f"  {_display(target)}" for target in doc["orphans"])]
+
+
+def _warnings_section(doc: Doc, ctx: _Context) -> list[str]:
+    return [f"{ctx.paint('Warning:', _BOLD, _YELLOW)} {text}" for text in doc["warnings"]]
+
+
+def _gpu_section(doc: Doc, ctx: _Context) -> list[str]:
+    if not doc["gpus"]:
+        return []
+    table = [(" ", "GPU", "PROFILE", "UUID", "BEFORE", "AFTER")]
+    for row in doc["gpus"]:
+        before, after = row["before"] or "-", row["after"] or "-"
+        mark = "~" if before != after else " "
+        profile = row["profile"] or "whole"
+        table.append(
+            (mark, str(row["gpu_index"]), profile, ctx.short_uuid(row["uuid"]), before, after)
+        )
+    widths = [max(len(cells[i]) for cells in table) for i in range(len(table[0]))]
+    lines = [ctx.paint("GPU allocation (before → after):", _BOLD)]
+    for cells in table:
+        padded = [cell.ljust(width) for cell, width in zip(cells, widths, strict=True)]
+        padded[0] = ctx.symbol(cells[0])
+        lines.append(("  " + "  ".join(padded)).rstrip())
+    return lines
+
+
+def _summary_line(doc: Doc, ctx: _Context) -> str:
+    counts, pending = doc["summary"]["actions"], len(doc["pending"])
+    if not doc["actions"] and not pending:
+        return ctx.paint("No changes.", _BOLD) + " The live state matches the manifests."
+    parts = [f"{counts.get(kind, 0)} {words}" for kind, words in _SUMMARY_WORDS]
+    parts += [f"{counts[kind]} {words}" for kind, words in _EXTRA_WORDS if counts.get(kind)]
+    if pending:
+        parts.append(f"{pending} pending")
+    return f"{ctx.paint('Plan:', _BOLD)} {', '.join(parts)}."
