@@ -70,7 +70,7 @@ def make_plan(
     repo: ConfigRepo | None = None,
 ) -> PlanResult:
     """Validate, observe, resolve and diff: the plan for the config repo at `path`."""
-    from ds01ctl.live.accounts import lookup_accounts
+    from ds01ctl.live.accounts import lookup_accounts, uid_logins
     from ds01ctl.live.docker import connect, observe_docker
     from ds01ctl.plan.diff import diff
     from ds01ctl.resolve.desired import World, resolve
@@ -87,7 +87,8 @@ def make_plan(
     problems = list(desired.errors) + _missing_images(desired, state, client)
     if problems:
         raise PlanRejected(problems)
-    plan = diff(desired, state, inventory, prune=prune)
+    logins = uid_logins(p.uid for p in inventory.processes if p.uid is not None)
+    plan = diff(desired, state, inventory, prune=prune, logins=logins)
     meta = {
         "ds01ctl_version": __version__,
         "site": repo.site.metadata.name,

@@ -19,3 +19,14 @@ def lookup_accounts(logins: Iterable[str]) -> dict[str, UserAccount]:
         if entry.pw_uid != 0:  # never run a workspace as root
             found[login] = UserAccount(login, entry.pw_uid, entry.pw_gid)
     return found
+
+
+def uid_logins(uids: Iterable[int]) -> dict[int, str]:
+    """Logins of numeric uids the host knows (for GPU processes outside containers)."""
+    found = {}
+    for uid in sorted(set(uids)):
+        try:
+            found[uid] = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            continue
+    return found

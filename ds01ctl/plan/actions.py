@@ -39,6 +39,9 @@ class Reason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class FieldChange:
+    """`before` is the live value, `after` the desired one; both canonical (str, int, bool,
+    None, tuples, or dicts with string keys) so that they serialize exactly."""
+
     field: str
     before: Any
     after: Any
@@ -102,6 +105,16 @@ class GpuRow:
     after: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetRow:
+    """An owner's GPU units held before the plan and after it (exact fractions as text)."""
+
+    owner: str
+    before: str
+    after: str
+    budget: str | None  # None: unlimited
+
+
 @dataclass(frozen=True)
 class Plan:
     actions: tuple[Action, ...]
@@ -110,6 +123,7 @@ class Plan:
     unmanaged: tuple[Unmanaged, ...] = ()
     pending: tuple[PendingItem, ...] = ()
     gpus: tuple[GpuRow, ...] = ()
+    budgets: tuple[BudgetRow, ...] = ()
     warnings: tuple[str, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from ds01ctl import labels as L
 from ds01ctl.live.docker import DockerState, LiveContainer
@@ -18,6 +19,7 @@ from ds01ctl.live.inventory import GpuInventory
 from ds01ctl.plan.actions import (
     Action,
     ActionKind,
+    BudgetRow,
     Drift,
     FieldChange,
     Fingerprint,
@@ -57,7 +59,16 @@ class _Draft:
     takes: tuple[str, ...] = field(default=())
 
 
-def diff(desired: Desired, docker: DockerState, inventory: GpuInventory, *, prune: bool) -> Plan:
+def diff(
+    desired: Desired,
+    docker: DockerState,
+    inventory: GpuInventory,
+    *,
+    prune: bool,
+    logins: Mapping[int, str] | None = None,
+) -> Plan:
+    """The plan that takes `docker` to `desired`. `logins` names the owners of GPU processes
+    that belong to no container (uid → login)."""
     by_key, duplicates = _claimants(docker.ours(), desired)
     drafts: list[_Draft] = []
     drift: list[Drift] = []
@@ -108,9 +119,10 @@ def diff(desired: Desired, docker: DockerState, inventory: GpuInventory, *, prun
         actions=actions,
         drift=tuple(sorted(drift, key=lambda d: d.target)),
         orphans=tuple(orphans),
-        unmanaged=_unmanaged(docker.containers),
+        unmanaged=_unmanaged(docker.containers) + _rogue_gpu_use(inventory, docker, logins or {}),
         pending=desired.pending,
         gpus=_gpu_rows(inventory, docker, actions),
+        budgets=_budgets(desired, docker, inventory, actions, orphans),
         warnings=tuple(warnings),
     )
 
@@ -247,6 +259,8 @@ def _unmanaged(containers: Iterable[LiveContainer]) -> tuple[Unmanaged, ...]:
     for c in containers:
         if c.ownership is L.Ownership.ADOPTABLE:
             why = "looks like an mlc or DS01 container; ds01ctl does not manage it"
+            if c.gpu_ids:
+                why += f"; it holds GPU {', '.join(c.gpu_ids)}"
             found.append(Unmanaged(c.name, c.owner, why))
         elif c.ownership is L.Ownership.OTHER_SITE:
             site = L.get(c.labels, L.DS01_SITE) or "?"
@@ -280,3 +294,59 @@ def _gpu_rows(
         GpuRow(d.uuid, d.gpu_index, d.profile, before.get(d.uuid), after.get(d.uuid))
         for d in inventory.devices(include_unhealthy=True)
     )
+
+
+def _rogue_gpu_use(
+    inventory: GpuInventory, docker: DockerState, logins: Mapping[int, str]
+) -> tuple[Unmanaged, ...]:
+    """GPU processes outside ds01ctl's containers: a raw `docker run --gpus`, bare metal."""
+    ours = {c.id for c in docker.ours()}
+    by_id = {c.id: c for c in docker.containers}
+    found = []
+    for process in inventory.processes:
+        if process.container_id in ours:
+            continue
+        container = by_id.get(process.container_id or "")
+        if container is not None:
+            where, owner = f"container {container.name}", container.owner
+        else:
+            where = f"pid {process.pid} ({process.name or 'unknown'}) on the host"
+            owner = logins.get(process.uid) if process.uid is not None else None
+        why = f"uses GPU {process.device_uuid} outside ds01ctl (unmanaged GPU use)"
+        found.append(Unmanaged(where, owner, why))
+    return tuple(sorted(found, key=lambda u: (u.container, u.why)))
+
+
+def _budgets(
+    desired: Desired,
+    docker: DockerState,
+    inventory: GpuInventory,
+    actions: tuple[Action, ...],
+    orphans: list[str],
+) -> tuple[BudgetRow, ...]:
+    """GPU units per owner the plan touches: held now, and held once it is applied."""
+
+    def units(uuids: Iterable[str]) -> Fraction:
+        return sum((inventory.units_of(u) for u in uuids if inventory.device(u)), Fraction(0))
+
+    before: dict[str, Fraction] = {}
+    after: dict[str, Fraction] = {}
+    for container in docker.ours():
+        owner = container.owner or ""
+        before[owner] = before.get(owner, Fraction(0)) + units(container.gpu_ids)
+        if container.key in orphans:  # not pruned: it keeps what it holds
+            after[owner] = after.get(owner, Fraction(0)) + units(container.gpu_ids)
+    for spec in desired.specs:
+        after[spec.owner] = after.get(spec.owner, Fraction(0)) + units(spec.gpus)
+    touched = {a.target.split("/")[1] for a in actions}
+    touched |= {p.target.split("/")[1] for p in desired.pending}
+    rows = []
+    for owner in sorted(touched):
+        held, then = before.get(owner, Fraction(0)), after.get(owner, Fraction(0))
+        limits = desired.limits.get(owner)
+        budget = limits["gpu_budget"] if limits is not None else None
+        if held or then:
+            rows.append(
+                BudgetRow(owner, str(held), str(then), None if budget is None else str(budget))
+            )
+    return tuple(rows)

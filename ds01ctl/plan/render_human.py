@@ -96,6 +96,7 @@ def render(doc: Doc, colour: bool = False) -> str:
         _orphans_section(doc, ctx),
         _warnings_section(doc, ctx),
         _gpu_section(doc, ctx),
+        _budget_section(doc, ctx),
         [_summary_line(doc, ctx)],
     ]
     return "\n\n".join("\n".join(b) for b in blocks if b) + "\n"
@@ -367,6 +368,17 @@ def _gpu_section(doc: Doc, ctx: _Context) -> list[str]:
         padded = [cell.ljust(width) for cell, width in zip(cells, widths, strict=True)]
         padded[0] = ctx.symbol(cells[0])
         lines.append(("  " + "  ".join(padded)).rstrip())
+    return lines
+
+
+def _budget_section(doc: Doc, ctx: _Context) -> list[str]:
+    rows = doc.get("budgets") or []
+    if not rows:
+        return []
+    lines = [ctx.paint("GPU budgets (GPU units held, before → after):", _BOLD)]
+    for row in rows:
+        budget = f"of {row['budget']}" if row["budget"] is not None else "(unlimited)"
+        lines.append(f"  {row['owner']}: {row['before']} → {row['after']} {budget}")
     return lines
 
 

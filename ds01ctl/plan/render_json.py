@@ -20,6 +20,7 @@ from ds01ctl.errors import InternalError
 from ds01ctl.plan.actions import (
     Action,
     ActionKind,
+    BudgetRow,
     Drift,
     FieldChange,
     Fingerprint,
@@ -62,6 +63,10 @@ def plan_document(
         "unmanaged": [_unmanaged(u) for u in plan.unmanaged],
         "pending": [{"target": p.target, "reason": p.reason} for p in plan.pending],
         "gpus": [_gpu_row(g) for g in plan.gpus],
+        "budgets": [
+            {"owner": b.owner, "before": b.before, "after": b.after, "budget": b.budget}
+            for b in plan.budgets
+        ],
         "warnings": list(plan.warnings),
     }
 
@@ -220,6 +225,9 @@ def plan_from_document(doc: Mapping[str, Any]) -> Plan:
         unmanaged=tuple(Unmanaged(u["container"], u["owner"], u["why"]) for u in doc["unmanaged"]),
         pending=tuple(PendingItem(p["target"], p["reason"]) for p in doc["pending"]),
         gpus=tuple(_gpu_row_from(g) for g in doc["gpus"]),
+        budgets=tuple(
+            BudgetRow(b["owner"], b["before"], b["after"], b["budget"]) for b in doc["budgets"]
+        ),
         warnings=tuple(doc["warnings"]),
         meta=dict(doc["meta"]),
     )
