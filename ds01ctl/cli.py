@@ -14,8 +14,8 @@ from typing import Annotated, NoReturn
 import typer
 
 from ds01ctl import __version__
-from ds01ctl.plan.actions import Plan
 from ds01ctl.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Ds01Error, ValidationFailed
+from ds01ctl.plan.actions import Plan
 
 app = typer.Typer(
     name="ds01ctl",
@@ -271,6 +271,24 @@ def history(
             typer.echo(
                 f"    in flight when it stopped: {action.get('kind')} {action.get('target')}"
             )
+
+
+@app.command()
+def limits(
+    user: Annotated[
+        str | None, typer.Argument(help="A login; all known users when omitted.")
+    ] = None,
+    path: Annotated[Path, typer.Option("--config", help="Config repo.")] = Path("."),
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Limits only: do not ask Docker what is used.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Effective limits with the layer that set each one, current use and headroom."""
+    from ds01ctl.limits_report import limits_report
+
+    report = limits_report(path, user, with_usage=not offline)
+    typer.echo(report.to_json() if json_out else report.to_text(), nl=False)
 
 
 def _fail(exc: Ds01Error) -> NoReturn:

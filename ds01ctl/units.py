@@ -65,7 +65,7 @@ def parse_cpus(value: Any) -> int:
 
 
 def format_cpus(nano: int) -> str:
-    text = str(Decimal(nano) / NANO)
+    text = format(Decimal(nano) / NANO, "f")  # plain digits: 1 nano-CPU is 0.000000001, not 1E-9
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 

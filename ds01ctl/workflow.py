@@ -70,6 +70,7 @@ def make_plan(
     repo: ConfigRepo | None = None,
 ) -> PlanResult:
     """Validate, observe, resolve and diff: the plan for the config repo at `path`."""
+    from ds01ctl.ledger import load_pending_since
     from ds01ctl.live.accounts import lookup_accounts, uid_logins
     from ds01ctl.live.docker import connect, observe_docker
     from ds01ctl.plan.diff import diff
@@ -82,7 +83,9 @@ def make_plan(
     inventory = gpu_inventory(repo)
     state = observe_docker(client, repo.site.metadata.name)
     owners = {w.metadata.owner or "" for w, _ in repo.of(Workspace)}
-    world = World(state, inventory, lookup_accounts(owners - set(repo.site.spec.users)), now.date())
+    accounts = lookup_accounts(owners - set(repo.site.spec.users))
+    pending_since = load_pending_since(state_dir_of(repo, None))
+    world = World(state, inventory, accounts, now, pending_since)
     desired = resolve(repo, world, repo.catalog)
     problems = list(desired.errors) + _missing_images(desired, state, client)
     if problems:
@@ -176,6 +179,7 @@ def apply_changes(
     from ds01ctl.apply.executor import Context, execute
     from ds01ctl.apply.journal import Journal
     from ds01ctl.apply.lock import engine_lock, lock_dir_default
+    from ds01ctl.ledger import load_pending_since, record_pending
     from ds01ctl.live.docker import connect, engine_info
 
     now = dt.datetime.now(dt.UTC)
@@ -189,6 +193,10 @@ def apply_changes(
         settings.lock_dir or lock_dir_default(), engine.id, timeout=settings.lock_timeout
     ):
         plan, digest = _plan_to_apply(path, repo, settings, client, state_dir, plan_file)
+        # Waiting times feed the fair order of GPU placement: apply, the writer, keeps them.
+        record_pending(
+            state_dir, (p.target for p in plan.pending), now, load_pending_since(state_dir)
+        )
         if not plan.actions or not confirm(plan):
             return ApplyResult(plan, None, None)
         apply_id = uuid.uuid4().hex[:12]

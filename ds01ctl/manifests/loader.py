@@ -7,6 +7,7 @@ dot-directories skipped, so `.github/` can sit beside the manifests). Every prob
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from ds01ctl.diagnostics import Diagnostic, error
 from ds01ctl.manifests import KINDS, Manifest
 from ds01ctl.manifests.common import API_VERSION
 from ds01ctl.manifests.schema_errors import pydantic_diagnostics, suggest
-from ds01ctl.yamlpos import YamlDoc, YamlError, load_documents
+from ds01ctl.yamlpos import YamlDoc, YamlError, end_mark, load_documents
 
 MAX_FILE_BYTES = 1024 * 1024  # a manifest file is a few KB; anything this large is a mistake
 SUFFIXES = (".yaml", ".yml")
@@ -49,12 +50,14 @@ class LoadResult:
 
 def load_path(path: Path) -> LoadResult:
     """Every manifest under `path`, with diagnostics for everything that could not be read."""
-    result = LoadResult([], [], path if path.is_dir() else path.parent)
+    is_dir = path.is_dir()
+    result = LoadResult([], [], path if is_dir else path.parent)
     files = list(_discover(path, result.diagnostics))
     result.files = [display for display, _ in files]
+    given_parts = len(path.parts) if is_dir else 0
     for display, file_path in files:
-        _load_file(display, file_path, _path_owner(display, path), result)
-    if path.is_dir() and not files and not result.diagnostics:
+        _load_file(display, file_path, _path_owner(display, given_parts), result)
+    if is_dir and not files and not result.diagnostics:
         result.diagnostics.append(
             error(
                 "path.no_manifests",
@@ -118,17 +121,33 @@ def _walk(
 
 
 def _os_problem(display: str, exc: OSError) -> Diagnostic:
-    if exc.errno == 40:  # ELOOP
-        return error("path.symlink_loop", f"{display} is a symbolic link loop", file=display)
+    if exc.errno == errno.ELOOP:
+        return error(
+            "path.symlink_loop",
+            f"{display} is a symbolic link loop",
+            file=display,
+            hint="remove the symbolic link",
+        )
+    if exc.errno == errno.ENOENT and isinstance(exc.filename, str):
+        try:
+            target = os.readlink(exc.filename)
+        except OSError:
+            target = None
+        if target is not None:  # listed by the walk, yet absent: a dangling link
+            return error(
+                "file.unreadable",
+                f"cannot read {display}: it is a symbolic link to {target}, which does not exist",
+                file=display,
+                hint="fix or remove the link",
+            )
     reason = exc.strerror or str(exc)
     return error("file.unreadable", f"cannot read {display}: {reason}", file=display)
 
 
-def _path_owner(display: str, given: Path) -> str | None:
-    """`<login>` for a file under `users/<login>/`, relative to the path the user gave."""
-    parts = Path(display).parts
-    start = len(given.parts) if given.is_dir() else 0
-    relative = parts[start:]
+def _path_owner(display: str, given_parts: int) -> str | None:
+    """`<login>` for a file under `users/<login>/`, relative to the path the user gave (a
+    directory of `given_parts` components, or 0 for a file)."""
+    relative = Path(display).parts[given_parts:]
     for i in range(len(relative) - 2, -1, -1):
         if relative[i] == "users" and i + 1 < len(relative) - 1:
             return relative[i + 1]
@@ -158,11 +177,14 @@ def _read_text(display: str, file_path: Path, diagnostics: list[Diagnostic]) -> 
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        line, col = end_mark(data[: exc.start].decode("utf-8-sig", errors="replace"))
         diagnostics.append(
             error(
                 "file.binary",
-                f"file is not UTF-8 text (byte {exc.start})",
+                f"file is not UTF-8 text (byte 0x{data[exc.start]:02x})",
                 file=display,
+                line=line,
+                col=col,
                 hint="save it as UTF-8",
             )
         )
@@ -184,7 +206,9 @@ def _load_file(display: str, file_path: Path, owner: str | None, result: LoadRes
                 result.loaded.append(loaded)
     except YamlError as exc:
         where = {"line": exc.mark.line, "col": exc.mark.col} if exc.mark else {}
-        result.diagnostics.append(error(exc.code, exc.message, file=display, hint=exc.hint, **where))
+        result.diagnostics.append(
+            error(exc.code, exc.message, file=display, hint=exc.hint, **where)
+        )
         return
     if found == 0:
         result.diagnostics.append(

@@ -10,9 +10,7 @@ from ds01ctl.manifests.common import Login, Manifest, Model
 from ds01ctl.names import MAX_ID
 from ds01ctl.units import ByteSize, Seconds
 
-Architecture = Literal[
-    "CUDA", "CUDA_AMPERE", "CUDA_ADA", "CUDA_BLACKWELL", "ROCM5", "ROCM6"
-]
+Architecture = Literal["CUDA", "CUDA_AMPERE", "CUDA_ADA", "CUDA_BLACKWELL", "ROCM5", "ROCM6"]
 
 
 class GpuSource(Model):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from ds01ctl.catalog.frameworks import CatalogError, CatalogEntry, FrameworkCatalog
+from ds01ctl.catalog.frameworks import CatalogEntry, CatalogError, FrameworkCatalog
 from ds01ctl.diagnostics import Diagnostic, error, warning
 from ds01ctl.manifests import Image, Manifest, QuotaPolicy, Site, Workspace
 from ds01ctl.manifests.common import FrameworkRef
@@ -191,8 +191,7 @@ def _check_quota(repo: ConfigRepo, today: dt.date) -> None:
             repo.diagnostics.append(
                 warning(
                     "quota.exemption_expired",
-                    f"exemption for {exemption.user} expired on {exemption.expires} "
-                    "and is ignored",
+                    f"exemption for {exemption.user} expired on {exemption.expires} and is ignored",
                     hint="remove it, or extend expires",
                     **item.at("spec", "exemptions", index, "expires"),
                 )

@@ -35,6 +35,7 @@ class Reason(StrEnum):
     POWER = "power"  # the manifest pins running or stopped
     NO_MANIFEST = "no_manifest"  # an orphan, deleted with --prune
     DUPLICATE = "duplicate"  # a second container claims the same object
+    GPU_RELEASED = "gpu_released"  # stopped past its GPU hold while someone waits for the GPU
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,7 @@ class Plan:
     gpus: tuple[GpuRow, ...] = ()
     budgets: tuple[BudgetRow, ...] = ()
     warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # facts worth knowing that need no action (GPU hold times)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:

@@ -84,6 +84,14 @@ def diff(
                 frees=dup.gpu_ids,
             )
         )
+    for hold in desired.released:
+        live = by_key.get(hold.key)
+        if live is not None:
+            drafts.append(
+                _Draft(
+                    ActionKind.DELETE, hold.key, Reason.GPU_RELEASED, live=live, frees=live.gpu_ids
+                )
+            )
     devices = {d.uuid for d in inventory.devices(include_unhealthy=True)}
     for spec in desired.specs:
         live = by_key.get(spec.key)
@@ -108,7 +116,6 @@ def diff(
                     key,
                     Reason.NO_MANIFEST,
                     live=live,
-                    note="its manifest was removed",
                     frees=live.gpu_ids,
                 )
             )
@@ -124,6 +131,7 @@ def diff(
         gpus=_gpu_rows(inventory, docker, actions),
         budgets=_budgets(desired, docker, inventory, actions, orphans),
         warnings=tuple(warnings),
+        notes=desired.notes,
     )
 
 

@@ -53,6 +53,7 @@ _HEADERS: dict[tuple[str, str], str] = {
 _DELETE_NOTES = {
     "no_manifest": "(because it has no manifest and --prune was given)",
     "duplicate": "(because another container already holds this object)",
+    "gpu_released": "(because it is stopped past its GPU hold, and someone waits for its GPU)",
 }
 for _reason in ("spec_changed", "changed_outside", "gpu_gone"):
     _HEADERS["snapshot", _reason] = "will be snapshotted before it is replaced"
@@ -95,6 +96,7 @@ def render(doc: Doc, colour: bool = False) -> str:
         _unmanaged_section(doc, ctx),
         _orphans_section(doc, ctx),
         _warnings_section(doc, ctx),
+        [f"{ctx.paint('Note:', _BOLD)} {text}" for text in doc.get("notes", ())],
         _gpu_section(doc, ctx),
         _budget_section(doc, ctx),
         [_summary_line(doc, ctx)],

@@ -68,6 +68,7 @@ def plan_document(
             for b in plan.budgets
         ],
         "warnings": list(plan.warnings),
+        "notes": list(plan.notes),
     }
 
 
@@ -229,6 +230,7 @@ def plan_from_document(doc: Mapping[str, Any]) -> Plan:
             BudgetRow(b["owner"], b["before"], b["after"], b["budget"]) for b in doc["budgets"]
         ),
         warnings=tuple(doc["warnings"]),
+        notes=tuple(doc.get("notes", ())),
         meta=dict(doc["meta"]),
     )
 

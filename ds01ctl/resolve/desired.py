@@ -22,6 +22,7 @@ from ds01ctl.manifests.site import SiteSpec, UserPin
 from ds01ctl.manifests.validate import ConfigRepo
 from ds01ctl.plan.actions import PendingItem
 from ds01ctl.resolve.allocate import Allocation, GpuRequest, allocate
+from ds01ctl.resolve.holds import Hold, release_for_waiting, stopped_holds
 from ds01ctl.resolve.images import ARCH_OF_GENERATION, mirrored
 from ds01ctl.resolve.quota import EffectiveLimits, effective_limits
 from ds01ctl.resolve.spec import ContainerSpec, UserAccount
@@ -36,8 +37,12 @@ class World:
     docker: DockerState
     inventory: GpuInventory
     accounts: Mapping[str, UserAccount]  # owners found in the host's passwd
-    today: dt.date
+    now: dt.datetime  # when it was observed: "now" for every decision here
     pending_since: Mapping[str, dt.datetime] = field(default_factory=dict)
+
+    @property
+    def today(self) -> dt.date:
+        return self.now.date()
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,8 @@ class Desired:
     warnings: tuple[str, ...]
     allocation: Allocation
     limits: dict[str, EffectiveLimits]
+    released: tuple[Hold, ...] = ()  # stopped workspaces whose GPUs go to someone waiting
+    notes: tuple[str, ...] = ()
 
     @property
     def keys(self) -> frozenset[str]:
@@ -87,12 +94,24 @@ def resolve(repo: ConfigRepo, world: World, catalog: FrameworkCatalog) -> Desire
             pending.append(outcome)
         else:
             errors.append(outcome)
-    allocation = _allocate(drafts, world, limits)
+    drafts, over = _within_aggregates(drafts, limits, world)
+    pending.extend(over)
+    warnings += [f"{who}: {e} is ignored" for who, eff in limits.items() for e in eff.expired]
+    allocation, released, notes = _allocate(drafts, world, limits)
     pending.extend(PendingItem(p.key, p.reason) for p in allocation.pending)
+    for hold in released:
+        pending.append(
+            PendingItem(
+                hold.key,
+                f"stopped since {hold.stopped_since:%Y-%m-%d %H:%M} UTC, past its GPU hold; its "
+                "GPU goes to a waiting request and it is placed again when one is free",
+            )
+        )
+    released_keys = {h.key for h in released}
     specs = []
     for draft in drafts:
         placement = allocation.placements.get(draft.request.key)
-        if draft.request.wants_gpu and placement is None:
+        if (draft.request.wants_gpu and placement is None) or draft.request.key in released_keys:
             continue
         specs.append(
             workspace_spec(
@@ -112,6 +131,8 @@ def resolve(repo: ConfigRepo, world: World, catalog: FrameworkCatalog) -> Desire
         tuple(warnings),
         allocation,
         limits,
+        tuple(released),
+        tuple(notes),
     )
 
 
@@ -238,7 +259,8 @@ def _gpu_policy(
 
 def _allocate(
     drafts: list[_Draft], world: World, limits: Mapping[str, EffectiveLimits]
-) -> Allocation:
+) -> tuple[Allocation, list[Hold], list[str]]:
+    """Place GPU requests; release expired holds of stopped workspaces only for waiters."""
     ours = {c.key: c.gpu_ids for c in world.docker.ours() if c.gpu_ids}
     ours_ids = {c.id for c in world.docker.ours()}
     taken = {u for c in world.docker.containers if c.id not in ours_ids for u in c.gpu_ids}
@@ -248,10 +270,61 @@ def _allocate(
     budgets: dict[str, Fraction | None] = {
         owner: eff["gpu_budget"] for owner, eff in limits.items()
     }
-    return allocate(
-        world.inventory.devices(),
-        [d.request for d in drafts],
-        existing=ours,
-        taken=frozenset(taken),
-        budgets=budgets,
-    )
+    requests = [d.request for d in drafts]
+    hold_of = {
+        d.request.owner: d.ws.spec.lifecycle.gpu_hold_after_stop
+        or limits[d.request.owner]["gpu_hold_after_stop"]
+        for d in drafts
+    }
+
+    def place(existing: Mapping[str, tuple[str, ...]], excluded: frozenset[str]) -> Allocation:
+        return allocate(
+            world.inventory.devices(),
+            [r for r in requests if r.key not in excluded],
+            existing=existing,
+            taken=frozenset(taken),
+            budgets=budgets,
+        )
+
+    holds = stopped_holds(world.docker.ours(), hold_of.get)
+    allocation, released = release_for_waiting(place, requests, ours, holds, world.now)
+    notes = [
+        f"{h.key} is stopped and keeps its GPU until {h.expires_at:%Y-%m-%d %H:%M} UTC; "
+        "after that it gives it up to whoever is waiting"
+        for h in holds
+        if h.expires_at > world.now
+    ]
+    return allocation, released, notes
+
+
+def _within_aggregates(
+    drafts: list[_Draft], limits: Mapping[str, EffectiveLimits], world: World
+) -> tuple[list[_Draft], list[PendingItem]]:
+    """An owner's containers together stay within aggregate CPUs and memory; workspaces that
+    exist keep their place, and the newest declared ones wait."""
+    existing = {c.key for c in world.docker.ours()}
+    kept: list[_Draft] = []
+    pending: list[PendingItem] = []
+    used: dict[str, tuple[int, int]] = {}
+    for draft in sorted(drafts, key=lambda d: (d.request.key not in existing, d.request.key)):
+        owner = draft.request.owner
+        cpus, memory = used.get(owner, (0, 0))
+        cpus, memory = cpus + draft.resources.nano_cpus, memory + draft.resources.memory
+        cap_cpus, cap_memory = limits[owner]["aggregate_cpus"], limits[owner]["aggregate_memory"]
+        if cap_cpus is not None and cpus > cap_cpus:
+            reason = (
+                f"{owner}'s workspaces would use {format_cpus(cpus)} CPUs together; "
+                f"the aggregate limit is {format_cpus(cap_cpus)}"
+            )
+        elif cap_memory is not None and memory > cap_memory:
+            reason = (
+                f"{owner}'s workspaces would use {format_size(memory)} memory together; "
+                f"the aggregate limit is {format_size(cap_memory)}"
+            )
+        else:
+            used[owner] = (cpus, memory)
+            kept.append(draft)
+            continue
+        pending.append(PendingItem(draft.request.key, reason))
+    kept.sort(key=lambda d: d.request.key)
+    return kept, pending

@@ -309,6 +309,7 @@ def test_document_contract_keys_and_vocabulary() -> None:
         "format_version",
         "gpus",
         "meta",
+        "notes",
         "orphans",
         "pending",
         "summary",
@@ -350,6 +351,7 @@ def test_document_contract_keys_and_vocabulary() -> None:
         "power",
         "no_manifest",
         "duplicate",
+        "gpu_released",
     ]
     assert sorted(doc["summary"]["actions"]) == sorted(k.value for k in ActionKind)
 

@@ -1,0 +1,62 @@
+"""The ledger: the few facts Docker labels cannot hold, in `ledger.json` in the state dir.
+
+Today that is since when each request has been pending (fairness: who waited longest is
+placed first). Every fact is rebuildable or has a safe default: a lost ledger only resets
+waiting times. The file carries a version, is written atomically and only by apply.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from ds01ctl.errors import Ds01Error
+
+LEDGER_VERSION = 1
+FILE_NAME = "ledger.json"
+
+
+def load_pending_since(state_dir: Path) -> dict[str, dt.datetime]:
+    path = state_dir / FILE_NAME
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        return {}  # unreadable or torn: waiting times restart, nothing else is lost
+    if not isinstance(raw, dict) or raw.get("version", 0) > LEDGER_VERSION:
+        raise Ds01Error(
+            f"{path} was written by a newer ds01ctl", hint="upgrade ds01ctl", code="ledger"
+        )
+    found = {}
+    for key, value in (raw.get("pending_since") or {}).items():
+        try:
+            found[str(key)] = dt.datetime.fromisoformat(value)
+        except (TypeError, ValueError):
+            continue
+    return found
+
+
+def record_pending(
+    state_dir: Path, pending: Iterable[str], now: dt.datetime, known: Mapping[str, dt.datetime]
+) -> None:
+    """Keep the first time each still-pending request was seen; forget the others."""
+    since = {key: known.get(key, now) for key in sorted(set(pending))}
+    body = {
+        "version": LEDGER_VERSION,
+        "pending_since": {k: v.isoformat(timespec="seconds") for k, v in since.items()},
+    }
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".ledger.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(body, out, indent=2, sort_keys=True)
+            out.write("\n")
+        os.replace(tmp, state_dir / FILE_NAME)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,86 @@
+"""GPU holds: a stopped workspace keeps its GPUs for its owner's hold time, then gives them
+up, but only to someone who is waiting for them (pure).
+
+Releasing a GPU must never leave a container that names it (`mlc open` would start it on a
+GPU given to someone else, and DeviceRequests cannot be changed), so a released workspace's
+container is snapshotted and deleted, and the workspace is pending until a GPU is free.
+With nobody waiting, nothing is released: recreating it would only churn.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from ds01ctl.live.docker import LiveContainer
+from ds01ctl.resolve.allocate import Allocation, GpuRequest
+
+_NEVER = "0001-01-01T00:00:00Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    key: str
+    owner: str
+    uuids: tuple[str, ...]
+    stopped_since: dt.datetime
+    expires_at: dt.datetime
+
+
+def parse_docker_time(text: str) -> dt.datetime | None:
+    """Docker's RFC 3339 times carry nanoseconds; Python reads at most microseconds."""
+    if not text or text.startswith(_NEVER[:4]):
+        return None
+    trimmed = re.sub(r"(\.\d{6})\d+", r"\1", text).replace("Z", "+00:00")
+    try:
+        return dt.datetime.fromisoformat(trimmed)
+    except ValueError:
+        return None
+
+
+def stopped_holds(
+    containers: Iterable[LiveContainer], hold_of: Callable[[str], int | None]
+) -> list[Hold]:
+    """Stopped containers that name GPUs, with when their hold ends (owner → hold seconds)."""
+    holds = []
+    for container in containers:
+        if container.running or not container.gpu_ids or container.inspect is None:
+            continue
+        state = container.inspect.get("State") or {}
+        since = parse_docker_time(str(state.get("FinishedAt") or ""))
+        since = since or parse_docker_time(str(container.inspect.get("Created") or ""))
+        seconds = hold_of(container.owner or "")
+        if since is None or seconds is None:
+            continue  # no stop time known, or an unlimited hold: it keeps its GPUs
+        expires = since + dt.timedelta(seconds=seconds)
+        holds.append(Hold(container.key, container.owner or "", container.gpu_ids, since, expires))
+    return sorted(holds, key=lambda h: (h.stopped_since, h.key))
+
+
+def release_for_waiting(
+    place: Callable[[Mapping[str, tuple[str, ...]], frozenset[str]], Allocation],
+    requests: Iterable[GpuRequest],
+    existing: Mapping[str, tuple[str, ...]],
+    holds: Iterable[Hold],
+    now: dt.datetime,
+) -> tuple[Allocation, list[Hold]]:
+    """Allocate; then, longest-stopped first, release an expired hold when that lets a
+    waiting request be placed. `place(existing, excluded_keys)` runs the allocator."""
+    excluded: frozenset[str] = frozenset()
+    current = dict(existing)
+    allocation = place(current, excluded)
+    released = []
+    wanted = {r.key for r in requests}
+    for hold in holds:
+        if hold.expires_at > now or hold.key not in current or not allocation.pending:
+            continue
+        trial_existing = {k: v for k, v in current.items() if k != hold.key}
+        trial = place(trial_existing, excluded | {hold.key})
+        waiting_before = {p.key for p in allocation.pending}
+        placed_now = {k for k in trial.placements if k in waiting_before and k in wanted}
+        if placed_now:
+            allocation, current, excluded = trial, trial_existing, excluded | {hold.key}
+            released.append(hold)
+    return allocation, released

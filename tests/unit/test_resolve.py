@@ -1,0 +1,182 @@
+"""The pure resolve step: manifests + one observation → container specs, pending, releases.
+
+Observations are built by hand (no Docker): a `DockerState` of `LiveContainer`s with just
+the inspect fields resolve reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import shutil
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+import yaml
+
+from ds01ctl import labels as L
+from ds01ctl.catalog.frameworks import FrameworkCatalog
+from ds01ctl.live.docker import DockerState, EngineInfo, LiveContainer
+from ds01ctl.live.gpus import load_inventory_file
+from ds01ctl.manifests.validate import validate_path
+from ds01ctl.resolve.desired import Desired, World, resolve
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
+MIG_1G = "MIG-3b7e1f58-a4c2-5d96-8e0b-1c5a7d3f9e62"  # a 1g.10gb of h100-80gb-mig.yaml
+MIG_1G_OTHER = "MIG-8c2d4a70-f6b1-5e38-9d7a-4e0c2b6f8a15"
+
+SITE = {
+    "apiVersion": "ds01/v1",
+    "kind": "Site",
+    "metadata": {"name": "unit"},
+    "spec": {
+        "gpus": {"source": "fixture", "fixture": "../gpus.yaml"},
+        "catalog": {"architecture": "CUDA_ADA"},
+        "users": {"alice": {"uid": 1001, "gid": 1001}, "bob": {"uid": 1002, "gid": 1002}},
+    },
+}
+
+
+def _policy(**defaults: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "ds01/v1",
+        "kind": "QuotaPolicy",
+        "metadata": {"name": "unit"},
+        "spec": {"default_group": "all", "groups": {"all": {}}, "defaults": defaults},
+    }
+
+
+def _workspace(owner: str, name: str, **spec: Any) -> dict[str, Any]:
+    body = {"framework": {"name": "Pytorch", "version": "2.7.1"}, "cpus": 1, "memory": "1g"}
+    return {
+        "apiVersion": "ds01/v1",
+        "kind": "Workspace",
+        "metadata": {"name": name, "owner": owner},
+        "spec": {**body, **spec},
+    }
+
+
+def _repo(tmp_path: Path, *docs: dict[str, Any], policy: dict[str, Any] | None = None) -> Any:
+    root = tmp_path / "config"
+    root.mkdir()
+    shutil.copy(REPO_ROOT / "examples/gpus/h100-80gb-mig.yaml", tmp_path / "gpus.yaml")
+    (root / "site.yaml").write_text(yaml.safe_dump(SITE))
+    (root / "quota.yaml").write_text(yaml.safe_dump(policy or _policy()))
+    (root / "ws.yaml").write_text(yaml.safe_dump_all(docs))
+    repo = validate_path(root, today=NOW.date())
+    assert not repo.errors, repo.errors
+    return repo
+
+
+def _stopped(owner: str, name: str, gpus: tuple[str, ...], stopped: dt.datetime) -> LiveContainer:
+    labels = {
+        L.DS01_INTERFACE: L.INTERFACE,
+        L.DS01_SITE: "unit",
+        L.DS01_KIND: "workspace",
+        L.DS01_OWNER: owner,
+        L.DS01_NAME: name,
+    }
+    inspect = {
+        "State": {"Running": False, "FinishedAt": stopped.isoformat().replace("+00:00", "Z")},
+        "HostConfig": {"DeviceRequests": [{"DeviceIDs": list(gpus)}]},
+        "Config": {"Labels": labels},
+    }
+    return LiveContainer(
+        id=f"{owner}-{name}",
+        name=f"{name}._.1",
+        state="exited",
+        labels=MappingProxyType(labels),
+        image="x",
+        image_id="sha256:x",
+        ownership=L.Ownership.OURS,
+        inspect=MappingProxyType(inspect),
+    )
+
+
+def _resolve(repo: Any, tmp_path: Path, *containers: LiveContainer) -> Desired:
+    engine = EngineInfo("engine", "host", "20.10", "1.41", 8, 32 * 1024**3)
+    docker = DockerState(engine, tuple(containers), MappingProxyType({}))
+    inventory = load_inventory_file(tmp_path / "gpus.yaml")
+    world = World(docker, inventory, {}, NOW)
+    return resolve(repo, world, FrameworkCatalog.load())
+
+
+def test_resolve_quota_exceeded_is_pending_with_reason(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, _workspace("alice", "big", cpus=4), policy=_policy(cpus=2))
+    desired = _resolve(repo, tmp_path)
+    assert desired.specs == ()
+    assert [p.target for p in desired.pending] == ["workspace/alice/big"]
+    assert "quota allows 2" in desired.pending[0].reason
+
+
+def test_resolve_aggregate_cpus_keep_the_first_and_hold_the_newest(tmp_path: Path) -> None:
+    docs = [_workspace("alice", n, cpus=1) for n in ("a", "b", "c")]
+    repo = _repo(tmp_path, *docs, policy=_policy(aggregate_cpus=2))
+    desired = _resolve(repo, tmp_path)
+    assert [s.name for s in desired.specs] == ["a", "b"]
+    assert [p.target for p in desired.pending] == ["workspace/alice/c"]
+    assert "aggregate limit is 2" in desired.pending[0].reason
+
+
+def test_resolve_cpus_over_the_host_is_an_error(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, _workspace("alice", "huge", cpus=16), policy=_policy(cpus=64))
+    desired = _resolve(repo, tmp_path)
+    assert desired.errors == ("workspace/alice/huge asks 16 CPUs; this host has 8",)
+
+
+def test_resolve_owner_without_uid_is_an_error_naming_them(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, _workspace("carol", "nb"))
+    desired = _resolve(repo, tmp_path)
+    assert len(desired.errors) == 1
+    assert "carol has no passwd entry" in desired.errors[0]
+
+
+# A stopped workspace past its GPU hold gives its GPU up only to someone who waits for it.
+def test_resolve_expired_hold_released_for_a_waiting_request(tmp_path: Path) -> None:
+    docs = [_workspace("alice", "old", mig="1g.10gb"), _workspace("bob", "new", mig="1g.10gb")]
+    repo = _repo(tmp_path, *docs, policy=_policy(gpu_hold_after_stop="15m"))
+    stopped = NOW - dt.timedelta(hours=1)
+    other = _stopped("x", "holder", (MIG_1G_OTHER,), NOW)  # not ours: keeps the other 1g
+    other = dataclasses.replace(other, ownership=L.Ownership.ADOPTABLE)
+    desired = _resolve(repo, tmp_path, _stopped("alice", "old", (MIG_1G,), stopped), other)
+    assert [h.key for h in desired.released] == ["workspace/alice/old"]
+    assert [(s.key, s.gpus) for s in desired.specs] == [("workspace/bob/new", (MIG_1G,))]
+    assert [p.target for p in desired.pending] == ["workspace/alice/old"]
+
+
+def test_resolve_hold_within_its_time_keeps_the_gpu_and_says_until_when(tmp_path: Path) -> None:
+    docs = [_workspace("alice", "old", mig="1g.10gb"), _workspace("bob", "new", mig="1g.10gb")]
+    repo = _repo(tmp_path, *docs, policy=_policy(gpu_hold_after_stop="15m"))
+    recently = NOW - dt.timedelta(minutes=5)
+    desired = _resolve(repo, tmp_path, _stopped("alice", "old", (MIG_1G,), recently))
+    assert desired.released == ()
+    assert "keeps its GPU until 2026-11-24 12:10 UTC" in desired.notes[0]
+
+
+def test_resolve_expired_hold_kept_when_nobody_waits(tmp_path: Path) -> None:
+    repo = _repo(
+        tmp_path,
+        _workspace("alice", "old", mig="1g.10gb"),
+        policy=_policy(gpu_hold_after_stop="15m"),
+    )
+    long_ago = NOW - dt.timedelta(days=2)
+    desired = _resolve(repo, tmp_path, _stopped("alice", "old", (MIG_1G,), long_ago))
+    assert desired.released == ()
+    assert [(s.key, s.gpus) for s in desired.specs] == [("workspace/alice/old", (MIG_1G,))]
+
+
+@pytest.mark.parametrize("expires, ignored", [("2026-11-01", True), ("2027-01-01", False)])
+def test_resolve_exemption_applies_until_it_expires(
+    tmp_path: Path, expires: str, ignored: bool
+) -> None:
+    policy = _policy(cpus=1)
+    policy["spec"]["exemptions"] = [
+        {"user": "alice", "limits": {"cpus": 4}, "expires": expires, "reason": "deadline"}
+    ]
+    repo = _repo(tmp_path, _workspace("alice", "w", cpus=3), policy=policy)
+    desired = _resolve(repo, tmp_path)
+    assert bool(desired.pending) is ignored
+    assert any("is ignored" in w for w in desired.warnings) is ignored
