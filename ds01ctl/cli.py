@@ -291,6 +291,145 @@ def limits(
     typer.echo(report.to_json() if json_out else report.to_text(), nl=False)
 
 
+snapshots_app = typer.Typer(
+    help="Images committed from workspaces before they were replaced or removed.",
+    no_args_is_help=True,
+)
+app.add_typer(snapshots_app, name="snapshots")
+
+
+@snapshots_app.command("list")
+def snapshots_list(
+    path: Annotated[Path, typer.Option("--config", help="Config repo.")] = Path("."),
+    json_out: JsonOpt = False,
+) -> None:
+    """Snapshots of this site's workspaces, oldest first."""
+    import json
+
+    from ds01ctl.apply.snapshots import list_snapshots
+    from ds01ctl.live.docker import connect
+    from ds01ctl.units import format_size
+    from ds01ctl.workflow import load_repo
+
+    repo = load_repo(path, dt.datetime.now(dt.UTC).date())
+    assert repo.site is not None
+    found = list_snapshots(connect(), repo.site.metadata.name)
+    if json_out:
+        typer.echo(json.dumps([s.__dict__ for s in found], indent=2, sort_keys=True))
+        return
+    if not found:
+        typer.echo("No snapshots.")
+    for snap in found:
+        typer.echo(
+            f"{snap.reference}  {snap.of}  {snap.taken_at}  {snap.reason}  {format_size(snap.size)}"
+        )
+
+
+@snapshots_app.command("restore")
+def snapshots_restore(
+    reference: Annotated[str, typer.Argument(help="A snapshot, as `snapshots list` shows it.")],
+    path: Annotated[Path, typer.Option("--config", help="Config repo.")] = Path("."),
+) -> None:
+    """Point the workspace's manifest at the snapshot (comments kept); then plan and apply."""
+    from ds01ctl.apply.snapshots import list_snapshots
+    from ds01ctl.live.docker import connect
+    from ds01ctl.manifests import Workspace
+    from ds01ctl.manifests.rewrite import set_workspace_image
+    from ds01ctl.workflow import load_repo
+
+    repo = load_repo(path, dt.datetime.now(dt.UTC).date())
+    assert repo.site is not None
+    snap = next(
+        (s for s in list_snapshots(connect(), repo.site.metadata.name) if s.reference == reference),
+        None,
+    )
+    if snap is None:
+        raise Ds01Error(
+            f"no snapshot {reference} of this site", hint="see `ds01ctl snapshots list`"
+        )
+    _, owner, name = snap.of.split("/", 2)
+    item = next((i for ws, i in repo.of(Workspace) if ws.key == ("Workspace", owner, name)), None)
+    if item is None:
+        raise Ds01Error(
+            f"workspace {owner}/{name} is not declared any more",
+            hint=f"declare it with `image_ref: {reference}` to restore it",
+        )
+    set_workspace_image(Path(item.file), owner, name, reference)
+    typer.echo(f"{item.file}: workspace {owner}/{name} now uses image_ref {reference}")
+    typer.echo("Review and commit the change, then `ds01ctl plan` and `ds01ctl apply`.")
+
+
+@snapshots_app.command("prune")
+def snapshots_prune(
+    path: Annotated[Path, typer.Option("--config", help="Config repo.")] = Path("."),
+    keep: Annotated[int, typer.Option("--keep", min=0, help="Newest kept per workspace.")] = 3,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete all but the newest KEEP snapshots of each workspace."""
+    from ds01ctl.apply.snapshots import list_snapshots
+    from ds01ctl.live.docker import connect
+    from ds01ctl.workflow import load_repo
+
+    repo = load_repo(path, dt.datetime.now(dt.UTC).date())
+    assert repo.site is not None
+    client = connect()
+    by_object: dict[str, list[str]] = {}
+    for snap in list_snapshots(client, repo.site.metadata.name):
+        by_object.setdefault(snap.of, []).append(snap.reference)
+    doomed = [ref for refs in by_object.values() for ref in refs[: max(len(refs) - keep, 0)]]
+    if not doomed:
+        typer.echo("Nothing to prune.")
+        return
+    typer.echo("\n".join(f"  - {ref}" for ref in doomed))
+    if not yes and not (sys.stdin.isatty() and typer.confirm(f"Delete {len(doomed)} snapshot(s)?")):
+        raise Ds01Error("prune not confirmed", hint="pass --yes to prune without a terminal")
+    for ref in doomed:
+        client.remove_image(ref)
+    typer.echo(f"Deleted {len(doomed)} snapshot(s).")
+
+
+import_app = typer.Typer(
+    name="import",
+    help="Turn another tool's configuration into ds01ctl manifests.",
+    no_args_is_help=True,
+)
+app.add_typer(import_app)
+
+
+@import_app.command("ds01")
+def import_ds01(
+    resource_limits: Annotated[
+        Path, typer.Argument(help="DS01's resource-limits.yaml.", show_default=False)
+    ],
+    members_dir: Annotated[
+        Path | None,
+        typer.Option("--members-dir", help="Directory of DS01's <group>.members files."),
+    ] = None,
+    user_overrides: Annotated[
+        Path | None, typer.Option("--user-overrides", help="DS01's user-overrides.yaml.")
+    ] = None,
+    exemptions: Annotated[
+        Path | None, typer.Option("--exemptions", help="DS01's lifecycle-exemptions.yaml.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the manifest here, not to stdout.")
+    ] = None,
+    name: Annotated[str, typer.Option("--name", help="metadata.name of the QuotaPolicy.")] = "ds01",
+) -> None:
+    """Write DS01's quotas as one QuotaPolicy; what has no equivalent is listed on stderr."""
+    from ds01ctl.importers.ds01 import Ds01Files, import_ds01, write_atomically
+
+    files = Ds01Files(resource_limits, members_dir, user_overrides, exemptions)
+    result = import_ds01(files, name=name, today=dt.datetime.now(dt.UTC).date())
+    for line in result.warnings:
+        typer.echo(f"warning: {line}", err=True)
+    if out is None:
+        typer.echo(result.text, nl=False)
+        return
+    write_atomically(out, result.text)
+    typer.echo(f"Wrote QuotaPolicy {name} to {out} ({len(result.warnings)} warning(s)).", err=True)
+
+
 def _fail(exc: Ds01Error) -> NoReturn:
     typer.echo(f"error: {exc}", err=True)
     sys.exit(exc.exit_code)

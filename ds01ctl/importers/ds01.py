@@ -611,7 +611,7 @@ def add_member_files(groups: dict[str, Group], members_dir: Path, notes: Notes) 
 
 
 def read_members(file: Path) -> list[tuple[str, Place]]:
-    logins = []
+    logins: list[tuple[str, Place]] = []
     for number, line in enumerate(read_text(file, "members file").splitlines(), start=1):
         entry = line.split("#", 1)[0].strip()
         if not entry:
