@@ -37,7 +37,7 @@ def human(diagnostics: Sequence[Diagnostic], out: TextIO, *, colour: bool) -> No
         if file != current:
             current = file
             out.write(paint(file, _BOLD) + "\n")
-        place = f"{diag.line}:{diag.col}" if diag.line is not None else "-"
+        place = f"{diag.line}:{diag.col or 1}" if diag.line is not None else "-"
         severity = paint(f"{diag.severity.value:<7}", _COLOURS[diag.severity.value])
         line = f"  {place:>7}  {severity}  {diag.message}"
         if diag.hint:

@@ -9,7 +9,7 @@ ruamel.yaml's round-trip mode stays the tool for rewriting files with their comm
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -99,10 +99,9 @@ class _Builder:
         if path not in values:
             mark = node.start_mark
             values[path] = _new_tuple(Mark, (mark.line + 1, mark.column + 1))
-        kind = node.__class__
-        if kind is _ScalarNode:
+        if isinstance(node, _ScalarNode):
             return node.value if node.tag == _STR_TAG else _scalar(node)
-        if kind is _MappingNode:
+        if isinstance(node, _MappingNode):
             return self._mapping(node, path, depth)
         depth += 1
         return [self.build(item, (*path, i), depth) for i, item in enumerate(node.value)]
@@ -251,6 +250,7 @@ def _tab_hint(text: str, at: Mark | None) -> str | None:
 
 _RESOLVED: dict[tuple[str, bool, bool], str] = {}  # plain scalar → implicit tag, e.g. int
 _RESOLVED_MAX = 50_000
+_resolve: Callable[..., str] = yaml.CSafeLoader.resolve
 
 
 class _Loader(yaml.CSafeLoader):
@@ -261,14 +261,12 @@ class _Loader(yaml.CSafeLoader):
     """
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is not yaml.ScalarNode:
-            return super().resolve(kind, value, implicit)
-        if len(value) > 64:  # long text is rarely repeated: do not keep it
-            return super().resolve(kind, value, implicit)
+        if kind is not yaml.ScalarNode or len(value) > 64:  # long text is rarely repeated
+            return _resolve(self, kind, value, implicit)
         key = (value, implicit[0], implicit[1])
         tag = _RESOLVED.get(key)
         if tag is None:
-            tag = super().resolve(kind, value, implicit)
+            tag = _resolve(self, kind, value, implicit)
             if len(_RESOLVED) >= _RESOLVED_MAX:
                 _RESOLVED.clear()
             _RESOLVED[key] = tag

@@ -113,9 +113,9 @@ def dotted(path: Iterable[str | int]) -> str:
 
 def read_text(path: Path, what: str) -> str:
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ImportRefused(f"is {size} bytes; a {what} is a few KB", file=str(path))
+        length = path.stat().st_size
+        if length > MAX_FILE_BYTES:
+            raise ImportRefused(f"is {length} bytes; a {what} is a few KB", file=str(path))
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ImportRefused(f"no such {what}", file=str(path)) from None
@@ -173,22 +173,40 @@ def login_at(source: Source, path: YamlPath, value: Any, *, key: bool = False) -
 class Notes:
     """What the import does not carry over, or carries over with a changed meaning."""
 
-    lines: list[str] = field(default_factory=list)
+    entries: list[tuple[str, int, int, str]] = field(default_factory=list)  # file, line, col
+    files: list[str] = field(default_factory=list)  # in the order first mentioned
+
+    def register(self, file: str) -> None:
+        if file not in self.files:
+            self.files.append(file)
+
+    def add(self, file: str, line: int | None, col: int | None, text: str) -> None:
+        self.register(file)
+        self.entries.append((file, line or 0, col or 0, text))
+
+    def at(self, source: Source, path: YamlPath, text: str) -> None:
+        line, col = source.place(path, key=True)
+        self.add(source.name, line, col, f"{source.where(path, key=True)}: {text}")
 
     def warn(self, source: Source, path: YamlPath, message: str) -> None:
-        self.lines.append(f"{source.where(path, key=True)}: {dotted(path)}: {message}")
+        self.at(source, path, f"{dotted(path)}: {message}")
 
     def drop(self, source: Source, path: YamlPath, why: str, keys: Iterable[Any] = ()) -> None:
         """One line for a key (or a section, with the keys it holds) that is not imported."""
         listed = ", ".join(str(k) for k in keys)
         subject = f"{dotted(path)} ({listed})" if listed else dotted(path)
-        self.lines.append(f"{source.where(path, key=True)}: {subject}: {why}; not imported")
+        self.at(source, path, f"{subject}: {why}; not imported")
 
     def drop_section(self, source: Source, path: YamlPath, value: Any, why: str) -> None:
         keys = list(value) if isinstance(value, dict) else []
         if value is None or value == {}:
             keys = ["empty"]
         self.drop(source, path, why, keys)
+
+    def lines(self) -> tuple[str, ...]:
+        """File by file, in the order each file was read; top to bottom within a file."""
+        ordered = sorted(self.entries, key=lambda e: (self.files.index(e[0]), e[1], e[2]))
+        return tuple(text for *_, text in ordered)
 
 
 # --- values ----------------------------------------------------------------------------------
@@ -499,9 +517,9 @@ def settle(layer: Layer, below: GpuState, inherited: Mapping[str, Any], notes: N
     if layer.has_aggregate:
         # DS01 merges layers key by key, so an `aggregate:` section replaces the one below
         # whole: a total it leaves out is no longer limited.
-        for key in ("aggregate_cpus", "aggregate_memory"):
+        for name, (key, _) in AGGREGATE_KEYS.items():
             if key not in layer.values and inherited.get(key) is not None:
-                layer.set(key, None, (*layer.path, "aggregate"), "not in this aggregate section")
+                layer.set(key, None, (*layer.path, "aggregate"), f"this aggregate: has no {name}")
     check_layer(layer)
     return state
 
@@ -513,10 +531,12 @@ def settle_gpu(layer: Layer, below: GpuState, notes: Notes) -> GpuState:
     limit = layer.gpu_limit if layer.has_aggregate else below.limit
     state = GpuState(equivalents, limit)
     budget = state.budget
-    sets_one = own or layer.gpu_limit is not None
-    if sets_one and limit is not None and equivalents != limit:
+    # Worth a warning where this layer's own number loses, not where it merely undercuts a
+    # limit it inherits.
+    sets_limit = layer.gpu_limit is not None
+    if limit is not None and equivalents != limit and (sets_limit or budget != equivalents):
         eq, lim = shown(_number(equivalents)), shown(_number(limit))
-        where = (*layer.path, "aggregate", "gpu_limit") if layer.gpu_limit is not None else None
+        where = (*layer.path, "aggregate", "gpu_limit") if sets_limit else None
         origin = where or layer.origins["gpu_budget"]
         notes.warn(
             layer.source,
@@ -524,7 +544,12 @@ def settle_gpu(layer: Layer, below: GpuState, notes: Notes) -> GpuState:
             f"aggregate.gpu_limit {lim} and max_gpu_equivalents {eq} differ; "
             f"the smaller, {shown(_number(budget))}, is the GPU budget",
         )
-        layer.set("gpu_budget", _number(budget), origin, f"smaller of {eq} and gpu_limit {lim}")
+        layer.set(
+            "gpu_budget",
+            _number(budget),
+            origin,
+            f"smaller of max_gpu_equivalents {eq} and aggregate.gpu_limit {lim}",
+        )
     elif not own and budget != below.budget:  # e.g. an aggregate section with no gpu_limit
         layer.set("gpu_budget", _number(budget), (*layer.path, "aggregate"))
     return state
@@ -557,7 +582,8 @@ class Group:
 
     layer: Layer
     members: dict[str, Place] = field(default_factory=dict)
-    member_file: str | None = None
+    member_file: str | None = None  # the <group>.members file read, if any
+    inline: bool = False  # whether the limits file lists members too
 
 
 def read_groups(main: Source, config: Mapping[Any, Any], notes: Notes) -> dict[str, Group]:
@@ -573,6 +599,7 @@ def read_groups(main: Source, config: Mapping[Any, Any], notes: Notes) -> dict[s
             raise main.refuse(path, str(exc), key=True) from None
         spec = mapping_of(main, path, raw, "group settings")
         group = Group(read_layer(main, path, spec, notes, skip=("members",)))
+        group.inline = bool(spec.get("members"))
         for index, login in enumerate(inline_members(main, path, spec.get("members"))):
             group.members.setdefault(login, (main.name, *main.place((*path, "members", index))))
         groups[name] = group
@@ -600,9 +627,12 @@ def add_member_files(groups: dict[str, Group], members_dir: Path, notes: Notes) 
         logins = read_members(file)
         if name not in groups:
             # DS01 reads the file of each group it defines, so these never applied there either.
-            notes.lines.append(
+            notes.add(
+                str(file),
+                None,
+                None,
                 f"{file}: {len(logins)} login(s) of group {name}, which the limits file does "
-                "not define; not imported"
+                "not define; not imported",
             )
             continue
         groups[name].member_file = file.name
@@ -738,7 +768,9 @@ def read_exemption(
         if key not in EXEMPTION_KEYS:
             notes.drop_section(source, (*path, key), value, UNKNOWN)
     if today is not None and expires is not None and expires < today:
-        notes.warn(source, path, f"expired on {expires}; imported, and ignored while expired")
+        notes.warn(
+            source, path, f"{login}'s exemption expired on {expires}; ds01ctl will ignore it"
+        )
     return CommentedMap(
         [("user", login), ("limits", limits), ("expires", expires), ("reason", str(reason))]
     )
@@ -793,6 +825,25 @@ POLICY_DROPS = {
     "gpu_hold_after_manual_stop_m": NEVER_READ,
 }
 API_NEVER_READ = ("idle_timeout_h", "max_runtime_h")
+
+
+SIDE_FILES = (
+    ("members_dir", "groups", "--members-dir"),
+    ("user_overrides", "user-overrides.yaml", "--user-overrides"),
+    ("exemptions", "lifecycle-exemptions.yaml", "--exemptions"),
+)
+
+
+def report_side_files(files: Ds01Files, notes: Notes) -> None:
+    """DS01 keeps its side files beside resource-limits.yaml; say so when one is left out."""
+    beside = files.resource_limits.parent
+    for attribute, name, option in SIDE_FILES:
+        if getattr(files, attribute) is None and (beside / name).exists():
+            where = str(files.resource_limits)
+            text = (
+                f"{where}: {beside / name} lies beside it, as in DS01; pass {option} to import it"
+            )
+            notes.add(where, None, None, text)
 
 
 def report_unmapped(main: Source, config: Mapping[Any, Any], notes: Notes) -> None:
@@ -867,7 +918,8 @@ def group_map(group: Group) -> CommentedMap:
     if group.members:
         node["members"] = CommentedSeq(sorted(group.members))
         if group.member_file is not None:
-            comment(node, {"members": f"with {group.member_file}"}, 6)
+            origin = f"inline + {group.member_file}" if group.inline else group.member_file
+            comment(node, {"members": f"from {origin}"}, 6)
     if group.layer.values:
         node["limits"] = limits_map(group.layer, 8)
     return node
@@ -966,13 +1018,18 @@ def import_ds01(
     except ValueError as exc:
         raise Ds01Error(f"--name: {exc}") from None
     notes = Notes()
+    notes.register(str(files.resource_limits))
     main = read_yaml(files.resource_limits, "DS01 resource-limits file")
     config = mapping_of(main, (), main.value, "DS01 settings")
     report_unmapped(main, config, notes)
+    report_side_files(files, notes)
     defaults = read_layer(main, ("defaults",), config.get("defaults"), notes)
     groups = read_groups(main, config, notes)
     if files.members_dir is not None:
         add_member_files(groups, files.members_dir, notes)
+    for side_file in (files.user_overrides, files.exemptions):
+        if side_file is not None:
+            notes.register(str(side_file))
     group_of = membership(groups)
     default_group = read_default_group(main, config, groups, notes)
     users = read_user_overrides(main, config, files.user_overrides, notes)
@@ -983,7 +1040,7 @@ def import_ds01(
         policy = QuotaPolicy.model_validate(document)
     except ValidationError as exc:  # every value was checked on the way in
         raise InternalError(f"the imported QuotaPolicy does not validate: {exc}") from None
-    return ImportResult(dump(document, header(files, groups)), policy, tuple(notes.lines))
+    return ImportResult(dump(document, header(files, groups)), policy, notes.lines())
 
 
 def settle_all(
@@ -1008,6 +1065,6 @@ def settle_all(
             notes.warn(
                 layer.source,
                 layer.path,
-                f"layered on group {group}, so {login} keeps its other {len(kept)} limit(s) "
-                "(DS01's parser layered overrides on the defaults and lost them)",
+                f"now layered on group {group}, so the group's other {len(kept)} limit(s) still "
+                "apply (DS01's parser layered overrides on the defaults instead)",
             )

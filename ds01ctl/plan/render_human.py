@@ -328,7 +328,7 @@ def _drift_section(doc: Doc, ctx: _Context) -> list[str]:
 def _pending_section(doc: Doc, ctx: _Context) -> list[str]:
     if not doc["pending"]:
         return []
-    title = ctx.paint("Pending (waiting for GPUs or quota; nothing is done for these):", _BOLD)
+    title = ctx.paint("Pending (nothing is done for these now; each says why):", _BOLD)
     return [title, *(f"  {_display(p['target'])}: {p['reason']}" for p in doc["pending"])]
 
 

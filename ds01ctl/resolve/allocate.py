@@ -60,6 +60,37 @@ class Allocation:
     held: dict[str, Fraction] = field(default_factory=dict)  # units per owner afterwards
 
 
+@dataclass(slots=True)
+class _Pool:
+    """The devices not given out yet, and which of them containers of unplaced requests still
+    name. A pending request's container is left as it is, so the devices it names are nobody
+    else's; they become free once every container naming them is being re-placed."""
+
+    free: dict[str, Device]
+    claims: dict[str, set[str]]  # uuid → keys of unplaced requests whose container names it
+
+    def usable_by(self, key: str) -> dict[str, Device]:
+        """The free devices that no other unplaced request's container names."""
+        return {u: d for u, d in self.free.items() if self.claims.get(u, set()) <= {key}}
+
+    def take(self, uuids: Sequence[str]) -> None:
+        for uuid in uuids:
+            del self.free[uuid]
+            self.claims.pop(uuid, None)
+
+    def release(self, key: str, uuids: Sequence[str]) -> bool:
+        """`key` was placed, so its old container goes; True when some claim got smaller."""
+        released = False
+        for uuid in uuids:
+            holders = self.claims.get(uuid)
+            if holders is not None and key in holders:
+                holders.discard(key)
+                released = True
+                if not holders:
+                    del self.claims[uuid]
+        return released
+
+
 def allocate(
     devices: Sequence[Device],
     requests: Sequence[GpuRequest],
@@ -71,56 +102,93 @@ def allocate(
 ) -> Allocation:
     """Place every request that fits; the rest are pending with a reason.
 
-    `existing`: key → UUIDs its container has now (kept when still valid: stickiness).
+    `existing`: key → UUIDs its container has now (kept when still valid: stickiness; when a
+    request cannot be placed, its container stays, so the UUIDs it names go to nobody else).
     `taken`: UUIDs held by containers or processes that are not among the requests.
     `budgets`: owner → GPU units (None or absent: unlimited). `held`: units owners already
-    hold outside these requests. Cost: O(R·D) for R requests and D devices.
+    hold outside these requests. A valid existing placement is kept even when its owner's
+    budget has since shrunk below what they hold (taking a GPU away means deleting the
+    container that names it: lifecycle policy decides that, not placement); such an owner
+    gets nothing new until back within budget. Cost: O(R²+R·D) for R requests, D devices.
     """
     existing = existing or {}
     budgets = budgets or {}
-    free = {d.uuid: d for d in devices if d.uuid not in taken}
     units: dict[str, Fraction] = {}
-    for owner, amount in (held or {}).items():
+    for owner, amount in sorted((held or {}).items()):
         units[owner] = units.get(owner, Fraction(0)) + amount
-    placements: dict[str, Placement] = {}
     asking = sorted((r for r in requests if r.wants_gpu), key=lambda r: r.key)
+    free = {d.uuid: d for d in sorted(devices) if d.uuid not in taken}
+    placements = _keep_sticky(asking, existing, free, units)
+    waiting = [r for r in asking if r.key not in placements]
+    pool = _Pool(free, _claims(waiting, existing, free))
+    # Placing a request frees what its old container named; those still waiting get a
+    # new round then, so no request stays pending while a device it could use is free.
+    while _place_round(waiting, pool, existing, budgets, units, placements):
+        pass
+    pending = tuple(
+        Pending(r.key, r.owner, _why_pending(r, pool.usable_by(r.key), units, budgets))
+        for r in waiting
+    )
+    return Allocation(placements, pending, units)
 
-    for request in asking:  # stickiness first: a valid placement never moves
+
+def _keep_sticky(
+    asking: Sequence[GpuRequest],
+    existing: Mapping[str, tuple[str, ...]],
+    free: dict[str, Device],
+    units: dict[str, Fraction],
+) -> dict[str, Placement]:
+    # Stickiness first, in key order: a valid placement never moves.
+    placements: dict[str, Placement] = {}
+    for request in asking:
         uuids = existing.get(request.key, ())
         if uuids and _still_fits(request, uuids, free):
             amount = sum((free.pop(u).units for u in uuids), Fraction(0))
             units[request.owner] = units.get(request.owner, Fraction(0)) + amount
             placements[request.key] = Placement(request.key, request.owner, uuids, amount, True)
+    return placements
 
-    pending: list[Pending] = []
-    waiting = [r for r in asking if r.key not in placements]
-    while waiting:
-        request = min(waiting, key=lambda r: _fair_order(r, units))
-        waiting.remove(request)
-        chosen = _choose(request, free)
-        if chosen is None:
-            pending.append(Pending(request.key, request.owner, _no_room(request, free)))
+
+def _claims(
+    waiting: Sequence[GpuRequest],
+    existing: Mapping[str, tuple[str, ...]],
+    free: Mapping[str, Device],
+) -> dict[str, set[str]]:
+    claims: dict[str, set[str]] = {}
+    for request in waiting:
+        for uuid in existing.get(request.key, ()):
+            if uuid in free:
+                claims.setdefault(uuid, set()).add(request.key)
+    return claims
+
+
+def _place_round(
+    waiting: list[GpuRequest],
+    pool: _Pool,
+    existing: Mapping[str, tuple[str, ...]],
+    budgets: Mapping[str, Fraction | None],
+    units: dict[str, Fraction],
+    placements: dict[str, Placement],
+) -> bool:
+    """One pass over `waiting` in fair order, placing what fits; `waiting` keeps the rest.
+    True when a placement released devices that those still waiting may now use."""
+    queue, released = list(waiting), False
+    waiting.clear()
+    while queue:
+        request = min(queue, key=lambda r: _fair_order(r, units))
+        queue.remove(request)
+        chosen = _choose(request, pool.usable_by(request.key))
+        if chosen is None or _over_budget(request, chosen, units, budgets):
+            waiting.append(request)
             continue
-        amount = sum((d.units for d in chosen), Fraction(0))
-        budget = budgets.get(request.owner)
-        holds = units.get(request.owner, Fraction(0))
-        if budget is not None and holds + amount > budget:
-            pending.append(
-                Pending(
-                    request.key,
-                    request.owner,
-                    f"{request.owner}'s GPU budget is full: holds {holds} of "
-                    f"{budget} GPU units, this asks {amount}",
-                )
-            )
-            continue
-        for device in chosen:
-            del free[device.uuid]
-        units[request.owner] = holds + amount
         uuids = tuple(d.uuid for d in chosen)
+        pool.take(uuids)
+        released |= pool.release(request.key, existing.get(request.key, ()))
+        amount = sum((d.units for d in chosen), Fraction(0))
+        units[request.owner] = units.get(request.owner, Fraction(0)) + amount
         placements[request.key] = Placement(request.key, request.owner, uuids, amount, False)
-    pending.sort(key=lambda p: p.key)
-    return Allocation(placements, tuple(pending), units)
+    waiting.sort(key=lambda r: r.key)
+    return released and bool(waiting)
 
 
 def _fair_order(request: GpuRequest, units: Mapping[str, Fraction]) -> tuple[object, ...]:
@@ -149,7 +217,31 @@ def _choose(request: GpuRequest, free: Mapping[str, Device]) -> list[Device] | N
     return whole[: request.count] if len(whole) >= request.count else None
 
 
-def _no_room(request: GpuRequest, free: Mapping[str, Device]) -> str:
-    counts = Counter(d.profile or "whole GPU" for d in free.values())
-    described = ", ".join(f"{n}× {p}" for p, n in sorted(counts.items())) or "nothing"
-    return f"no room for {request.describe()}; free now: {described}"
+def _over_budget(
+    request: GpuRequest,
+    chosen: Sequence[Device],
+    units: Mapping[str, Fraction],
+    budgets: Mapping[str, Fraction | None],
+) -> bool:
+    budget = budgets.get(request.owner)
+    amount = sum((d.units for d in chosen), Fraction(0))
+    return budget is not None and units.get(request.owner, Fraction(0)) + amount > budget
+
+
+def _why_pending(
+    request: GpuRequest,
+    usable: Mapping[str, Device],
+    units: Mapping[str, Fraction],
+    budgets: Mapping[str, Fraction | None],
+) -> str:
+    # Worded from the final state, so a re-plan after apply gives the same reason.
+    chosen = _choose(request, usable)
+    if chosen is None:
+        counts = Counter(d.profile or "whole GPU" for d in usable.values())
+        described = ", ".join(f"{n}× {p}" for p, n in sorted(counts.items())) or "nothing"
+        return f"no room for {request.describe()}; free now: {described}"
+    amount = sum((d.units for d in chosen), Fraction(0))
+    return (
+        f"{request.owner}'s GPU budget is full: holds {units.get(request.owner, Fraction(0))} "
+        f"of {budgets.get(request.owner)} GPU units, this asks {amount}"
+    )

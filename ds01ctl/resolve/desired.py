@@ -166,9 +166,11 @@ def _draft(
     if isinstance(resources, str):
         return PendingItem(key, resources)
     if resources.nano_cpus > world.docker.engine.cpus * 10**9 > 0:
-        return (
-            f"{key} asks {format_cpus(resources.nano_cpus)} CPUs; this host has "
-            f"{world.docker.engine.cpus}"
+        # The engine would refuse it; refusing it here keeps everyone else's plan going.
+        return PendingItem(
+            key,
+            f"refused: asks {format_cpus(resources.nano_cpus)} CPUs; this host has "
+            f"{world.docker.engine.cpus} (lower cpus in the manifest)",
         )
     max_ws = limits["max_workspaces"]
     if max_ws is not None and nth > max_ws:

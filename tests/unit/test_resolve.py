@@ -121,10 +121,18 @@ def test_resolve_aggregate_cpus_keep_the_first_and_hold_the_newest(tmp_path: Pat
     assert "aggregate limit is 2" in desired.pending[0].reason
 
 
-def test_resolve_cpus_over_the_host_is_an_error(tmp_path: Path) -> None:
-    repo = _repo(tmp_path, _workspace("alice", "huge", cpus=16), policy=_policy(cpus=64))
+# The engine would reject it: it is refused by name, and the rest of the plan goes on.
+def test_resolve_cpus_over_the_host_is_refused_and_the_rest_proceeds(tmp_path: Path) -> None:
+    docs = [_workspace("alice", "huge", cpus=16), _workspace("alice", "small", cpus=1)]
+    repo = _repo(tmp_path, *docs, policy=_policy(cpus=64))
     desired = _resolve(repo, tmp_path)
-    assert desired.errors == ("workspace/alice/huge asks 16 CPUs; this host has 8",)
+    assert [s.name for s in desired.specs] == ["small"]
+    assert [(p.target, p.reason) for p in desired.pending] == [
+        (
+            "workspace/alice/huge",
+            "refused: asks 16 CPUs; this host has 8 (lower cpus in the manifest)",
+        )
+    ]
 
 
 def test_resolve_owner_without_uid_is_an_error_naming_them(tmp_path: Path) -> None:
