@@ -399,7 +399,10 @@ app.add_typer(import_app)
 @import_app.command("ds01")
 def import_ds01(
     resource_limits: Annotated[
-        Path, typer.Argument(help="DS01's resource-limits.yaml.", show_default=False)
+        Path,
+        typer.Argument(
+            help="DS01's resource-limits.yaml.", metavar="RESOURCE_LIMITS_YAML", show_default=False
+        ),
     ],
     members_dir: Annotated[
         Path | None,

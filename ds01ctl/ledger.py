@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ds01ctl.errors import Ds01Error
+from ds01ctl.fsutil import write_atomically
 
 LEDGER_VERSION = 1
 FILE_NAME = "ledger.json"
@@ -51,12 +50,5 @@ def record_pending(
         "pending_since": {k: v.isoformat(timespec="seconds") for k, v in since.items()},
     }
     state_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".ledger.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(body, out, indent=2, sort_keys=True)
-            out.write("\n")
-        os.replace(tmp, state_dir / FILE_NAME)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(body, indent=2, sort_keys=True) + "\n"
+    write_atomically(state_dir / FILE_NAME, text, private=True)

@@ -82,7 +82,10 @@ def parse_duration(value: Any) -> int:
 
 
 def format_duration(seconds: int) -> str:
-    for suffix, size in (("d", 86400), ("h", 3600), ("m", 60)):
+    """`30m`, `48h`, `7d`: days only from a week up, as labs speak of hours below that."""
+    if seconds and seconds % 86400 == 0 and seconds >= 7 * 86400:
+        return f"{seconds // 86400}d"
+    for suffix, size in (("h", 3600), ("m", 60)):
         if seconds and seconds % size == 0:
             return f"{seconds // size}{suffix}"
     return f"{seconds}s"

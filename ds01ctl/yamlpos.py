@@ -181,8 +181,8 @@ def _scalar(node: yaml.Node) -> Any:
         )
     try:
         return constructor(_SCALAR_CONSTRUCTOR, node)
-    except (yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
-        # e.g. `!!int abc`, `2020-02-30` (read as a date), an integer of 5,000 digits
+    except Exception as exc:  # the constructors assume well-formed text; any failure is the text's
+        # e.g. `!!int abc`, `!!float` (empty), `2020-02-30` (read as a date), 5,000 digits
         value = str(node.value)
         shown = value if len(value) <= 40 else value[:37] + "..."
         what = {"!!timestamp": "date", "!!bool": "boolean", "!!int": "integer"}.get(short, short)

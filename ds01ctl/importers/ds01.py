@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import re
-import tempfile
 import textwrap
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.representer import RoundTripRepresenter
 
+from ds01ctl import fsutil
 from ds01ctl.errors import Ds01Error, InternalError, ManifestError
 from ds01ctl.manifests.quota import Limits, QuotaPolicy
 from ds01ctl.names import check_login, check_name
@@ -983,24 +982,9 @@ def dump(document: CommentedMap, top_comment: str) -> str:
 def write_atomically(path: Path, text: str) -> None:
     """Replace `path` in one rename, so that no reader sees half a policy."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fsutil.write_atomically(path, text)  # readable: it is meant for a git repo
     except OSError as exc:
         raise Ds01Error(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide a file meant for a git repo
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise Ds01Error(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --- the import ------------------------------------------------------------------------------

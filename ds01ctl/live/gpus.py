@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import importlib
-import os
 import re
 import socket
 from collections.abc import Callable, Iterable, Iterator
@@ -34,6 +33,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from ds01ctl.errors import InventoryError
+from ds01ctl.fsutil import write_atomically
 from ds01ctl.live.inventory import (
     DEFAULT_COMPUTE_SLICES,
     Architecture,
@@ -328,9 +328,7 @@ def inventory_yaml(inv: GpuInventory) -> str:
 
 def dump_inventory(inv: GpuInventory, path: Path) -> None:
     """Write `inv` as a fixture file that `load_inventory_file` reads back unchanged."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(inventory_yaml(inv), encoding="utf-8")
-    os.replace(tmp, path)  # readers never see half a file
+    write_atomically(path, inventory_yaml(inv))
 
 
 # --------------------------------------------------------------------------- /proc

@@ -8,6 +8,7 @@ dot-directories skipped, so `.github/` can sit beside the manifests). Every prob
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import stat
 from collections.abc import Iterator
@@ -50,6 +51,18 @@ class LoadResult:
 
 def load_path(path: Path) -> LoadResult:
     """Every manifest under `path`, with diagnostics for everything that could not be read."""
+    # Loading makes many small objects and no garbage cycles worth collecting (a recursive
+    # alias, at most, refused and freed afterwards): the cyclic GC would only rescan them.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _load_path(path)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _load_path(path: Path) -> LoadResult:
     is_dir = path.is_dir()
     result = LoadResult([], [], path if is_dir else path.parent)
     files = list(_discover(path, result.diagnostics))

@@ -8,6 +8,7 @@ policy, and the security rules no manifest can override.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -129,7 +130,9 @@ def _catalog(repo: ConfigRepo, site: SiteSpec) -> FrameworkCatalog:
     path = Path(site.catalog.path)
     if not path.is_absolute():
         path = repo.root / path
-    if not path.exists():  # the host's file, absent where CI validates: fall back, say so
+    # The host's file, absent where CI validates: fall back, and say so. (os.path.exists,
+    # unlike Path.exists, answers False for a name too long to look up.)
+    if not os.path.exists(path):
         where = repo.of(Site)[0][1].at("spec", "catalog", "path")
         repo.diagnostics.append(
             warning(

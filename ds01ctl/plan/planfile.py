@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypedDict
 
 from ds01ctl.errors import Ds01Error
+from ds01ctl.fsutil import write_atomically
 from ds01ctl.plan.actions import Plan
 from ds01ctl.plan.render_json import FORMAT_VERSION, plan_document, plan_from_document
 
@@ -66,7 +65,7 @@ def save_plan(
     }
     envelope = {**body, "digest": _digest(body)}
     text = json.dumps(envelope, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-    _write_atomically(path, text)
+    write_atomically(path, text, private=True)
 
 
 def load_plan(path: Path, *, state_dir: Path) -> Plan:
@@ -112,21 +111,6 @@ def _digest(body: Mapping[str, Any]) -> str:
 
 def _canonical_dir(path: Path) -> Path:
     return path.expanduser().resolve()
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    # The temp file lives in the target's directory so os.replace is a rename on one
-    # filesystem (atomic); mkstemp creates it 0600, and the rename keeps that mode.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --- reading --------------------------------------------------------------------------------
