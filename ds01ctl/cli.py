@@ -7,15 +7,18 @@ Heavy modules (docker, pynvml, deepdiff) are imported inside the commands that n
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn, TextIO
 
 import typer
 
 from ds01ctl import __version__
 from ds01ctl.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Ds01Error, ValidationFailed
-from ds01ctl.plan.actions import Plan
+
+if TYPE_CHECKING:
+    from ds01ctl.plan.actions import Plan
 
 app = typer.Typer(
     name="ds01ctl",
@@ -75,7 +78,7 @@ def validate(
         report.github(diags, sys.stdout)
         typer.echo(line)
     else:
-        report.human(diags, sys.stdout, colour=sys.stdout.isatty())
+        report.human(diags, sys.stdout, colour=_colour(sys.stdout))
         typer.echo(line)
     raise typer.Exit(EXIT_ERROR if failed else EXIT_OK)
 
@@ -143,7 +146,7 @@ def plan(
     if json_out:
         typer.echo(render_json.dumps(document), nl=False)
     else:
-        typer.echo(render_human.render(document, colour=sys.stdout.isatty()), nl=False)
+        typer.echo(render_human.render(document, colour=_colour(sys.stdout)), nl=False)
         if out is not None:
             typer.echo(f"\nSaved the plan to {out}; apply it with: ds01ctl apply {out}")
     if fail_on_pending and result.plan.pending:
@@ -194,7 +197,7 @@ def apply(
 
     plan_file = target if target.is_file() else None
     path = Path(config_root_of(plan_file)) if plan_file else target
-    colour = sys.stdout.isatty()
+    colour = _colour(sys.stdout)
 
     def confirm(plan: Plan) -> bool:
         if json_out:
@@ -433,6 +436,11 @@ def import_ds01(
     typer.echo(f"Wrote QuotaPolicy {name} to {out} ({len(result.warnings)} warning(s)).", err=True)
 
 
+def _colour(stream: TextIO) -> bool:
+    """Colour on a terminal, unless NO_COLOR is set (https://no-color.org)."""
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
 def _fail(exc: Ds01Error) -> NoReturn:
     typer.echo(f"error: {exc}", err=True)
     sys.exit(exc.exit_code)
@@ -445,7 +453,7 @@ def main() -> None:
     except ValidationFailed as exc:
         from ds01ctl import report
 
-        report.human(exc.diagnostics, sys.stderr, colour=sys.stderr.isatty())
+        report.human(exc.diagnostics, sys.stderr, colour=_colour(sys.stderr))
         _fail(exc)
     except Ds01Error as exc:
         _fail(exc)

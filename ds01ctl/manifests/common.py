@@ -27,13 +27,13 @@ _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _check_mig(value: str) -> str:
-    if not _MIG_RE.match(value):
+    if not _MIG_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not a MIG profile such as 1g.10gb or 3g.40gb")
     return value
 
 
 def _check_image_ref(value: str) -> str:
-    if not _IMAGE_REF_RE.match(value):
+    if not _IMAGE_REF_RE.fullmatch(value):
         raise ValueError(
             f"{value!r} is not an image reference such as registry.example/team/img:tag"
         )
@@ -41,7 +41,7 @@ def _check_image_ref(value: str) -> str:
 
 
 def _check_env_name(value: str) -> str:
-    if not _ENV_NAME_RE.match(value):
+    if not _ENV_NAME_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not an environment variable name")
     return value
 

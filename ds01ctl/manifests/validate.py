@@ -19,6 +19,7 @@ from ds01ctl.manifests import Image, Manifest, QuotaPolicy, Site, Workspace
 from ds01ctl.manifests.common import FrameworkRef
 from ds01ctl.manifests.loader import Loaded, load_path
 from ds01ctl.manifests.mounts import check_mount, expand_owner
+from ds01ctl.manifests.schema_errors import suggest
 from ds01ctl.manifests.site import SiteSpec
 
 M = TypeVar("M", bound=Manifest)
@@ -92,7 +93,7 @@ def _unique(loaded: list[Loaded], diagnostics: list[Diagnostic]) -> list[Loaded]
 
 def _check_singletons(repo: ConfigRepo) -> None:
     sites = repo.of(Site)
-    if not sites:
+    if not sites and repo.files:  # with no manifest at all, that one problem is enough
         repo.diagnostics.append(
             error(
                 "site.missing",
@@ -105,13 +106,15 @@ def _check_singletons(repo: ConfigRepo) -> None:
         repo.diagnostics.append(
             error(
                 "site.multiple",
-                f"a second Site (first at {sites[0][1].file})",
+                f"a second Site, {extra.manifest.metadata.name!r} (the first, "
+                f"{sites[0][0].metadata.name!r}, is at {sites[0][1].file})",
                 hint="keep exactly one",
                 **extra.at("kind"),
             )
         )
     for site, item in sites[:1]:
-        _check_network(repo, site.spec.container_defaults.network, site.spec, item)
+        where = ("spec", "container_defaults", "network")
+        _check_network(repo, site.spec.container_defaults.network, site.spec, item, where)
     policies = repo.of(QuotaPolicy)
     for _, extra in policies[1:]:
         repo.diagnostics.append(
@@ -185,7 +188,7 @@ def _check_quota(repo: ConfigRepo, today: dt.date) -> None:
                 warning(
                     "quota.unknown_user",
                     f"override for {login}, who owns nothing and is in no group",
-                    hint="check the spelling of the login",
+                    hint=suggest(login, sorted(o for o in owners if o)) or "check the spelling",
                     **item.at("spec", "users", login, key=True),
                 )
             )
@@ -237,20 +240,21 @@ def _check_owners(repo: ConfigRepo) -> None:
 
 
 def _check_framework(
-    repo: ConfigRepo, ref: FrameworkRef, site: SiteSpec, where: dict[str, object]
+    repo: ConfigRepo, what: str, ref: FrameworkRef, site: SiteSpec, where: dict[str, object]
 ) -> CatalogEntry | None:
     assert repo.catalog is not None
     found = repo.catalog.lookup(ref.name, ref.version, site.catalog.architecture)
     if isinstance(found, CatalogEntry):
         return found
-    repo.diagnostics.append(error(found.code, found.message, hint=found.hint, **where))
+    repo.diagnostics.append(error(found.code, f"{what}: {found.message}", hint=found.hint, **where))
     return None
 
 
 def _check_images(repo: ConfigRepo, site: SiteSpec) -> None:
     for image, item in repo.of(Image):
         if image.spec.base.framework is not None:
-            _check_framework(repo, image.spec.base.framework, site, item.at("spec", "base"))
+            where = item.at("spec", "base")
+            _check_framework(repo, image.ref, image.spec.base.framework, site, where)
 
 
 def _check_workspaces(repo: ConfigRepo, site: SiteSpec) -> None:
@@ -268,7 +272,7 @@ def _check_workspaces(repo: ConfigRepo, site: SiteSpec) -> None:
                 )
             )
         if spec.framework is not None:
-            _check_framework(repo, spec.framework, site, item.at("spec", "framework"))
+            _check_framework(repo, ws.ref, spec.framework, site, item.at("spec", "framework"))
         _check_network(repo, spec.network, site, item)
         _check_workspace_mounts(repo, ws, item, site)
 
@@ -292,13 +296,19 @@ def _check_workspace_mounts(repo: ConfigRepo, ws: Workspace, item: Loaded, site:
             )
 
 
-def _check_network(repo: ConfigRepo, network: str | None, site: SiteSpec, item: Loaded) -> None:
+def _check_network(
+    repo: ConfigRepo,
+    network: str | None,
+    site: SiteSpec,
+    item: Loaded,
+    where: tuple[str, ...] = ("spec", "network"),
+) -> None:
     if network == "host" and not site.allow_host_network:
         repo.diagnostics.append(
             error(
                 "security.host_network",
                 f"{item.manifest.ref} asks for host networking, which this site does not allow",
                 hint="use a bridge network, or set allow_host_network in the Site",
-                **item.at("spec", "network"),
+                **item.at(*where),
             )
         )

@@ -114,10 +114,10 @@ def allocate(
     existing = existing or {}
     budgets = budgets or {}
     units: dict[str, Fraction] = {}
-    for owner, amount in sorted((held or {}).items()):
+    for owner, amount in (held or {}).items():
         units[owner] = units.get(owner, Fraction(0)) + amount
     asking = sorted((r for r in requests if r.wants_gpu), key=lambda r: r.key)
-    free = {d.uuid: d for d in sorted(devices) if d.uuid not in taken}
+    free = {d.uuid: d for d in devices if d.uuid not in taken}
     placements = _keep_sticky(asking, existing, free, units)
     waiting = [r for r in asking if r.key not in placements]
     pool = _Pool(free, _claims(waiting, existing, free))

@@ -133,7 +133,8 @@ def test_units_duration_refused(value: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("seconds", "text"), [(45, "45s"), (1800, "30m"), (5400, "90m"), (86400, "24h"), (7 * 86400, "7d"), (0, "0s")]
+    ("seconds", "text"),
+    [(45, "45s"), (1800, "30m"), (5400, "90m"), (86400, "24h"), (7 * 86400, "7d"), (0, "0s")],
 )
 def test_units_duration_formatted(seconds: int, text: str) -> None:
     assert format_duration(seconds) == text
