@@ -14,9 +14,9 @@ from pathlib import Path
 
 import docker
 import pytest
-from tests.docker.dockerlab import QUOTA_YAML, Lab, site_yaml
 
 from ds01ctl.live.docker import connect
+from tests.docker.dockerlab import QUOTA_YAML, Lab, site_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENGINE_SCRIPT = REPO_ROOT / "scripts" / "docker-engine"
@@ -35,7 +35,7 @@ def client() -> docker.APIClient:
 
 @pytest.fixture(scope="session")
 def gpu_requests_work() -> bool:
-    """Whether this engine starts containers with GPU device requests (see scripts/docker-engine)."""
+    """Whether this engine starts GPU device requests (scripts/docker-engine probes it)."""
     status = REPO_ROOT / "state" / "engine.env"
     text = status.read_text() if status.exists() else ""
     return "gpu=yes" in text.split()

@@ -7,13 +7,13 @@ import dataclasses
 from collections.abc import Callable
 
 import pytest
-from tests.docker.dockerlab import Lab
 
 from ds01ctl import labels as L
 from ds01ctl.plan.actions import ActionKind, Reason
 from ds01ctl.plan.fields import FIELDS, OnChange, limits_label
 from ds01ctl.plan.spechash import spec_hash
 from ds01ctl.resolve.spec import Bind, ContainerSpec
+from tests.docker.dockerlab import Lab
 
 pytestmark = pytest.mark.docker
 
