@@ -106,8 +106,9 @@ def diff(
         if warning:
             warnings.append(warning)
     orphans = []
+    declared = desired.keys  # computed once: it is a set built from every spec
     for key, live in sorted(by_key.items()):
-        if key in desired.keys:
+        if key in declared:
             continue
         if prune:
             drafts.append(

@@ -17,7 +17,7 @@ from ds01ctl import labels as L
 from ds01ctl.catalog.frameworks import CatalogEntry, FrameworkCatalog
 from ds01ctl.live.docker import DockerState
 from ds01ctl.live.inventory import GpuInventory
-from ds01ctl.manifests import Endpoint, Image, Workspace
+from ds01ctl.manifests import Endpoint, Image, Site, Workspace
 from ds01ctl.manifests.site import SiteSpec, UserPin
 from ds01ctl.manifests.validate import ConfigRepo
 from ds01ctl.plan.actions import PendingItem
@@ -87,7 +87,7 @@ def resolve(repo: ConfigRepo, world: World, catalog: FrameworkCatalog) -> Desire
         if owner not in limits:
             limits[owner] = effective_limits(policy, owner, world.today)
         per_owner[owner] = per_owner.get(owner, 0) + 1
-        outcome = _draft(ws, repo, world, catalog, limits[owner], per_owner[owner])
+        outcome = _draft(ws, site, world, catalog, limits[owner], per_owner[owner])
         if isinstance(outcome, _Draft):
             drafts.append(outcome)
         elif isinstance(outcome, PendingItem):
@@ -143,14 +143,12 @@ def _unsupported(repo: ConfigRepo) -> list[str]:
 
 def _draft(
     ws: Workspace,
-    repo: ConfigRepo,
+    site: Site,
     world: World,
     catalog: FrameworkCatalog,
     limits: EffectiveLimits,
     nth: int,
 ) -> _Draft | PendingItem | str:
-    site = repo.site
-    assert site is not None
     key = f"workspace/{ws.metadata.owner}/{ws.metadata.name}"
     owner = ws.metadata.owner or ""
     account = _account(owner, site.spec.users, world.accounts)
