@@ -4,8 +4,6 @@ Models are frozen pydantic v2 models that forbid unknown keys; each field's docs
 its description in the JSON Schemas under `schemas/`.
 """
 
-from __future__ import annotations
-
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -54,28 +52,35 @@ EnvName = Annotated[str, AfterValidator(_check_env_name)]
 class Model(BaseModel):
     """Base of every manifest model: frozen, unknown keys refused, docstrings as descriptions."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Metadata(Model):
     """Identity of an object."""
 
-    name: Name
-    """Object name: 1-63 lower-case letters, digits and '-'; unique per kind and owner."""
-    owner: Login | None = None
-    """Login that owns the object (raw form, e.g. h.baker or 228755@uni.example). Inferred from
-    the path under users/<login>/ in a config repo; required elsewhere for owned kinds."""
-    description: str | None = None
-    """Free text for people reading the config repo."""
+    name: Name = Field(
+        description=(
+            "Object name: 1-63 lower-case letters, digits and '-'; unique per kind and owner."
+        )
+    )
+    owner: Login | None = Field(
+        None,
+        description=(
+            "Login that owns the object (raw form, e.g. h.baker or 228755@uni.example). Inferred "
+            "from the path under users/<login>/ in a config repo; required elsewhere for owned "
+            "kinds."
+        ),
+    )
+    description: str | None = Field(
+        None, description="Free text for people reading the config repo."
+    )
 
 
 class Manifest(Model):
     """The envelope every document has: apiVersion, kind, metadata, spec."""
 
-    api_version: Literal["ds01/v1"] = Field(alias="apiVersion")
-    """Always ds01/v1."""
-    metadata: Metadata
-    """Name and owner."""
+    api_version: Literal["ds01/v1"] = Field(alias="apiVersion", description="Always ds01/v1.")
+    metadata: Metadata = Field(description="Name and owner.")
 
     OWNED: ClassVar[bool] = True  # Site and QuotaPolicy are not owned by a user
 
@@ -93,19 +98,22 @@ class Manifest(Model):
 class FrameworkRef(Model):
     """A framework and version from the catalog (AIME's ml_images.repo format)."""
 
-    name: str
-    """Framework as the catalog spells it, e.g. Pytorch or Tensorflow (case-insensitive)."""
-    version: str
-    """Version as the catalog lists it, e.g. 2.7.1 or 2.8.0-aime."""
+    name: str = Field(
+        description=(
+            "Framework as the catalog spells it, e.g. Pytorch or Tensorflow (case-insensitive)."
+        )
+    )
+    version: str = Field(description="Version as the catalog lists it, e.g. 2.7.1 or 2.8.0-aime.")
 
 
 class SecretRef(Model):
     """A secret by reference: its value never appears in manifests, plans or logs."""
 
-    secret: Name
-    """Name of the secret in the site's secret store."""
-    version: str | None = None
-    """Version of the secret; a new version replaces the containers that use it."""
+    secret: Name = Field(description="Name of the secret in the site's secret store.")
+    version: str | None = Field(
+        None,
+        description="Version of the secret; a new version replaces the containers that use it.",
+    )
 
 
 def exactly_one(model: Any, *fields: str) -> None:

@@ -1,8 +1,6 @@
 """The `Endpoint` kind: an OpenAI-compatible model server (vLLM-style) chosen by recipe."""
 
-from __future__ import annotations
-
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
@@ -18,39 +16,41 @@ RESERVED_ENGINE_ARGS = frozenset(
 class ModelSource(Model):
     """The model to serve."""
 
-    id: str = Field(min_length=1)
-    """Hugging Face repository id, e.g. Qwen/Qwen3-32B."""
-    revision: str | None = None
-    """Commit to pin the weights to."""
-    served_name: str | None = None
-    """Name clients ask for; the endpoint's name when unset."""
-    token: SecretRef | None = None
-    """Hub token, by reference."""
+    id: str = Field(min_length=1, description="Hugging Face repository id, e.g. Qwen/Qwen3-32B.")
+    revision: str | None = Field(None, description="Commit to pin the weights to.")
+    served_name: str | None = Field(
+        None, description="Name clients ask for; the endpoint's name when unset."
+    )
+    token: SecretRef | None = Field(None, description="Hub token, by reference.")
 
 
 class RecipeSelect(Model):
     """How to pick a recipe from the catalog when none is pinned."""
 
-    precision: Literal["auto", "bf16", "fp16", "fp8", "int8", "int4", "fp4"] = "auto"
-    """Weight precision; auto takes the best the hardware allows."""
-    metric: Literal["latency", "throughput"] = "latency"
-    """What the recipe is tuned for."""
-    min_type: Literal["optimized", "preview", "unoptimized", "generic"] = "optimized"
-    """Lowest recipe maturity accepted."""
-    allow_fallback: bool = False
-    """May fall back to a generic recipe (the plan says so)."""
+    precision: Literal["auto", "bf16", "fp16", "fp8", "int8", "int4", "fp4"] = Field(
+        "auto", description="Weight precision; auto takes the best the hardware allows."
+    )
+    metric: Literal["latency", "throughput"] = Field(
+        "latency", description="What the recipe is tuned for."
+    )
+    min_type: Literal["optimized", "preview", "unoptimized", "generic"] = Field(
+        "optimized", description="Lowest recipe maturity accepted."
+    )
+    allow_fallback: bool = Field(
+        False, description="May fall back to a generic recipe (the plan says so)."
+    )
 
 
 class Recipe(Model):
     """A pinned recipe or a selection, not both."""
 
-    ref: str | None = None
-    """Exact recipe id and version, e.g. vllm-h100-bf16-tp2-latency@3."""
-    select: RecipeSelect | None = None
-    """Selection criteria."""
+    ref: str | None = Field(
+        None, description="Exact recipe id and version, e.g. vllm-h100-bf16-tp2-latency@3."
+    )
+    select: RecipeSelect | None = Field(None, description="Selection criteria.")
 
     @model_validator(mode="after")
-    def _not_both(self) -> Recipe:
+    def _not_both(self) -> Self:
         if self.ref is not None and self.select is not None:
             raise ValueError("pin a recipe (ref) or ask for selection (select), not both")
         return self
@@ -59,13 +59,13 @@ class Recipe(Model):
 class Accelerator(Model):
     """GPUs for the server."""
 
-    count: int = Field(1, ge=0, le=16)
-    """Whole GPUs (tensor-parallel size)."""
-    mig: MigProfile | None = None
-    """One MIG instance of this profile instead of whole GPUs."""
+    count: int = Field(1, ge=0, le=16, description="Whole GPUs (tensor-parallel size).")
+    mig: MigProfile | None = Field(
+        None, description="One MIG instance of this profile instead of whole GPUs."
+    )
 
     @model_validator(mode="after")
-    def _mig_alone(self) -> Accelerator:
+    def _mig_alone(self) -> Self:
         if self.mig is not None and self.count != 1:
             raise ValueError("a MIG endpoint uses exactly one instance: leave count at 1")
         return self
@@ -74,12 +74,14 @@ class Accelerator(Model):
 class Engine(Model):
     """The serving engine's container."""
 
-    image: ImageRef | None = None
-    """Engine image; the recipe's when unset."""
-    args: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    """Tuning arguments (--max-model-len …), without the leading dashes."""
-    env: dict[EnvName, str | SecretRef] = Field(default_factory=dict)
-    """Environment; secrets by reference only."""
+    image: ImageRef | None = Field(None, description="Engine image; the recipe's when unset.")
+    args: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Tuning arguments (--max-model-len …), without the leading dashes.",
+    )
+    env: dict[EnvName, str | SecretRef] = Field(
+        default_factory=dict, description="Environment; secrets by reference only."
+    )
 
     @field_validator("args")
     @classmethod
@@ -95,42 +97,34 @@ class Engine(Model):
 class EndpointResources(Model):
     """CPU, memory and shared memory for the server."""
 
-    cpus: NanoCpus | None = None
-    """CPUs; the owner's quota when unset."""
-    memory: ByteSize | None = None
-    """Memory; the owner's quota when unset."""
-    shm_size: ByteSize | None = None
-    """/dev/shm size."""
+    cpus: NanoCpus | None = Field(None, description="CPUs; the owner's quota when unset.")
+    memory: ByteSize | None = Field(None, description="Memory; the owner's quota when unset.")
+    shm_size: ByteSize | None = Field(None, description="/dev/shm size.")
 
 
 class Health(Model):
     """How readiness is checked."""
 
-    path: str = "/v1/models"
-    """Readiness path."""
-    liveness_path: str = "/health"
-    """Liveness path."""
-    start_timeout: Seconds = 1800
-    """How long the server may take to become ready (large models load for minutes)."""
+    path: str = Field("/v1/models", description="Readiness path.")
+    liveness_path: str = Field("/health", description="Liveness path.")
+    start_timeout: Seconds = Field(
+        1800,
+        description="How long the server may take to become ready (large models load for minutes).",
+    )
 
 
 class EndpointSpec(Model):
     """The model server."""
 
-    model: ModelSource
-    """Model to serve."""
-    recipe: Recipe = Recipe()
-    """Recipe pin or selection."""
-    accelerator: Accelerator = Accelerator()
-    """GPUs."""
-    engine: Engine = Engine()
-    """Engine container."""
-    resources: EndpointResources = EndpointResources()
-    """CPU and memory."""
-    port: int | Literal["auto"] = "auto"
-    """Host port on 127.0.0.1; auto takes one from the site's pool."""
-    health: Health = Health()
-    """Health checks."""
+    model: ModelSource = Field(description="Model to serve.")
+    recipe: Recipe = Field(Recipe(), description="Recipe pin or selection.")
+    accelerator: Accelerator = Field(Accelerator(), description="GPUs.")
+    engine: Engine = Field(Engine(), description="Engine container.")
+    resources: EndpointResources = Field(EndpointResources(), description="CPU and memory.")
+    port: int | Literal["auto"] = Field(
+        "auto", description="Host port on 127.0.0.1; auto takes one from the site's pool."
+    )
+    health: Health = Field(Health(), description="Health checks.")
 
     @field_validator("port")
     @classmethod
@@ -143,7 +137,5 @@ class EndpointSpec(Model):
 class Endpoint(Manifest):
     """An OpenAI-compatible model server of one owner."""
 
-    kind: Literal["Endpoint"]
-    """Endpoint."""
-    spec: EndpointSpec
-    """The server."""
+    kind: Literal["Endpoint"] = Field(description="Endpoint.")
+    spec: EndpointSpec = Field(description="The server.")

@@ -5,8 +5,6 @@ user's override ← unexpired exemptions. A key left out of a layer inherits; `n
 means unlimited. (DS01's own parser layers user overrides on the defaults, skipping the group.)
 """
 
-from __future__ import annotations
-
 import datetime as dt
 from fractions import Fraction
 from typing import Annotated, Any, ClassVar, Literal
@@ -50,83 +48,86 @@ GpuUnits = Annotated[
 class Limits(Model):
     """One layer of limits. Keys left out inherit from the layer below; null means unlimited."""
 
-    gpu_budget: GpuUnits | None = None
-    """GPU units a user may hold at once, across all their containers."""
-    max_gpus_per_container: int | None = Field(None, ge=0)
-    """GPU devices (whole GPUs or MIG instances) one container may ask for."""
-    allow_whole_gpus: bool | None = None
-    """Whether whole (non-MIG) GPUs may be requested."""
-    cpus: NanoCpus | None = None
-    """CPUs per container (decimal cores)."""
-    memory: ByteSize | None = None
-    """Memory per container."""
-    memory_swap: ByteSize | None = None
-    """Memory plus swap per container."""
-    shm_size: ByteSize | None = None
-    """/dev/shm size per container."""
-    pids: int | None = Field(None, ge=1)
-    """Process limit per container."""
-    max_workspaces: int | None = Field(None, ge=0)
-    """Workspaces a user may have."""
-    max_endpoints: int | None = Field(None, ge=0)
-    """Endpoints a user may have."""
-    idle_timeout: Seconds | None = None
-    """Stop a container idle this long (null: never)."""
-    max_runtime: Seconds | None = None
-    """Stop a container running this long (null: never)."""
-    gpu_hold_after_stop: Seconds | None = None
-    """A stopped container keeps its GPUs this long."""
-    container_hold_after_stop: Seconds | None = None
-    """A stopped container is kept this long before it is snapshotted and removed."""
-    aggregate_cpus: NanoCpus | None = None
-    """CPUs across all of a user's containers."""
-    aggregate_memory: ByteSize | None = None
-    """Memory across all of a user's containers."""
+    gpu_budget: GpuUnits | None = Field(
+        None, description="GPU units a user may hold at once, across all their containers."
+    )
+    max_gpus_per_container: int | None = Field(
+        None,
+        ge=0,
+        description="GPU devices (whole GPUs or MIG instances) one container may ask for.",
+    )
+    allow_whole_gpus: bool | None = Field(
+        None, description="Whether whole (non-MIG) GPUs may be requested."
+    )
+    cpus: NanoCpus | None = Field(None, description="CPUs per container (decimal cores).")
+    memory: ByteSize | None = Field(None, description="Memory per container.")
+    memory_swap: ByteSize | None = Field(None, description="Memory plus swap per container.")
+    shm_size: ByteSize | None = Field(None, description="/dev/shm size per container.")
+    pids: int | None = Field(None, ge=1, description="Process limit per container.")
+    max_workspaces: int | None = Field(None, ge=0, description="Workspaces a user may have.")
+    max_endpoints: int | None = Field(None, ge=0, description="Endpoints a user may have.")
+    idle_timeout: Seconds | None = Field(
+        None, description="Stop a container idle this long (null: never)."
+    )
+    max_runtime: Seconds | None = Field(
+        None, description="Stop a container running this long (null: never)."
+    )
+    gpu_hold_after_stop: Seconds | None = Field(
+        None, description="A stopped container keeps its GPUs this long."
+    )
+    container_hold_after_stop: Seconds | None = Field(
+        None,
+        description="A stopped container is kept this long before it is snapshotted and removed.",
+    )
+    aggregate_cpus: NanoCpus | None = Field(
+        None, description="CPUs across all of a user's containers."
+    )
+    aggregate_memory: ByteSize | None = Field(
+        None, description="Memory across all of a user's containers."
+    )
 
 
 class Group(Model):
     """A group of users sharing one set of limits."""
 
-    members: list[Login] = Field(default_factory=list)
-    """Logins in this group; a user belongs to at most one group."""
-    limits: Limits = Limits()
-    """Limits layered on the policy's defaults."""
+    members: list[Login] = Field(
+        default_factory=list,
+        description="Logins in this group; a user belongs to at most one group.",
+    )
+    limits: Limits = Field(Limits(), description="Limits layered on the policy's defaults.")
 
 
 class Exemption(Model):
     """A time-boxed exception for one user."""
 
-    user: Login
-    """The login it applies to."""
-    limits: Limits = Limits()
-    """Limits layered on top of everything else while it lasts."""
-    expires: dt.date | None = None
-    """Last day it applies (YYYY-MM-DD); null means it does not expire."""
-    reason: str = Field(min_length=1)
-    """Why: shown in plans and `ds01ctl limits`."""
+    user: Login = Field(description="The login it applies to.")
+    limits: Limits = Field(
+        Limits(), description="Limits layered on top of everything else while it lasts."
+    )
+    expires: dt.date | None = Field(
+        None, description="Last day it applies (YYYY-MM-DD); null means it does not expire."
+    )
+    reason: str = Field(min_length=1, description="Why: shown in plans and `ds01ctl limits`.")
 
 
 class QuotaPolicySpec(Model):
     """Groups, limits and exemptions."""
 
-    default_group: Name | None = None
-    """Group of owners listed in no group; with none, such owners are an error."""
-    defaults: Limits = Limits()
-    """Limits for everyone, under the groups."""
-    groups: dict[Name, Group] = Field(default_factory=dict)
-    """Groups by name."""
-    users: dict[Login, Limits] = Field(default_factory=dict)
-    """Per-user overrides, layered on the user's group."""
-    exemptions: list[Exemption] = Field(default_factory=list)
-    """Time-boxed exceptions."""
+    default_group: Name | None = Field(
+        None, description="Group of owners listed in no group; with none, such owners are an error."
+    )
+    defaults: Limits = Field(Limits(), description="Limits for everyone, under the groups.")
+    groups: dict[Name, Group] = Field(default_factory=dict, description="Groups by name.")
+    users: dict[Login, Limits] = Field(
+        default_factory=dict, description="Per-user overrides, layered on the user's group."
+    )
+    exemptions: list[Exemption] = Field(default_factory=list, description="Time-boxed exceptions.")
 
 
 class QuotaPolicy(Manifest):
     """At most one per config repo."""
 
-    kind: Literal["QuotaPolicy"]
-    """QuotaPolicy."""
-    spec: QuotaPolicySpec = QuotaPolicySpec()
-    """Groups, limits and exemptions."""
+    kind: Literal["QuotaPolicy"] = Field(description="QuotaPolicy.")
+    spec: QuotaPolicySpec = Field(QuotaPolicySpec(), description="Groups, limits and exemptions.")
 
     OWNED: ClassVar[bool] = False

@@ -1,8 +1,6 @@
 """The `Site` kind: facts about the host and the policy every other object is checked against."""
 
-from __future__ import annotations
-
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -16,14 +14,22 @@ Architecture = Literal["CUDA", "CUDA_AMPERE", "CUDA_ADA", "CUDA_BLACKWELL", "ROC
 class GpuSource(Model):
     """Where the live GPU state comes from."""
 
-    source: Literal["nvml", "fixture"] = "nvml"
-    """nvml reads the host's NVIDIA driver; fixture reads an inventory file (labs without GPUs,
-    tests, the demo)."""
-    fixture: str | None = None
-    """Inventory file for source=fixture, relative to the config repo root or absolute."""
+    source: Literal["nvml", "fixture"] = Field(
+        "nvml",
+        description=(
+            "nvml reads the host's NVIDIA driver; fixture reads an inventory file (labs without "
+            "GPUs, tests, the demo)."
+        ),
+    )
+    fixture: str | None = Field(
+        None,
+        description=(
+            "Inventory file for source=fixture, relative to the config repo root or absolute."
+        ),
+    )
 
     @model_validator(mode="after")
-    def _fixture_iff_source(self) -> GpuSource:
+    def _fixture_iff_source(self) -> Self:
         if (self.source == "fixture") != (self.fixture is not None):
             raise ValueError("set fixture exactly when source is fixture")
         return self
@@ -32,58 +38,76 @@ class GpuSource(Model):
 class Catalog(Model):
     """The framework catalog (AIME's ml_images.repo format)."""
 
-    path: str | None = None
-    """The host's own ml_images.repo; the copy shipped with ds01ctl when unset."""
-    architecture: Architecture | None = None
-    """GPU architecture whose images are used (CUDA_AMPERE for A100, CUDA_ADA for H100
-    with CUDA 12); derived from the GPUs when unset."""
+    path: str | None = Field(
+        None, description="The host's own ml_images.repo; the copy shipped with ds01ctl when unset."
+    )
+    architecture: Architecture | None = Field(
+        None,
+        description=(
+            "GPU architecture whose images are used (CUDA_AMPERE for A100, CUDA_ADA for H100 with "
+            "CUDA 12); derived from the GPUs when unset."
+        ),
+    )
 
 
 class ImageMirror(Model):
     """Rewrites image references that start with a prefix (air-gapped labs, local mirrors)."""
 
-    prefix: str = Field(min_length=1)
-    """Leading part of a reference to replace, e.g. aimehub/."""
-    replacement: str = Field(min_length=1)
-    """What replaces it, e.g. registry.lab.example/aimehub/."""
+    prefix: str = Field(
+        min_length=1, description="Leading part of a reference to replace, e.g. aimehub/."
+    )
+    replacement: str = Field(
+        min_length=1, description="What replaces it, e.g. registry.lab.example/aimehub/."
+    )
 
 
 class MountRule(Model):
     """Host paths that owners may mount."""
 
-    path: str
-    """Absolute path pattern; {owner} is the object's owner, a trailing /** allows every path
-    below, e.g. /home/{owner}/** or /datasets/**."""
-    read_only: bool = False
-    """Only read-only mounts are allowed under this pattern."""
+    path: str = Field(
+        description=(
+            "Absolute path pattern; {owner} is the object's owner, a trailing /** allows every path"
+            " below, e.g. /home/{owner}/** or /datasets/**."
+        )
+    )
+    read_only: bool = Field(
+        False, description="Only read-only mounts are allowed under this pattern."
+    )
 
 
 class ContainerDefaults(Model):
     """Settings every managed container gets unless its manifest says otherwise."""
 
-    network: str = "bridge"
-    """Docker network; host needs allow_host_network."""
-    shm_size: ByteSize = 1024**3
-    """Size of /dev/shm when neither the manifest nor the quota sets one."""
-    ulimits: dict[str, int] = Field(default_factory=lambda: {"stack": 67108864})
-    """Soft=hard ulimits by name (mlc sets stack=67108864). memlock only where the host
-    allows raising it."""
-    labels: dict[str, str] = Field(default_factory=dict)
-    """Extra labels for every container (keys outside the aime.mlc and ds01 namespaces)."""
-    stop_grace_period: Seconds = 10
-    """Time a container gets to stop before it is killed."""
+    network: str = Field("bridge", description="Docker network; host needs allow_host_network.")
+    shm_size: ByteSize = Field(
+        1024**3, description="Size of /dev/shm when neither the manifest nor the quota sets one."
+    )
+    ulimits: dict[str, int] = Field(
+        default_factory=lambda: {"stack": 67108864},
+        description=(
+            "Soft=hard ulimits by name (mlc sets stack=67108864). memlock only where the host "
+            "allows raising it."
+        ),
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Extra labels for every container (keys outside the aime.mlc and ds01 namespaces)."
+        ),
+    )
+    stop_grace_period: Seconds = Field(
+        10, description="Time a container gets to stop before it is killed."
+    )
 
 
 class PortPool(Model):
     """Host ports endpoints take when they ask for port: auto."""
 
-    start: int = Field(8100, ge=1024, le=65535)
-    """First port of the pool."""
-    end: int = Field(8199, ge=1024, le=65535)
-    """Last port of the pool (inclusive)."""
+    start: int = Field(8100, ge=1024, le=65535, description="First port of the pool.")
+    end: int = Field(8199, ge=1024, le=65535, description="Last port of the pool (inclusive).")
 
     @model_validator(mode="after")
-    def _ordered(self) -> PortPool:
+    def _ordered(self) -> Self:
         if self.start > self.end:
             raise ValueError("start must not be after end")
         return self
@@ -92,45 +116,54 @@ class PortPool(Model):
 class UserPin(Model):
     """A user's numeric identity, when it should not come from the host's passwd."""
 
-    uid: int = Field(ge=1, le=MAX_ID)
-    """User id; workspaces never run as root, so 0 is refused."""
-    gid: int = Field(ge=1, le=MAX_ID)
-    """Primary group id."""
+    uid: int = Field(
+        ge=1, le=MAX_ID, description="User id; workspaces never run as root, so 0 is refused."
+    )
+    gid: int = Field(ge=1, le=MAX_ID, description="Primary group id.")
 
 
 class SiteSpec(Model):
     """Host facts and site policy."""
 
-    state_dir: str = "/var/lib/ds01ctl"
-    """Where the journal, saved plans and the ledger live."""
-    gpus: GpuSource = GpuSource()
-    """Where live GPU state comes from."""
-    catalog: Catalog = Catalog()
-    """Framework catalog and the architecture to pick images for."""
-    image_mirrors: list[ImageMirror] = Field(default_factory=list)
-    """Reference rewrites, first match wins."""
-    container_defaults: ContainerDefaults = ContainerDefaults()
-    """Defaults for every managed container."""
-    allow_host_network: bool = False
-    """Whether manifests may ask for network: host."""
-    mount_policy: list[MountRule] = Field(
-        default_factory=lambda: [MountRule(path="/home/{owner}/**")]
+    state_dir: str = Field(
+        "/var/lib/ds01ctl", description="Where the journal, saved plans and the ledger live."
     )
-    """Host paths owners may mount; anything else is refused."""
-    default_workspace_mount: str = "/home/{owner}/workspace"
-    """Host directory mounted at /workspace when a workspace names none (mlc's ~/workspace)."""
-    endpoint_ports: PortPool = PortPool()
-    """Host ports for endpoints with port: auto."""
-    users: dict[Login, UserPin] = Field(default_factory=dict)
-    """uid/gid pins by login; others come from the host's passwd at plan time."""
+    gpus: GpuSource = Field(GpuSource(), description="Where live GPU state comes from.")
+    catalog: Catalog = Field(
+        Catalog(), description="Framework catalog and the architecture to pick images for."
+    )
+    image_mirrors: list[ImageMirror] = Field(
+        default_factory=list, description="Reference rewrites, first match wins."
+    )
+    container_defaults: ContainerDefaults = Field(
+        ContainerDefaults(), description="Defaults for every managed container."
+    )
+    allow_host_network: bool = Field(
+        False, description="Whether manifests may ask for network: host."
+    )
+    mount_policy: list[MountRule] = Field(
+        default_factory=lambda: [MountRule(path="/home/{owner}/**")],
+        description="Host paths owners may mount; anything else is refused.",
+    )
+    default_workspace_mount: str = Field(
+        "/home/{owner}/workspace",
+        description=(
+            "Host directory mounted at /workspace when a workspace names none (mlc's ~/workspace)."
+        ),
+    )
+    endpoint_ports: PortPool = Field(
+        PortPool(), description="Host ports for endpoints with port: auto."
+    )
+    users: dict[Login, UserPin] = Field(
+        default_factory=dict,
+        description="uid/gid pins by login; others come from the host's passwd at plan time.",
+    )
 
 
 class Site(Manifest):
     """The one Site of a config repo."""
 
-    kind: Literal["Site"]
-    """Site."""
-    spec: SiteSpec = SiteSpec()
-    """Host facts and policy."""
+    kind: Literal["Site"] = Field(description="Site.")
+    spec: SiteSpec = Field(SiteSpec(), description="Host facts and policy.")
 
     OWNED: ClassVar[bool] = False
