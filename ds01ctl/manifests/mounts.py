@@ -7,8 +7,9 @@ The Docker socket and the engine's own state are refused whatever the policy say
 
 from __future__ import annotations
 
-import fnmatch
+import functools
 import posixpath
+import re
 from dataclasses import dataclass
 
 from ds01ctl.manifests.site import MountRule
@@ -51,18 +52,23 @@ def is_engine_path(path: str) -> bool:
     return any(path == tree or path.startswith(tree + "/") for tree in _ENGINE_TREES)
 
 
+@functools.lru_cache(maxsize=4096)
+def _pattern(pattern: str) -> re.Pattern[str]:
+    """A mount pattern as a regex: `*` and `?` stay within one path component, and a trailing
+    `/**` also matches the directory itself and everything below it."""
+    parts = pattern.strip("/").split("/")
+    tail = ""
+    if parts[-1] == "**":
+        if len(parts) == 1:
+            return re.compile("/.*")
+        parts, tail = parts[:-1], "(?:/.*)?"
+    glob = {"*": "[^/]*", "?": "[^/]"}
+    body = "/".join("".join(glob.get(c) or re.escape(c) for c in part) for part in parts)
+    return re.compile(f"/{body}{tail}")
+
+
 def _matches(pattern: str, path: str) -> bool:
-    pattern_parts = pattern.strip("/").split("/")
-    path_parts = path.strip("/").split("/")
-    if pattern_parts[-1] == "**":
-        prefix = pattern_parts[:-1]
-        if len(path_parts) < len(prefix):
-            return False
-        path_parts = path_parts[: len(prefix)]
-        pattern_parts = prefix
-    return len(pattern_parts) == len(path_parts) and all(
-        fnmatch.fnmatchcase(part, pat) for part, pat in zip(path_parts, pattern_parts, strict=True)
-    )
+    return _pattern(pattern).fullmatch(path) is not None
 
 
 def check_mount(
