@@ -7,6 +7,7 @@ Heavy modules (docker, pynvml, deepdiff) are imported inside the commands that n
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import sys
 from pathlib import Path
@@ -124,12 +125,15 @@ def plan(
     fail_on_pending: Annotated[
         bool, typer.Option("--fail-on-pending", help="Pending requests are an error (exit 1).")
     ] = False,
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="State directory (default: the Site's).")
+    ] = None,
 ) -> None:
     """Compare the manifests with live Docker and GPU state; show what apply would do."""
     from ds01ctl.plan import render_human, render_json
-    from ds01ctl.workflow import make_plan
+    from ds01ctl.workflow import make_plan, state_dir_of
 
-    result = make_plan(path, prune=prune)
+    result = make_plan(path, prune=prune, state_dir=state_dir)
     document = render_json.plan_document(result.plan)
     if out is not None:
         from ds01ctl.plan.planfile import save_plan
@@ -140,7 +144,7 @@ def plan(
             out,
             tool_version=__version__,
             site=meta["site"],
-            state_dir=meta["state_dir"],
+            state_dir=state_dir_of(result.repo, state_dir),
             config_commit=meta["config_commit"],
         )
     if json_out:
@@ -229,14 +233,22 @@ def apply(
         typer.echo("Warning: --target applies only part of the plan.", err=True)
     reporter = JsonReporter() if json_out else LineReporter(colour=colour)
     result = apply_changes(path, settings, confirm=confirm, reporter=reporter, plan_file=plan_file)
-    if result.outcome is None:
-        if not result.plan.actions and not json_out:
-            typer.echo("No changes. The live state matches the manifests.")
-        return
     outcome = result.outcome
+    counts = {
+        "done": len(outcome.done) if outcome else 0,
+        "failed": len(outcome.failed) if outcome else 0,
+        "skipped": len(outcome.skipped) if outcome else 0,
+    }
+    if json_out:
+        event = {"event": "summary", "apply": result.apply_id, **counts}
+        typer.echo(json.dumps(event, sort_keys=True))
+    elif outcome is None and not result.plan.actions:
+        typer.echo("No changes. The live state matches the manifests.")
+    if outcome is None:
+        return
     summary = (
-        f"Apply {result.apply_id}: {len(outcome.done)} done, {len(outcome.failed)} failed, "
-        f"{len(outcome.skipped)} skipped."
+        f"Apply {result.apply_id}: {counts['done']} done, {counts['failed']} failed, "
+        f"{counts['skipped']} skipped."
     )
     if not json_out:
         typer.echo(summary)
@@ -253,7 +265,6 @@ def history(
     json_out: JsonOpt = False,
 ) -> None:
     """Past applies from the journal: what each did, and what was in flight if it died."""
-    import json
 
     from ds01ctl.apply.journal import history as read_history
     from ds01ctl.workflow import load_repo, state_dir_of
@@ -307,7 +318,6 @@ def snapshots_list(
     json_out: JsonOpt = False,
 ) -> None:
     """Snapshots of this site's workspaces, oldest first."""
-    import json
 
     from ds01ctl.apply.snapshots import list_snapshots
     from ds01ctl.live.docker import connect

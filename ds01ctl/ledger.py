@@ -34,9 +34,10 @@ def load_pending_since(state_dir: Path) -> dict[str, dt.datetime]:
     found = {}
     for key, value in (raw.get("pending_since") or {}).items():
         try:
-            found[str(key)] = dt.datetime.fromisoformat(value)
+            since = dt.datetime.fromisoformat(value)
         except (TypeError, ValueError):
             continue
+        found[str(key)] = since if since.tzinfo else since.replace(tzinfo=dt.UTC)
     return found
 
 

@@ -68,6 +68,7 @@ def make_plan(
     client: docker.APIClient | None = None,
     now: dt.datetime | None = None,
     repo: ConfigRepo | None = None,
+    state_dir: Path | None = None,
 ) -> PlanResult:
     """Validate, observe, resolve and diff: the plan for the config repo at `path`."""
     from ds01ctl.ledger import load_pending_since
@@ -79,12 +80,14 @@ def make_plan(
     now = now or dt.datetime.now(dt.UTC)
     repo = repo or load_repo(path, now.date())
     assert repo.site is not None and repo.catalog is not None
+    if prune:
+        refuse_partial_prune(repo, path, targets=())
     client = client or connect()
     inventory = gpu_inventory(repo)
     state = observe_docker(client, repo.site.metadata.name)
     owners = {w.metadata.owner or "" for w, _ in repo.of(Workspace)}
     accounts = lookup_accounts(owners - set(repo.site.spec.users))
-    pending_since = load_pending_since(state_dir_of(repo, None))
+    pending_since = load_pending_since(state_dir_of(repo, state_dir))
     world = World(state, inventory, accounts, now, pending_since)
     desired = resolve(repo, world, repo.catalog)
     problems = list(desired.errors) + _missing_images(desired, state, client)
@@ -95,7 +98,7 @@ def make_plan(
     meta = {
         "ds01ctl_version": __version__,
         "site": repo.site.metadata.name,
-        "state_dir": repo.site.spec.state_dir,
+        "state_dir": str(state_dir_of(repo, state_dir)),
         "engine_id": state.engine.id,
         "engine_version": state.engine.version,
         "observed_at": now.isoformat(),
@@ -185,7 +188,14 @@ def apply_changes(
     now = dt.datetime.now(dt.UTC)
     repo = load_repo(path, now.date())
     assert repo.site is not None
-    _refuse_partial_prune(repo, path, settings)
+    if plan_file is not None and (settings.targets or settings.prune):
+        raise Ds01Error(
+            "--target and --prune shape a new plan; a saved plan is applied whole, as saved",
+            hint="make the plan with them: `ds01ctl plan --out FILE --prune` (or without)",
+            code="plan_file_options",
+        )
+    if settings.prune:
+        refuse_partial_prune(repo, path, targets=settings.targets)
     client = client or connect()
     state_dir = state_dir_of(repo, settings.state_dir)
     engine = engine_info(client)
@@ -224,12 +234,16 @@ def _plan_to_apply(
     from ds01ctl.plan.staleness import restrict, stale_reasons
 
     if plan_file is None:
-        plan = make_plan(path, prune=settings.prune, client=client, repo=repo).plan
+        plan = make_plan(
+            path, prune=settings.prune, client=client, repo=repo, state_dir=state_dir
+        ).plan
         if settings.targets:
             plan = restrict(plan, settings.targets)
         return plan, _digest(dumps(plan_document(plan, mask_secrets=False)))
     saved = load_plan(plan_file, state_dir=state_dir)
-    fresh = make_plan(path, prune=bool(saved.meta.get("prune")), client=client, repo=repo).plan
+    fresh = make_plan(
+        path, prune=bool(saved.meta.get("prune")), client=client, repo=repo, state_dir=state_dir
+    ).plan
     reasons = stale_reasons(saved, fresh)
     if reasons:
         raise StalePlan(
@@ -243,13 +257,11 @@ def _digest(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def _refuse_partial_prune(repo: ConfigRepo, path: Path, settings: ApplySettings) -> None:
+def refuse_partial_prune(repo: ConfigRepo, path: Path, *, targets: tuple[str, ...]) -> None:
     """--prune deletes what the manifests do not declare: only with the whole repo in view."""
-    if not settings.prune:
-        return
     site_file = Path(repo.of(Site)[0][1].file)
     whole = path.is_dir() and site_file.parent.resolve() == path.resolve()
-    if settings.targets or not whole:
+    if targets or not whole:
         raise Ds01Error(
             "--prune needs the whole config repo: without --target, and with PATH its root "
             "(the directory of the Site manifest)",

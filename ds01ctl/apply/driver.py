@@ -129,6 +129,7 @@ def create(client: docker.APIClient, spec: ContainerSpec) -> str:
         environment=[f"{k}={v}" for k, v in spec.env],
         labels=labels,
         stop_signal=spec.stop_signal,
+        stop_timeout=spec.stop_grace,  # also what `docker stop` and `mlc stop` wait for
         host_config=host_config,
     )
     return str(created["Id"])

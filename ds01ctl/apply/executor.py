@@ -102,9 +102,11 @@ def execute(
     waiting = dict(by_id)
     running: dict[Future[tuple[str | None, float]], Action] = {}
     journal.record("apply_started", plan_digest=plan_digest, actions=len(plan.actions))
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+    slots = max(1, parallelism)
+    with ThreadPoolExecutor(max_workers=slots) as pool:
         while waiting or running:
-            for action in _ready(waiting, deps, outcome):
+            # Submit only what starts now, so an intent in the journal means "was running".
+            for action in _ready(waiting, deps, outcome)[: slots - len(running)]:
                 del waiting[action.id]
                 blocked = _blocked_by(action, deps, outcome)
                 if blocked is not None:

@@ -132,6 +132,9 @@ FIELDS: tuple[ContainerField, ...] = (
     ContainerField(
         "stop_signal", _config("StopSignal", ""), lambda s: s.stop_signal, OnChange.REPLACE
     ),
+    ContainerField(
+        "stop_grace", _config("StopTimeout", 10), lambda s: s.stop_grace, OnChange.REPLACE
+    ),
     ContainerField("gpus", lambda c: c.gpu_ids, lambda s: tuple(sorted(s.gpus)), OnChange.REPLACE),
     ContainerField(
         "labels",

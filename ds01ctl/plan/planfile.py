@@ -1,4 +1,4 @@
-"""Saved plans (`plan -out FILE`, `apply FILE`): the unmasked plan document in a versioned
+"""Saved plans (`plan --out FILE`, `apply FILE`): the unmasked plan document in a versioned
 envelope with a digest, written atomically and read back only if nothing about it is off.
 
 The reader refuses a missing, corrupted, edited or newer file and one made for another state
@@ -21,7 +21,7 @@ from ds01ctl.plan.render_json import FORMAT_VERSION, plan_document, plan_from_do
 
 PLANFILE_VERSION = 1
 _CODE = "plan_file"
-_REPLAN = "make a new plan with `ds01ctl plan -out FILE`"
+_REPLAN = "make a new plan with `ds01ctl plan --out FILE`"
 
 RawDoc = dict[str, Any]
 # Upgrades by the version they read: each turns version n into n + 1. None exist yet; when
@@ -120,7 +120,7 @@ def _read_json(path: Path) -> RawDoc:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise _error(f"no plan file at {path}", "save one with `ds01ctl plan -out FILE`") from None
+        raise _error(f"no plan file at {path}", "save one with `ds01ctl plan --out FILE`") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise _error(f"cannot read the plan file {path}: {_why(exc)}", _REPLAN) from None
     try:

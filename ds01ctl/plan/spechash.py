@@ -32,6 +32,7 @@ def _v1(spec: ContainerSpec) -> dict[str, Any]:
         "shm_size": spec.shm_size,
         "ulimits": sorted(spec.ulimits),
         "stop_signal": spec.stop_signal,
+        "stop_grace": spec.stop_grace,
         "gpus": sorted(spec.gpus),
     }
 

@@ -8,6 +8,7 @@ same plan and re-allocating with its own output as the existing placements chang
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -109,7 +110,8 @@ def allocate(
     hold outside these requests. A valid existing placement is kept even when its owner's
     budget has since shrunk below what they hold (taking a GPU away means deleting the
     container that names it: lifecycle policy decides that, not placement); such an owner
-    gets nothing new until back within budget. Cost: O(R²+R·D) for R requests, D devices.
+    gets nothing new until back within budget. Cost: O(R·(D + log R)) for R requests and D
+    devices, times the rounds that freed devices make necessary (one unless requests moved).
     """
     existing = existing or {}
     budgets = budgets or {}
@@ -172,11 +174,21 @@ def _place_round(
 ) -> bool:
     """One pass over `waiting` in fair order, placing what fits; `waiting` keeps the rest.
     True when a placement released devices that those still waiting may now use."""
-    queue, released = list(waiting), False
+    # Fair order: owners holding fewer GPU units first, then whoever has waited longest, then
+    # the key. Holdings only grow, so a queued entry whose owner got more since it was queued
+    # goes back in line with what they hold now (a lazy heap: O(R log R), not O(R²)).
+    # (The index keeps the heap from ever comparing two requests.)
+    queue = [
+        (units.get(r.owner, Fraction(0)), _since(r), r.key, i, r) for i, r in enumerate(waiting)
+    ]
+    heapq.heapify(queue)
+    released = False
     waiting.clear()
     while queue:
-        request = min(queue, key=lambda r: _fair_order(r, units))
-        queue.remove(request)
+        holds, since, key, i, request = heapq.heappop(queue)
+        if units.get(request.owner, Fraction(0)) != holds:
+            heapq.heappush(queue, (units[request.owner], since, key, i, request))
+            continue
         chosen = _choose(request, pool.usable_by(request.key))
         if chosen is None or _over_budget(request, chosen, units, budgets):
             waiting.append(request)
@@ -185,16 +197,15 @@ def _place_round(
         pool.take(uuids)
         released |= pool.release(request.key, existing.get(request.key, ()))
         amount = sum((d.units for d in chosen), Fraction(0))
-        units[request.owner] = units.get(request.owner, Fraction(0)) + amount
+        units[request.owner] = holds + amount
         placements[request.key] = Placement(request.key, request.owner, uuids, amount, False)
     waiting.sort(key=lambda r: r.key)
     return released and bool(waiting)
 
 
-def _fair_order(request: GpuRequest, units: Mapping[str, Fraction]) -> tuple[object, ...]:
-    # Owners holding fewer GPU units go first, then whoever has waited longest, then the key.
-    since = request.pending_since.timestamp() if request.pending_since else float("inf")
-    return (units.get(request.owner, Fraction(0)), since, request.key)
+def _since(request: GpuRequest) -> float:
+    # Not waiting yet sorts after every waiting request.
+    return request.pending_since.timestamp() if request.pending_since else float("inf")
 
 
 def _still_fits(request: GpuRequest, uuids: tuple[str, ...], free: Mapping[str, Device]) -> bool:

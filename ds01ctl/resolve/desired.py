@@ -261,11 +261,22 @@ def _allocate(
     drafts: list[_Draft], world: World, limits: Mapping[str, EffectiveLimits]
 ) -> tuple[Allocation, list[Hold], list[str]]:
     """Place GPU requests; release expired holds of stopped workspaces only for waiters."""
-    ours = {c.key: c.gpu_ids for c in world.docker.ours() if c.gpu_ids}
+    asking = {d.request.key for d in drafts}
+    ours = {c.key: c.gpu_ids for c in world.docker.ours() if c.gpu_ids and c.key in asking}
     ours_ids = {c.id for c in world.docker.ours()}
-    taken = {u for c in world.docker.containers if c.id not in ours_ids for u in c.gpu_ids}
+    # Taken: devices named by any container that is not a request here (others', ours that
+    # are orphaned or set aside as pending), and devices a stray process uses, unless one of
+    # our containers names it (that one keeps it; the process is reported as GPU misuse).
+    named_by_ours = {u for c in world.docker.ours() for u in c.gpu_ids}
+    taken = {
+        u
+        for c in world.docker.containers
+        if c.id not in ours_ids or c.key not in asking
+        for u in c.gpu_ids
+    }
     for process in world.inventory.processes:
-        if process.container_id is None or process.container_id not in ours_ids:
+        outside = process.container_id is None or process.container_id not in ours_ids
+        if outside and process.device_uuid not in named_by_ours:
             taken.add(process.device_uuid)
     budgets: dict[str, Fraction | None] = {
         owner: eff["gpu_budget"] for owner, eff in limits.items()

@@ -5,7 +5,13 @@ Objects are uniquely named (container names are engine-wide) and removed by `cle
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +20,7 @@ import docker
 import yaml
 
 from ds01ctl.apply import driver
+from ds01ctl.apply.journal import read_records
 from ds01ctl.resolve.spec import ContainerSpec
 from ds01ctl.workflow import PlanResult, make_plan
 
@@ -56,6 +63,27 @@ spec:
 """
 
 
+# The uid/gid pins of the test Site (`site_yaml`): uid == gid for each login.
+UIDS = {"alice": 61001, "h.baker": 61002, "228755@uni.example": 61003}
+
+_DEVICE_UUID = re.compile(
+    r"\b(?:GPU|MIG)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"
+)
+
+
+@dataclass(frozen=True)
+class Cli:
+    """One finished `ds01ctl` process."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
 @dataclass
 class Lab:
     """A config repo in a temp dir, planned against the real engine under a unique site."""
@@ -65,6 +93,7 @@ class Lab:
     site: str
     token: str
     made_tags: set[str] = field(default_factory=set)
+    made_containers: list[str] = field(default_factory=list)  # made outside ds01ctl
 
     def name(self, base: str) -> str:
         """A workspace name unique to this test (container names are engine-wide)."""
@@ -89,6 +118,14 @@ class Lab:
         (folder / f"{name}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
         return name
 
+    def container_name(self, owner: str, name: str) -> str:
+        """mlc's Docker name of a workspace: `<name>._.<uid>`."""
+        return f"{name}._.{UIDS[owner]}"
+
+    def host_dir(self, *parts: str) -> str:
+        """A host path this test's Site lets workspaces mount (removed by cleanup)."""
+        return "/".join([f"/tmp/ds01ctl-test-{self.token}", *parts])
+
     def remove_workspace(self, owner: str, name: str) -> None:
         (self.root / "users" / owner / f"{name}.yaml").unlink()
 
@@ -104,12 +141,145 @@ class Lab:
     def containers(self) -> list[dict[str, Any]]:
         return list(self.client.containers(all=True, filters={"label": f"ds01.site={self.site}"}))
 
+    # --- the CLI in subprocesses, with this lab's own state and lock dirs ----------------------
+
+    @property
+    def workdir(self) -> Path:
+        """Where the CLI runs: the Site's relative state_dir lands in the test's temp dir."""
+        return self.root.parent
+
+    @property
+    def state_dir(self) -> Path:
+        """The Site's state dir as the CLI resolves it (`state/<site>` below `workdir`)."""
+        return self.workdir / "state" / self.site
+
+    @property
+    def lock_dir(self) -> Path:
+        return self.workdir / "lock"
+
+    def cli_command(self, *args: str) -> list[str]:
+        """`ds01ctl --debug ARGS`: an internal error shows its traceback in a failing test."""
+        return [sys.executable, "-m", "ds01ctl", "--debug", *args]
+
+    def cli_env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DS01CTL_")}
+        return {
+            **env,
+            "NO_COLOR": "1",
+            "COLUMNS": "120",
+            "DS01CTL_LOCK_DIR": str(self.lock_dir),
+            **extra,
+        }
+
+    def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> Cli:
+        """`ds01ctl ARGS` in a subprocess (colour off, this lab's lock dir), output captured."""
+        done = subprocess.run(
+            self.cli_command(*args),
+            cwd=self.workdir,
+            env=self.cli_env(**(env or {})),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        return Cli(done.returncode, done.stdout, done.stderr)
+
+    def apply_args(self, *args: str) -> list[str]:
+        """`apply CONFIG --auto-approve --state-dir … ARGS`."""
+        return [
+            "apply",
+            str(self.root),
+            "--auto-approve",
+            "--state-dir",
+            str(self.state_dir),
+            *args,
+        ]
+
+    def apply(self, *args: str) -> Cli:
+        return self.cli(*self.apply_args(*args))
+
+    def plan_cli(self, *args: str) -> Cli:
+        return self.cli("plan", str(self.root), *args)
+
+    def history(self, *args: str) -> Cli:
+        return self.cli("history", str(self.root), "--state-dir", str(self.state_dir), *args)
+
+    def journal(self) -> list[dict[str, Any]]:
+        """The records of this lab's journal (a torn last line is skipped)."""
+        return list(read_records(self.state_dir))
+
+    def apply_json(self, *args: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """`apply --json`, which must succeed: the plan it carried out, and its progress events."""
+        done = self.apply("--json", *args)
+        assert done.code == 0, done.output
+        if not done.stdout.strip():
+            return {"actions": []}, []  # nothing to do prints nothing
+        plan, end = json.JSONDecoder().raw_decode(done.stdout)
+        events = [json.loads(line) for line in done.stdout[end:].splitlines() if line.strip()]
+        return plan, events
+
+    def assert_converged(self, *, prune: bool = False) -> None:
+        """Apply is done: `plan --detailed-exitcode` finds nothing to do, drift or pending."""
+        done = self.plan_cli("--json", "--detailed-exitcode", *(["--prune"] if prune else []))
+        plan = json.loads(done.stdout) if done.stdout.startswith("{") else {}
+        assert plan.get("actions") == [], done.output
+        assert plan["drift"] == [] and plan["pending"] == [], done.output
+        assert done.code == 0, done.output
+
+    def docker(self, *args: str, check: bool = True) -> Cli:
+        """The `docker` CLI, as mlc and people run it."""
+        done = subprocess.run(
+            ["docker", *args], capture_output=True, text=True, timeout=120, check=False
+        )
+        result = Cli(done.returncode, done.stdout, done.stderr)
+        assert not check or done.returncode == 0, f"docker {' '.join(args)}: {result.output}"
+        return result
+
+    def containers_of(self, owner: str, name: str) -> list[dict[str, Any]]:
+        """This site's containers claiming workspace `owner/name` (by labels, any name)."""
+        return [
+            c
+            for c in self.containers()
+            if (c.get("Labels") or {}).get("ds01.owner") == owner
+            and (c.get("Labels") or {}).get("ds01.name") == name
+        ]
+
+    # --- isolation --------------------------------------------------------------------------
+
+    def private_gpus(self) -> None:
+        """Give the GPU fixture beside the repo UUIDs of this test's own.
+
+        GPU allocation is engine-wide (containers of other sites hold devices too): with
+        UUIDs no other test or demo uses, a GPU request here always finds its device free.
+        """
+        fixture = self.root.parent / "gpus.yaml"
+        text = fixture.read_text()
+        fixture.write_text(_DEVICE_UUID.sub(lambda m: m.group(0)[:-8] + self.token, text))
+
+    def track(self, container_id: str) -> str:
+        """A container made outside ds01ctl (no site label) that cleanup must remove."""
+        self.made_containers.append(container_id)
+        return container_id
+
+    def snapshot_images(self) -> list[dict[str, Any]]:
+        """Snapshot images taken for this lab's site."""
+        return list(self.client.images(filters={"label": f"ds01.snapshot.site={self.site}"}))
+
     def cleanup(self) -> None:
+        for container in self.made_containers:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.remove_container(container, force=True)
         for entry in self.containers():
             self.client.remove_container(entry["Id"], force=True)
-        for tag in self.made_tags:
-            try:
+        tags = set(self.made_tags)
+        for image in self.client.images():
+            for tag in image.get("RepoTags") or []:
+                # per-container tags made by apply (`<repo>:<name>-<token>._.<uid>`)
+                if f"-{self.token}._." in tag.rpartition(":")[2]:
+                    tags.add(tag)
+        for image in self.snapshot_images():
+            tags.update(image.get("RepoTags") or [image["Id"]])
+        for tag in tags:
+            with contextlib.suppress(docker.errors.APIError):
                 self.client.remove_image(tag)
-            except docker.errors.APIError:
-                pass
         shutil.rmtree(f"/tmp/ds01ctl-test-{self.token}", ignore_errors=True)

@@ -53,7 +53,9 @@ MUTATIONS: dict[str, Callable[[ContainerSpec], ContainerSpec]] = {
     "shm_size": lambda s: _relabel(s, shm_size=s.shm_size * 2),
     "ulimits": lambda s: _relabel(s, ulimits=(("nofile", 4096),)),
     "stop_signal": lambda s: _relabel(s, stop_signal="SIGTERM"),
-    "gpus": lambda s: _relabel(s, gpus=(MIG_OTHER,)),
+    "stop_grace": lambda s: _relabel(s, stop_grace=s.stop_grace + 1),
+    # the same test's fixture UUIDs end in its token (lab.private_gpus)
+    "gpus": lambda s: _relabel(s, gpus=(MIG_OTHER[:-8] + s.gpus[0][-8:],)),
     "labels": lambda s: _with_label(s, L.MLC_ARCH, "CUDA_AMPERE"),
     "nano_cpus": lambda s: _relabel(s, nano_cpus=s.nano_cpus * 2),
     "memory": lambda s: _relabel(s, memory=s.memory * 2, memory_swap=s.memory_swap * 2),

@@ -20,6 +20,7 @@ from ds01ctl import labels as L
 from ds01ctl.catalog.frameworks import FrameworkCatalog
 from ds01ctl.live.docker import DockerState, EngineInfo, LiveContainer
 from ds01ctl.live.gpus import load_inventory_file
+from ds01ctl.live.inventory import GpuProcess
 from ds01ctl.manifests.validate import validate_path
 from ds01ctl.resolve.desired import Desired, World, resolve
 
@@ -188,3 +189,28 @@ def test_resolve_exemption_applies_until_it_expires(
     desired = _resolve(repo, tmp_path)
     assert bool(desired.pending) is ignored
     assert any("is ignored" in w for w in desired.warnings) is ignored
+
+
+# An orphaned workspace (manifest removed, not pruned) still names its GPU: nobody gets it.
+def test_resolve_orphan_keeps_its_gpu_from_new_requests(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, _workspace("bob", "new", mig="1g.10gb"))
+    orphan = _stopped("alice", "gone", (MIG_1G,), NOW)
+    other = dataclasses.replace(
+        _stopped("x", "y", (MIG_1G_OTHER,), NOW), ownership=L.Ownership.ADOPTABLE
+    )
+    desired = _resolve(repo, tmp_path, orphan, other)
+    assert desired.specs == ()
+    assert [p.target for p in desired.pending] == ["workspace/bob/new"]
+
+
+# A stray process on a workspace's own GPU does not move the workspace off it.
+def test_resolve_stray_process_does_not_move_the_owner(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, _workspace("alice", "w", mig="1g.10gb"))
+    mine = _stopped("alice", "w", (MIG_1G,), NOW)
+    engine = EngineInfo("engine", "host", "20.10", "1.41", 8, 32 * 1024**3)
+    docker = DockerState(engine, (mine,), MappingProxyType({}))
+    inventory = load_inventory_file(tmp_path / "gpus.yaml")
+    stray = GpuProcess(pid=4242, device_uuid=MIG_1G, uid=1002, name="python")
+    inventory = dataclasses.replace(inventory, processes=(stray,))
+    desired = resolve(repo, World(docker, inventory, {}, NOW), FrameworkCatalog.load())
+    assert [(s.key, s.gpus) for s in desired.specs] == [("workspace/alice/w", (MIG_1G,))]
