@@ -85,8 +85,11 @@ class LimitsReport:
     users: list[UserReport] = field(default_factory=list)
     note: str | None = None
 
+    def to_dict_list(self) -> list[dict[str, Any]]:
+        return [u.to_dict() for u in self.users]
+
     def to_json(self) -> str:
-        body = {"format_version": 1, "note": self.note, "users": [u.to_dict() for u in self.users]}
+        body = {"format_version": 1, "note": self.note, "users": self.to_dict_list()}
         return json.dumps(body, indent=2, sort_keys=True) + "\n"
 
     def to_text(self) -> str:

@@ -1,0 +1,106 @@
+"""The pure diff on hand-built observations: a container as Docker would report it, built
+from the spec it was created from (then changed the way the case needs)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from ds01ctl import labels as L
+from ds01ctl.catalog.frameworks import FrameworkCatalog
+from ds01ctl.live.docker import DockerState, EngineInfo, LiveContainer
+from ds01ctl.live.gpus import load_inventory_file
+from ds01ctl.live.inventory import GpuProcess
+from ds01ctl.plan.actions import ActionKind, Reason
+from ds01ctl.plan.diff import diff
+from ds01ctl.resolve.desired import World, resolve
+from ds01ctl.resolve.spec import ContainerSpec
+from tests.unit.test_resolve import NOW, _repo, _workspace
+
+ENGINE = EngineInfo("engine", "host", "20.10", "1.41", 8, 32 * 1024**3)
+VANISHED = "MIG-00000000-dead-5000-8000-000000000000"
+
+
+def _as_docker_reports(spec: ContainerSpec, **changes: Any) -> LiveContainer:
+    """The container `spec` makes, as `docker inspect` shows it."""
+    spec = dataclasses.replace(spec, **changes)
+    requests = [{"DeviceIDs": list(spec.gpus)}] if spec.gpus else []
+    inspect = {
+        "Name": "/" + spec.container_name,
+        "State": {"Running": False, "FinishedAt": "0001-01-01T00:00:00Z"},
+        "Config": {
+            "Image": spec.image_tag,
+            "User": spec.user,
+            "Cmd": list(spec.command),
+            "Tty": spec.tty,
+            "WorkingDir": spec.working_dir,
+            "Env": [f"{k}={v}" for k, v in spec.env],
+            "Labels": dict(spec.labels),
+            "StopSignal": spec.stop_signal,
+            "StopTimeout": spec.stop_grace,
+        },
+        "HostConfig": {
+            "Binds": [b.docker for b in spec.binds],
+            "NetworkMode": spec.network,
+            "ShmSize": spec.shm_size,
+            "Ulimits": [{"Name": n, "Soft": v, "Hard": v} for n, v in spec.ulimits],
+            "DeviceRequests": requests,
+            "NanoCpus": spec.nano_cpus,
+            "Memory": spec.memory,
+            "MemorySwap": spec.memory_swap,
+            "PidsLimit": spec.pids,
+            "RestartPolicy": {"Name": spec.restart_policy},
+        },
+    }
+    return LiveContainer(
+        id="c-" + spec.name,
+        name=spec.container_name,
+        state="exited",
+        labels=MappingProxyType(dict(spec.labels)),
+        image=spec.image_tag,
+        image_id="sha256:img",
+        ownership=L.Ownership.OURS,
+        inspect=MappingProxyType(inspect),
+    )
+
+
+def _plan(tmp_path: Path, repo: Any, *containers: LiveContainer, processes: tuple = ()) -> Any:
+    docker = DockerState(ENGINE, tuple(containers), MappingProxyType({}))
+    inventory = load_inventory_file(tmp_path / "gpus.yaml")
+    inventory = dataclasses.replace(inventory, processes=processes)
+    desired = resolve(repo, World(docker, inventory, {}, NOW), FrameworkCatalog.load())
+    return diff(desired, docker, inventory, prune=False, logins={1002: "bob"})
+
+
+def _spec(tmp_path: Path, repo: Any) -> ContainerSpec:
+    action = _plan(tmp_path, repo).actions[0]
+    assert action.kind is ActionKind.CREATE and action.spec is not None
+    return action.spec  # type: ignore[no-any-return]
+
+
+def test_diff_container_as_created_is_no_change(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, _workspace("alice", "w", mig="1g.10gb"))
+    live = _as_docker_reports(_spec(tmp_path, repo))
+    assert _plan(tmp_path, repo, live).actions == ()
+
+
+# After a reboot re-partitioned the MIG GPU, the container names a UUID that is gone.
+def test_diff_vanished_gpu_replaces_and_says_so(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, _workspace("alice", "w", mig="1g.10gb"))
+    live = _as_docker_reports(_spec(tmp_path, repo), gpus=(VANISHED,))
+    plan = _plan(tmp_path, repo, live)
+    assert [(a.kind, a.reason) for a in plan.actions] == [(ActionKind.REPLACE, Reason.GPU_GONE)]
+    assert VANISHED in (plan.actions[0].note or "")
+
+
+def test_diff_gpu_use_outside_ds01ctl_is_reported_with_its_owner(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, _workspace("alice", "w"))
+    live = _as_docker_reports(_spec(tmp_path, repo))
+    stray = GpuProcess(pid=4242, device_uuid=VANISHED, uid=1002, name="python")
+    plan = _plan(tmp_path, repo, live, processes=(stray,))
+    assert [(u.container, u.owner) for u in plan.unmanaged] == [
+        ("pid 4242 (python) on the host", "bob")
+    ]
+    assert "unmanaged GPU use" in plan.unmanaged[0].why

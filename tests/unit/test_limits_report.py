@@ -1,0 +1,36 @@
+"""`ds01ctl limits`: effective limits with the layer that set each one (offline here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ds01ctl.limits_report import limits_report
+from tests.conftest import run_ds01ctl
+
+LAB = Path(__file__).resolve().parents[2] / "examples" / "lab"
+
+
+def test_limits_override_keeps_the_group_and_names_each_layer() -> None:
+    report = limits_report(LAB, "h.baker", with_usage=False).to_dict_list()[0]
+    assert report["group"] == "researcher"
+    limits = report["limits"]
+    assert limits["gpu_budget"] == {"value": "4", "source": "group researcher"}
+    assert limits["cpus"] == {"value": "48", "source": "group researcher"}
+    assert limits["idle_timeout"] == {"value": "never", "source": "user h.baker"}
+    assert limits["pids"] == {"value": "4096", "source": "defaults"}
+
+
+def test_limits_exemption_shows_until_when() -> None:
+    report = limits_report(LAB, "alice", with_usage=False).to_dict_list()[0]
+    assert report["limits"]["max_runtime"] == {
+        "value": "7d",
+        "source": "exemption until 2027-03-31",
+    }
+
+
+def test_limits_json_lists_every_known_user() -> None:
+    done = run_ds01ctl("limits", "--config", str(LAB), "--offline", "--json")
+    assert done.code == 0, done.output
+    users = {u["user"] for u in json.loads(done.stdout)["users"]}
+    assert {"alice", "h.baker", "228755@uni.example", "carol", "dave", "datasciencelab"} <= users
