@@ -66,7 +66,9 @@ def _as_docker_reports(spec: ContainerSpec, **changes: Any) -> LiveContainer:
     )
 
 
-def _plan(tmp_path: Path, repo: Any, *containers: LiveContainer, processes: tuple = ()) -> Any:
+def _plan(
+    tmp_path: Path, repo: Any, *containers: LiveContainer, processes: tuple[GpuProcess, ...] = ()
+) -> Any:
     docker = DockerState(ENGINE, tuple(containers), MappingProxyType({}))
     inventory = load_inventory_file(tmp_path / "gpus.yaml")
     inventory = dataclasses.replace(inventory, processes=processes)
