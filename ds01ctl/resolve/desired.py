@@ -300,7 +300,7 @@ def _allocate(
     holds = stopped_holds(world.docker.ours(), hold_of.get)
     allocation, released = release_for_waiting(place, requests, ours, holds, world.now)
     notes = [
-        f"{h.key} is stopped and keeps its GPU until {h.expires_at:%Y-%m-%d %H:%M} UTC; "
+        f"{h.key} is not running and keeps its GPU until {h.expires_at:%Y-%m-%d %H:%M} UTC; "
         "after that it gives it up to whoever is waiting"
         for h in holds
         if h.expires_at > world.now
