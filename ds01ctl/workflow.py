@@ -48,7 +48,8 @@ def load_repo(path: Path, today: dt.date) -> ConfigRepo:
 
 
 def gpu_inventory(repo: ConfigRepo) -> GpuInventory:
-    from ds01ctl.live.gpus import NvmlSource, load_inventory_file
+    from ds01ctl.live.gpus import load_inventory_file
+    from ds01ctl.live.nvml import NvmlSource
 
     assert repo.site is not None
     source = repo.site.spec.gpus

@@ -1,7 +1,7 @@
 """The GPU inventory: one frozen, canonically ordered snapshot of a host's GPUs and MIG slices.
 
-It is pure data (no I/O, no clock): NVML or a fixture file builds it (`ds01ctl.live.gpus`), and
-the allocator and planner only read it. GPU units are exact `Fraction`s, never floats: a MIG
+It is pure data (no I/O, no clock): NVML (`live.nvml`) or a fixture file (`live.gpus`) builds
+it, and the allocator and planner only read it. GPU units are exact `Fraction`s, never floats: a MIG
 instance is worth its compute slices over its GPU's total, a whole GPU is worth 1.
 """
 

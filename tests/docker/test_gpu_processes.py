@@ -8,7 +8,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from ds01ctl.live.gpus import container_id_from_cgroup
+from ds01ctl.live.procs import container_id_from_cgroup
 
 pytestmark = pytest.mark.docker
 

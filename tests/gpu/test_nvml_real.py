@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from ds01ctl.live.gpus import NvmlSource
 from ds01ctl.live.inventory import GpuInventory
+from ds01ctl.live.nvml import NvmlSource
 
 pynvml = pytest.importorskip("pynvml", reason="nvidia-ml-py (module pynvml) is not installed")
 

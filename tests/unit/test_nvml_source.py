@@ -21,8 +21,10 @@ import pynvml
 import pytest
 
 from ds01ctl.errors import InventoryError
-from ds01ctl.live.gpus import NvmlSource, container_id_from_cgroup, inventory_yaml, parse_inventory
+from ds01ctl.live.gpus import inventory_yaml, parse_inventory
 from ds01ctl.live.inventory import GpuInventory
+from ds01ctl.live.nvml import NvmlSource
+from ds01ctl.live.procs import container_id_from_cgroup
 
 MIB = 1024 * 1024
 NOT_MIG = 0xFFFFFFFF  # gpuInstanceId/computeInstanceId of a process outside MIG
@@ -467,7 +469,7 @@ def test_the_real_wrapper_gives_an_inventory_or_one_clear_line() -> None:
 
 
 def test_pynvml_is_imported_only_when_a_snapshot_is_taken() -> None:
-    code = "import sys, ds01ctl.live.gpus; assert 'pynvml' not in sys.modules"
+    code = "import sys, ds01ctl.live.nvml; assert 'pynvml' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
