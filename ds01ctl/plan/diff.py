@@ -33,6 +33,8 @@ from ds01ctl.plan.spechash import known, spec_hash
 from ds01ctl.resolve.desired import Desired
 from ds01ctl.resolve.spec import ContainerSpec, Power
 
+PLANNED_KINDS = frozenset({"workspace"})  # endpoints come with their own issue
+
 # Execution phases: what frees resources runs before what takes them.
 _PHASE = {
     ActionKind.DELETE: 0,
@@ -69,10 +71,10 @@ def diff(
 ) -> Plan:
     """The plan that takes `docker` to `desired`. `logins` names the owners of GPU processes
     that belong to no container (uid → login)."""
-    by_key, duplicates = _claimants(docker.ours(), desired)
+    warnings = list(desired.warnings)
+    by_key, duplicates = _claimants(_plannable(docker, warnings), desired)
     drafts: list[_Draft] = []
     drift: list[Drift] = []
-    warnings = list(desired.warnings)
     for dup in duplicates:
         drafts.append(
             _Draft(
@@ -136,6 +138,20 @@ def diff(
     )
 
 
+def _plannable(docker: DockerState, warnings: list[str]) -> list[LiveContainer]:
+    """Our containers of kinds this version plans; any other kind is reported, never touched."""
+    found = []
+    for container in docker.ours():
+        if container.kind in PLANNED_KINDS:
+            found.append(container)
+        else:
+            warnings.append(
+                f"container {container.name} has kind {container.kind!r}, which this version "
+                "does not manage; it is left alone"
+            )
+    return found
+
+
 def _claimants(
     ours: Iterable[LiveContainer], desired: Desired
 ) -> tuple[dict[str, LiveContainer], list[LiveContainer]]:
@@ -161,7 +177,7 @@ def _compare(
 ) -> tuple[list[_Draft], list[Drift], str | None]:
     assert live.inspect is not None, "containers of this site are always inspected"
     version = L.get(live.labels, L.DS01_HASH_VERSION)
-    if not known(version):
+    if version is not None and not known(version):
         return (
             [],
             [],
@@ -170,8 +186,21 @@ def _compare(
                 "until ds01ctl is upgraded"
             ),
         )
-    assert version is not None
     changes = differences(live, spec)
+    if version is None or L.get(live.labels, L.DS01_SPEC_HASH) is None:
+        note = "its ds01 labels are incomplete (no spec hash): it was made or changed outside"
+        replace = _Draft(
+            ActionKind.REPLACE,
+            spec.key,
+            Reason.CHANGED_OUTSIDE,
+            tuple(changes),
+            spec,
+            live,
+            note,
+            frees=live.gpu_ids,
+            takes=spec.gpus,
+        )
+        return [replace], [], None
     hashed_equal = spec_hash(spec, version) == L.get(live.labels, L.DS01_SPEC_HASH)
     if not hashed_equal or any(c.forces_replace for c in changes):
         gone = [u for u in live.gpu_ids if u not in devices]
@@ -182,7 +211,7 @@ def _compare(
             if not hashed_equal
             else Reason.CHANGED_OUTSIDE
         )
-        note = f"its GPU {', '.join(gone)} no longer exists" if gone else None
+        gone_note = f"its GPU {', '.join(gone)} no longer exists" if gone else None
         draft = _Draft(
             ActionKind.REPLACE,
             spec.key,
@@ -190,7 +219,7 @@ def _compare(
             tuple(changes),
             spec,
             live,
-            note,
+            gone_note,
             frees=live.gpu_ids,
             takes=spec.gpus,
         )

@@ -106,3 +106,24 @@ def test_diff_gpu_use_outside_ds01ctl_is_reported_with_its_owner(tmp_path: Path)
         ("pid 4242 (python) on the host", "bob")
     ]
     assert "unmanaged GPU use" in plan.unmanaged[0].why
+
+
+def test_diff_container_missing_its_spec_hash_is_replaced_not_crashed_on(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, _workspace("alice", "w"))
+    spec = _spec(tmp_path, repo)
+    labels = tuple((k, v) for k, v in spec.labels if k != L.DS01_SPEC_HASH)
+    plan = _plan(tmp_path, repo, _as_docker_reports(spec, labels=labels))
+    assert [(a.kind, a.reason) for a in plan.actions] == [
+        (ActionKind.REPLACE, Reason.CHANGED_OUTSIDE)
+    ]
+    assert "labels are incomplete" in (plan.actions[0].note or "")
+
+
+def test_diff_container_of_an_unknown_kind_is_reported_and_left_alone(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, _workspace("alice", "w"))
+    spec = _spec(tmp_path, repo)
+    labels = tuple((k, "robot" if k == L.DS01_KIND else v) for k, v in spec.labels)
+    odd = _as_docker_reports(spec, labels=labels, name="odd")
+    plan = _plan(tmp_path, repo, odd)
+    assert [(a.kind, a.target) for a in plan.actions] == [(ActionKind.CREATE, "workspace/alice/w")]
+    assert any("kind 'robot'" in w for w in plan.warnings)
