@@ -6,6 +6,7 @@ pure functions; commands in `cli.py` call one function here and render what it r
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import os
@@ -21,7 +22,7 @@ from ds01ctl.errors import Ds01Error, PlanRejected, StalePlan, ValidationFailed
 from ds01ctl.live.inventory import GpuInventory
 from ds01ctl.manifests import Site, Workspace
 from ds01ctl.manifests.validate import ConfigRepo, validate_path
-from ds01ctl.plan.actions import Plan
+from ds01ctl.plan.actions import Action, ActionKind, Plan
 from ds01ctl.resolve.images import with_default_tag
 
 if TYPE_CHECKING:
@@ -108,7 +109,35 @@ def make_plan(
         "config_root": str(repo.root.resolve()),
         "prune": prune,
     }
-    return PlanResult(repo, Plan(**{**plan.__dict__, "meta": meta}), desired, state)
+    actions = _with_snapshot_notes(plan.actions, client)
+    return PlanResult(
+        repo, Plan(**{**plan.__dict__, "actions": actions, "meta": meta}), desired, state
+    )
+
+
+def _with_snapshot_notes(
+    actions: tuple[Action, ...], client: docker.APIClient
+) -> tuple[Action, ...]:
+    """Say, before apply, which workspaces will be snapshotted and how much they changed."""
+    return tuple(_snapshot_note(action, client) for action in actions)
+
+
+def _snapshot_note(action: Action, client: docker.APIClient) -> Action:
+    from ds01ctl.apply.snapshots import layer_changes
+    from ds01ctl.units import format_size
+
+    if action.kind not in (ActionKind.REPLACE, ActionKind.DELETE) or action.container_id is None:
+        return action
+    changes = layer_changes(client, action.container_id)
+    if changes.empty:
+        return action
+    kept = action.kind is ActionKind.DELETE or bool(action.spec and action.spec.snapshot_on_replace)
+    fate = "they will be snapshotted first" if kept else "they are discarded (on_replace: discard)"
+    text = (
+        f"its container has {changes.paths} changed path(s), {format_size(changes.size)}, "
+        f"outside its mounts; {fate}"
+    )
+    return dataclasses.replace(action, note="; ".join(filter(None, [action.note, text])))
 
 
 def _missing_images(desired: Desired, state: DockerState, client: docker.APIClient) -> list[str]:

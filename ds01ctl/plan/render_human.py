@@ -18,7 +18,7 @@ from ds01ctl.units import format_cpus, format_duration, format_size
 
 Doc = Mapping[str, Any]
 
-_RESET, _BOLD = "\033[0m", "\033[1m"
+_RESET, _BOLD, _DIM = "\033[0m", "\033[1m", "\033[2m"
 _GREEN, _YELLOW, _RED = "\033[32m", "\033[33m", "\033[31m"
 
 _SYMBOLS = {
@@ -90,6 +90,7 @@ def render(doc: Doc, colour: bool = False) -> str:
     """The whole plan as text ending in one newline; the same document gives the same bytes."""
     ctx = _Context.of(doc, colour)
     blocks = [
+        _source_line(doc, ctx),
         _actions_section(doc, ctx),
         _drift_section(doc, ctx),
         _pending_section(doc, ctx),
@@ -371,6 +372,19 @@ def _gpu_section(doc: Doc, ctx: _Context) -> list[str]:
         padded[0] = ctx.symbol(cells[0])
         lines.append(("  " + "  ".join(padded)).rstrip())
     return lines
+
+
+def _source_line(doc: Doc, ctx: _Context) -> list[str]:
+    """What the plan was made against: the site, the engine, and where GPU state came from."""
+    meta = doc["meta"]
+    if "site" not in meta:
+        return []
+    parts = [f"site {meta['site']}"]
+    if meta.get("engine_version"):
+        parts.append(f"Docker {meta['engine_version']}")
+    if meta.get("gpu_source"):
+        parts.append(f"GPU state from {meta['gpu_source']}")
+    return [ctx.paint("Planned against " + ", ".join(parts) + ".", _DIM)]
 
 
 def _budget_section(doc: Doc, ctx: _Context) -> list[str]:
