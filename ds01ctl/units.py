@@ -48,6 +48,18 @@ def format_size(n: int) -> str:
     return str(n)
 
 
+def about_size(n: int) -> str:
+    """A byte count for people: `3 bytes`, `12.3 KB`, `1.2 GB` (binary multiples)."""
+    if n < 1024:
+        return f"{n} byte{'s' if n != 1 else ''}"
+    value = float(n)
+    for unit in ("KB", "MB", "GB", "TB"):
+        value /= 1024
+        if value < 1024 or unit == "TB":
+            return f"{value:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
 def parse_cpus(value: Any) -> int:
     """Nano-CPUs from a decimal core count (`2`, `0.5`, `"1.25"`)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):

@@ -124,7 +124,7 @@ def _with_snapshot_notes(
 
 def _snapshot_note(action: Action, client: docker.APIClient) -> Action:
     from ds01ctl.apply.snapshots import layer_changes
-    from ds01ctl.units import format_size
+    from ds01ctl.units import about_size
 
     if action.kind not in (ActionKind.REPLACE, ActionKind.DELETE) or action.container_id is None:
         return action
@@ -134,7 +134,7 @@ def _snapshot_note(action: Action, client: docker.APIClient) -> Action:
     kept = action.kind is ActionKind.DELETE or bool(action.spec and action.spec.snapshot_on_replace)
     fate = "they will be snapshotted first" if kept else "they are discarded (on_replace: discard)"
     text = (
-        f"its container has {changes.paths} changed path(s), {format_size(changes.size)}, "
+        f"its container has {changes.paths} changed path(s), {about_size(changes.size)}, "
         f"outside its mounts; {fate}"
     )
     return dataclasses.replace(action, note="; ".join(filter(None, [action.note, text])))

@@ -77,9 +77,15 @@ def _env(c: LiveContainer) -> tuple[dict[str, str], dict[str, str]]:
     return _pairs(_section(c, "Config").get("Env")), _pairs(c.image_config.get("Env"))
 
 
+# Labels that record how ds01ctl compares (not what the container is): the hash and the
+# limits as created are compared on their own, so they never show up as label changes.
+_BOOKKEEPING = (L.DS01_LIMITS, L.DS01_SPEC_HASH, L.DS01_HASH_VERSION)
+
+
 def _labels(c: LiveContainer) -> tuple[dict[str, str], dict[str, str]]:
     everything = dict(_section(c, "Config").get("Labels") or {})
-    everything.pop(L.DS01_LIMITS, None)  # the limits as created: compared row by row instead
+    for key in _BOOKKEEPING:
+        everything.pop(key, None)
     return everything, dict(c.image_config.get("Labels") or {})
 
 
@@ -139,7 +145,7 @@ FIELDS: tuple[ContainerField, ...] = (
     ContainerField(
         "labels",
         _labels,
-        lambda s: {k: v for k, v in s.labels if k != L.DS01_LIMITS},
+        lambda s: {k: v for k, v in s.labels if k not in _BOOKKEEPING},
         OnChange.REPLACE,
         Compare.OVER_IMAGE,
     ),
