@@ -172,7 +172,9 @@ def _git_commit(root: Path) -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
+    if done.returncode != 0:
+        return None  # not a git checkout: the plan records no commit
+    return done.stdout.strip() or None
 
 
 @dataclass(frozen=True)
