@@ -35,6 +35,9 @@ PathArg = Annotated[
     Path, typer.Argument(help="Config repo directory or a manifest file.", show_default=True)
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+PruneOpt = Annotated[
+    bool, typer.Option("--prune", help="Delete managed containers that have no manifest.")
+]
 
 
 def _version(value: bool) -> None:
@@ -115,9 +118,7 @@ def plan(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Save the plan for `ds01ctl apply FILE`.")
     ] = None,
-    prune: Annotated[
-        bool, typer.Option("--prune", help="Delete managed containers that have no manifest.")
-    ] = False,
+    prune: PruneOpt = False,
     detailed_exitcode: Annotated[
         bool,
         typer.Option("--detailed-exitcode", help="Exit 0: no changes, 1: error, 2: changes."),
@@ -172,9 +173,7 @@ def apply(
         list[str] | None,
         typer.Option("--target", help="Only this object (KIND/OWNER/NAME); repeatable."),
     ] = None,
-    prune: Annotated[
-        bool, typer.Option("--prune", help="Delete managed containers that have no manifest.")
-    ] = False,
+    prune: PruneOpt = False,
     force: Annotated[
         bool, typer.Option("--force", help="Replace or delete workspaces with live sessions.")
     ] = False,

@@ -189,18 +189,7 @@ def _compare(
     changes = differences(live, spec)
     if version is None or L.get(live.labels, L.DS01_SPEC_HASH) is None:
         note = "its ds01 labels are incomplete (no spec hash): it was made or changed outside"
-        replace = _Draft(
-            ActionKind.REPLACE,
-            spec.key,
-            Reason.CHANGED_OUTSIDE,
-            tuple(changes),
-            spec,
-            live,
-            note,
-            frees=live.gpu_ids,
-            takes=spec.gpus,
-        )
-        return [replace], [], None
+        return [_replace(spec, live, changes, Reason.CHANGED_OUTSIDE, note)], [], None
     hashed_equal = spec_hash(spec, version) == L.get(live.labels, L.DS01_SPEC_HASH)
     if not hashed_equal or any(c.forces_replace for c in changes):
         gone = [u for u in live.gpu_ids if u not in devices]
@@ -212,18 +201,7 @@ def _compare(
             else Reason.CHANGED_OUTSIDE
         )
         gone_note = f"its GPU {', '.join(gone)} no longer exists" if gone else None
-        draft = _Draft(
-            ActionKind.REPLACE,
-            spec.key,
-            reason,
-            tuple(changes),
-            spec,
-            live,
-            gone_note,
-            frees=live.gpu_ids,
-            takes=spec.gpus,
-        )
-        return [draft], [], None
+        return [_replace(spec, live, changes, reason, gone_note)], [], None
     drafts: list[_Draft] = []
     drift: list[Drift] = []
     if changes:
@@ -238,6 +216,27 @@ def _compare(
     if power is not None:
         drafts.append(power)
     return drafts, drift, None
+
+
+def _replace(
+    spec: ContainerSpec,
+    live: LiveContainer,
+    changes: list[FieldChange],
+    reason: Reason,
+    note: str | None,
+) -> _Draft:
+    """A replace frees the GPUs the old container names and takes the ones the spec names."""
+    return _Draft(
+        ActionKind.REPLACE,
+        spec.key,
+        reason,
+        tuple(changes),
+        spec,
+        live,
+        note,
+        frees=live.gpu_ids,
+        takes=spec.gpus,
+    )
 
 
 def _power(spec: ContainerSpec, live: LiveContainer) -> _Draft | None:

@@ -23,6 +23,7 @@ from ds01ctl.apply import driver
 from ds01ctl.apply.journal import read_records
 from ds01ctl.resolve.spec import ContainerSpec
 from ds01ctl.workflow import PlanResult, make_plan
+from tests.conftest import CliResult as Cli
 
 
 def site_yaml(site: str, token: str) -> str:
@@ -69,19 +70,6 @@ UIDS = {"alice": 61001, "h.baker": 61002, "228755@uni.example": 61003}
 _DEVICE_UUID = re.compile(
     r"\b(?:GPU|MIG)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"
 )
-
-
-@dataclass(frozen=True)
-class Cli:
-    """One finished `ds01ctl` process."""
-
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
 
 
 @dataclass
