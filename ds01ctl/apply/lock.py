@@ -8,12 +8,14 @@ command, since) and is released by the kernel when the holding process dies, kil
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import fcntl
 import getpass
 import hashlib
 import json
 import os
 import socket
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -59,9 +61,9 @@ def _me(engine_id: str) -> LockInfo:
     )
 
 
-def _holder(path: Path) -> LockInfo | None:
+def _holder(fd: int) -> LockInfo | None:
     try:
-        return LockInfo(**json.loads(path.read_text()))
+        return LockInfo(**json.loads(os.pread(fd, 4096, 0)))
     except (OSError, ValueError, TypeError):
         return None
 
@@ -69,18 +71,14 @@ def _holder(path: Path) -> LockInfo | None:
 @contextmanager
 def engine_lock(lock_dir: Path, engine_id: str, *, timeout: float = 0.0) -> Iterator[LockInfo]:
     """Hold the engine's lock for the `with` block; wait up to `timeout` s, doubling the delay."""
-    try:
-        lock_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise Ds01Error(
-            f"cannot create the lock directory {lock_dir}: {exc.strerror}",
-            hint="run as root, or set DS01CTL_LOCK_DIR / --lock-dir to a shared writable directory",
-            code="lock_dir",
-        ) from None
     path = lock_path(lock_dir, engine_id)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    dir_fd = _open_lock_dir(lock_dir)
     try:
-        _acquire(fd, path, timeout)
+        fd = _open_lock_file(path, dir_fd)
+    finally:
+        os.close(dir_fd)
+    try:
+        _acquire(fd, timeout)
         info = _me(engine_id)
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(asdict(info)).encode(), 0)
@@ -93,7 +91,78 @@ def engine_lock(lock_dir: Path, engine_id: str, *, timeout: float = 0.0) -> Iter
         os.close(fd)
 
 
-def _acquire(fd: int, path: Path, timeout: float) -> None:
+def _lock_error(message: str, hint: str) -> Ds01Error:
+    return Ds01Error(message, hint=hint, code="lock_dir")
+
+
+def _open_lock_dir(lock_dir: Path) -> int:
+    """The lock directory, made 0755 and the invoker's when missing, as an open descriptor.
+
+    Root writes here and the default lives in /run/lock, which anyone can write: a directory
+    or file another user planted first (a symlink to /etc/shadow, say) must never be followed.
+    The checks are made on the open descriptor, so the path cannot be swapped after them.
+    """
+    try:
+        lock_dir.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(lock_dir, 0o755)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise _lock_error(
+            f"cannot create the lock directory {lock_dir}: {exc.strerror}",
+            "run as root, or set DS01CTL_LOCK_DIR / --lock-dir to a directory you own",
+        ) from None
+    remove = f"remove {lock_dir} (as root) and apply again: ds01ctl makes it itself"
+    if os.path.islink(lock_dir):
+        raise _lock_error(f"the lock directory {lock_dir} is a symlink; it is not followed", remove)
+    try:
+        fd = os.open(lock_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _lock_error(
+            f"cannot open the lock directory {lock_dir}: {exc.strerror}", remove
+        ) from None
+    info = os.fstat(fd)
+    problem = None
+    if info.st_uid not in (0, os.geteuid()):
+        problem = f"is owned by uid {info.st_uid}, neither root nor you"
+    elif info.st_mode & 0o022:
+        problem = f"is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o})"
+    if problem is not None:
+        os.close(fd)
+        raise _lock_error(f"the lock directory {lock_dir} {problem}", remove)
+    return fd
+
+
+def _open_lock_file(path: Path, dir_fd: int) -> int:
+    """The lock file in the open lock directory: never through a symlink, only a plain file."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    remove = f"remove {path} (as root) and apply again"
+    try:
+        fd = os.open(path.name, flags, 0o644, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _lock_error(
+                f"the lock file {path} is a symlink; it is not followed", remove
+            ) from None
+        raise _lock_error(
+            f"cannot open the lock file {path}: {exc.strerror}",
+            "run as root, or set DS01CTL_LOCK_DIR / --lock-dir to a directory you own",
+        ) from None
+    info = os.fstat(fd)
+    problem = None
+    if not stat.S_ISREG(info.st_mode):
+        problem = "is not a regular file"
+    elif info.st_uid not in (0, os.geteuid()):
+        problem = f"is owned by uid {info.st_uid}, neither root nor you"
+    elif info.st_nlink != 1:
+        problem = f"has {info.st_nlink} hard links"
+    if problem is not None:
+        os.close(fd)
+        raise _lock_error(f"the lock file {path} {problem}", remove)
+    return fd
+
+
+def _acquire(fd: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     delay = 0.05
     while True:
@@ -102,7 +171,7 @@ def _acquire(fd: int, path: Path, timeout: float) -> None:
             return
         except BlockingIOError:
             if time.monotonic() >= deadline:
-                holder = _holder(path)
+                holder = _holder(fd)
                 who = holder.describe() if holder else "another process"
                 raise LockHeld(
                     f"another apply holds the lock of this Docker engine ({who})",
