@@ -76,6 +76,7 @@ def make_plan(
     from ds01ctl.ledger import load_pending_since
     from ds01ctl.live.accounts import lookup_accounts, uid_logins
     from ds01ctl.live.docker import connect, observe_docker
+    from ds01ctl.live.paths import mount_problems
     from ds01ctl.plan.diff import diff
     from ds01ctl.resolve.desired import World, resolve
 
@@ -90,7 +91,7 @@ def make_plan(
     owners = {w.metadata.owner or "" for w, _ in repo.of(Workspace)}
     accounts = lookup_accounts(owners - set(repo.site.spec.users))
     pending_since = load_pending_since(state_dir_of(repo, state_dir))
-    world = World(state, inventory, accounts, now, pending_since)
+    world = World(state, inventory, accounts, now, pending_since, mount_problems(repo))
     desired = resolve(repo, world, repo.catalog)
     problems = list(desired.errors) + _missing_images(desired, state, client)
     if problems:
@@ -244,7 +245,9 @@ def apply_changes(
         apply_id = uuid.uuid4().hex[:12]
         journal = Journal(state_dir, apply_id)
         try:
-            ctx = Context(client, repo.site.metadata.name, settings.force)
+            ctx = Context(
+                client, repo.site.metadata.name, settings.force, repo.site.spec.mount_policy
+            )
             outcome = execute(
                 plan, ctx, journal, reporter, parallelism=settings.parallelism, plan_digest=digest
             )

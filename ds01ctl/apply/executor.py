@@ -21,6 +21,8 @@ from ds01ctl import labels as L
 from ds01ctl.apply import driver, snapshots
 from ds01ctl.apply.journal import Journal
 from ds01ctl.errors import Ds01Error, InternalError
+from ds01ctl.live.paths import bind_problem
+from ds01ctl.manifests.site import MountRule
 from ds01ctl.plan.actions import Action, ActionKind, Plan
 from ds01ctl.resolve.spec import ContainerSpec, Power
 
@@ -36,6 +38,12 @@ class Refused(Ds01Error):
     """An action that would lose someone's work without --force."""
 
     code = "refused"
+
+
+class MountMoved(Ds01Error):
+    """A mount source that now leads somewhere the plan did not check (a swapped symlink)."""
+
+    code = "mount_moved"
 
 
 class Reporter(Protocol):
@@ -77,6 +85,7 @@ class Context:
     client: docker.APIClient
     site: str
     force: bool
+    mount_policy: list[MountRule]  # bind sources are checked again right before a create
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     _image_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
@@ -243,6 +252,7 @@ def _container(action: Action) -> str:
 def _create(action: Action, ctx: Context) -> str | None:
     spec = _spec(action)
     _prepare(ctx, spec)
+    _check_mounts(ctx, spec)
     container = driver.create(ctx.client, spec)
     if spec.power is Power.RUNNING:
         driver.start(ctx.client, container)
@@ -255,6 +265,17 @@ def _prepare(ctx: Context, spec: ContainerSpec) -> None:
         driver.prepare_image(ctx.client, spec)
 
 
+def _check_mounts(ctx: Context, spec: ContainerSpec) -> None:
+    """The plan checked where each mount source leads; the user may have moved it since."""
+    for bind in spec.binds:
+        problem = bind_problem(bind, spec.owner, ctx.mount_policy)
+        if problem is not None:
+            raise MountMoved(
+                f"{spec.key} is not created: {problem}",
+                hint="plan again once the source is a real directory",
+            )
+
+
 def _update(action: Action, ctx: Context) -> str | None:
     driver.update(ctx.client, _container(action), _spec(action))
     return None
@@ -262,9 +283,11 @@ def _update(action: Action, ctx: Context) -> str | None:
 
 def _replace(action: Action, ctx: Context) -> str | None:
     spec, old = _spec(action), _container(action)
+    _check_mounts(ctx, spec)  # before the old container goes, too
     was_running = _running(ctx, old)
     note = _retire(action, ctx, old, snapshot=spec.snapshot_on_replace, reason="replace")
     _prepare(ctx, spec)
+    _check_mounts(ctx, spec)
     container = driver.create(ctx.client, spec)
     if spec.power is Power.RUNNING or (was_running and spec.power is Power.ANY):
         driver.start(ctx.client, container)

@@ -71,6 +71,26 @@ def _matches(pattern: str, path: str) -> bool:
     return _pattern(pattern).fullmatch(path) is not None
 
 
+def fixed_prefix(path: str, owner: str, policy: list[MountRule]) -> str:
+    """The longest wildcard-free leading part of a policy rule that allows `path` (`/home/alice`
+    for `/home/{owner}/**`): what the admin named. Below it, directories belong to users.
+    `/` when no rule allows it."""
+    best = "/"
+    for rule in policy:
+        pattern = expand_owner(rule.path, owner)
+        if not _matches(pattern, path):
+            continue
+        fixed = []
+        for part in pattern.strip("/").split("/"):
+            if "*" in part or "?" in part:
+                break
+            fixed.append(part)
+        prefix = "/" + "/".join(fixed)
+        if len(prefix) > len(best):
+            best = prefix
+    return best
+
+
 def check_mount(
     path: str, read_only: bool, owner: str, policy: list[MountRule]
 ) -> MountProblem | None:

@@ -39,6 +39,9 @@ class World:
     accounts: Mapping[str, UserAccount]  # owners found in the host's passwd
     now: dt.datetime  # when it was observed: "now" for every decision here
     pending_since: Mapping[str, dt.datetime] = field(default_factory=dict)
+    # Workspaces whose mount sources lead where the policy does not allow (symlinks): key →
+    # reason. Read from the host's filesystem by the shell (`live/paths.py`).
+    refused_mounts: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def today(self) -> dt.date:
@@ -157,6 +160,9 @@ def _draft(
             f"{key}: {owner} has no passwd entry on this host and no uid pin in the Site "
             "(add spec.users in the Site, or create the account)"
         )
+    refused_mount = world.refused_mounts.get(key)
+    if refused_mount is not None:
+        return PendingItem(key, refused_mount)
     image = _image(ws, site.spec, catalog, world.inventory)
     if isinstance(image, str):
         return PendingItem(key, image) if image.startswith("image builds") else f"{key}: {image}"

@@ -1,0 +1,117 @@
+"""Where a bind source really leads: the filesystem side of the mount policy.
+
+The policy (`manifests/mounts.py`) judges a path as written, offline. The engine runs as root
+and follows symlinks in a bind source, so a user who owns a directory the policy allows could
+point it anywhere (`/home/mal/x -> /etc`, `-> /var/run/docker.sock`, `-> /home/vic`). Here the
+path is walked one component at a time with lstat, never following what a user controls:
+
+- below the policy's fixed prefix (the wildcard-free part of the rule that allows the path,
+  `/home/alice` for `/home/{owner}/**`) no component may be a symlink at all: those
+  directories belong to users, whoever owns them today;
+- at or above it, a symlink is the admin's layout (`/home -> /srv/home`) and is followed only
+  when the directory holding it is owned by root and writable by no one else, so that only
+  root can have made it; the components of its target are judged the same way;
+- the real path is never the Docker socket or the engine's state, and a source that exists is
+  a directory (mlc's mounts are directories).
+
+A missing tail is left to the engine, which creates it below the real directory checked here.
+Plan time and apply time (right before a create) run the same check; what remains between
+that and each start is the engine's own guarantee: the container runs as the owner's uid, so
+whatever a swapped symlink brings in is reachable only with the owner's rights.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import stat
+from collections import deque
+
+from ds01ctl.manifests import Workspace
+from ds01ctl.manifests.mounts import fixed_prefix, is_engine_path
+from ds01ctl.manifests.site import MountRule
+from ds01ctl.manifests.validate import ConfigRepo
+from ds01ctl.resolve.spec import Bind
+
+_MAX_LINKS = 40  # as the kernel's own limit on symlinks in one lookup
+
+
+def source_problem(source: str, owner: str, policy: list[MountRule]) -> str | None:
+    """Why the engine must not mount `source` for `owner` as things stand on disk, or None."""
+    prefix = fixed_prefix(source, owner, policy)
+    strict_from = 0 if prefix == "/" else len(prefix.strip("/").split("/"))
+    # Each pending component carries its index in `source`, or None when it came from the
+    # target of an admin's symlink.
+    pending: deque[tuple[str, int | None]] = deque(
+        (name, index) for index, name in enumerate(source.strip("/").split("/")) if name
+    )
+    real, links = "/", 0
+    while pending:
+        name, index = pending.popleft()
+        if name in ("", "."):
+            continue
+        if name == "..":
+            real = posixpath.dirname(real)
+            continue
+        candidate = posixpath.join(real, name)
+        try:
+            info = os.lstat(candidate)
+        except FileNotFoundError:
+            real = posixpath.join(candidate, *(n for n, _ in pending))
+            return _engine_problem(source, posixpath.normpath(real))
+        except OSError as exc:
+            return f"{candidate} cannot be checked ({exc.strerror})"
+        if not stat.S_ISLNK(info.st_mode):
+            real = candidate
+            continue
+        target = os.readlink(candidate)
+        if index is not None and index >= strict_from:
+            return (
+                f"{candidate} is a symlink (to {target}) below {prefix}, where its owner can "
+                "change it; mount the real directory instead"
+            )
+        holder = os.stat(real)
+        if holder.st_uid != 0 or holder.st_mode & 0o022:
+            return (
+                f"{candidate} is a symlink (to {target}) in {real}, a directory someone other "
+                "than root can write; mount the real directory instead"
+            )
+        links += 1
+        if links > _MAX_LINKS:
+            return f"{source} has more than {_MAX_LINKS} symlinks on its way"
+        if target.startswith("/"):
+            real = "/"
+        pending.extendleft(reversed([(part, None) for part in target.split("/")]))
+    problem = _engine_problem(source, real)
+    if problem is None and not stat.S_ISDIR(os.lstat(real).st_mode):
+        return f"{source} is not a directory; mounts are directories"
+    return problem
+
+
+def _engine_problem(source: str, real: str) -> str | None:
+    if is_engine_path(real):
+        return f"{source} leads to {real}, the Docker socket or the engine's state"
+    return None
+
+
+def bind_problem(bind: Bind, owner: str, policy: list[MountRule]) -> str | None:
+    """`source_problem` worded for one of a container's mounts."""
+    problem = source_problem(bind.source, owner, policy)
+    return None if problem is None else f"its {bind.target} mount: {problem}"
+
+
+def mount_problems(repo: ConfigRepo) -> dict[str, str]:
+    """Declared workspaces whose mount sources the engine must not follow now: key → reason."""
+    from ds01ctl.resolve.workspaces import binds_of
+
+    assert repo.site is not None
+    site = repo.site.spec
+    found = {}
+    for ws, _ in repo.of(Workspace):
+        owner = ws.metadata.owner or ""
+        for bind in binds_of(ws, site):
+            problem = bind_problem(bind, owner, site.mount_policy)
+            if problem is not None:
+                found[f"workspace/{owner}/{ws.metadata.name}"] = f"refused: {problem}"
+                break
+    return found
