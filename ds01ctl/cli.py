@@ -366,7 +366,7 @@ def snapshots_restore(
             f"workspace {owner}/{name} is not declared any more",
             hint=f"declare it with `image_ref: {reference}` to restore it",
         )
-    set_workspace_image(Path(item.file), owner, name, reference)
+    set_workspace_image(Path(item.file), owner, name, reference, root=repo.root)
     typer.echo(f"{item.file}: workspace {owner}/{name} now uses image_ref {reference}")
     typer.echo("Review and commit the change, then `ds01ctl plan` and `ds01ctl apply`.")
 

@@ -18,11 +18,12 @@ def write_atomically(path: Path, text: str, *, private: bool = False) -> None:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
-        if not private:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+            if not private:
+                umask = os.umask(0)
+                os.umask(umask)
+                # On the descriptor: the name could be swapped in a directory others can write.
+                os.fchmod(out.fileno(), 0o666 & ~umask)
+        os.replace(tmp, path)  # replaces a symlink at `path` itself, never its target
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

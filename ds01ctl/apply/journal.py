@@ -10,6 +10,7 @@ newer than it understands.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
 from collections.abc import Iterator
@@ -31,10 +32,14 @@ class Journal:
         self.apply_id = apply_id
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            # Never through a symlink: root appends here, and a relative state_dir is taken
+            # from the working directory, which may be someone else's.
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+            self._fd = os.open(self.path, flags, 0o640)
         except OSError as exc:
+            why = "it is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror
             raise Ds01Error(
-                f"cannot open the journal {self.path}: {exc.strerror}",
+                f"cannot open the journal {self.path}: {why}",
                 hint="check the Site's state_dir, or pass --state-dir",
                 code="journal",
             ) from None
