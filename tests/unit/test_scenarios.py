@@ -31,6 +31,7 @@ from ds01ctl.workflow import gpu_inventory, load_repo, refuse_partial_prune
 from tests.observed import (
     accounts,
     docker_state,
+    live_container,
     observed_entry,
     pending_since,
     when,
@@ -42,7 +43,7 @@ SCENARIOS = REPO_ROOT / "tests" / "scenarios"
 UPDATE = "1" in (os.environ.get(f"DS01CTL_UPDATE_{w}") for w in ("SCENARIOS", "GOLDEN"))
 CASES = sorted(p.name for p in SCENARIOS.iterdir() if p.is_dir())
 
-# What every aimehub image hands down to its containers (and the account layer ds01ctl adds).
+# What an aimehub image hands down to its containers; emit adds the label of the account layer.
 IMAGE_ENV = {
     "PATH": "/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/local/sbin:/usr/local/bin:"
     "/usr/sbin:/usr/bin:/sbin:/bin",
@@ -116,6 +117,16 @@ def test_scenarios_are_each_described_in_the_readme() -> None:
     readme = (SCENARIOS / "README.md").read_text(encoding="utf-8")
     described = {line.split("`")[1] for line in readme.splitlines() if line.startswith("| `")}
     assert described == set(CASES)
+
+
+def test_observed_dotted_keys_reach_inspect_and_unknown_keys_are_refused() -> None:
+    entry = {"name": "w._.1001", "id": "c1", "state": "running", "labels": {"aime.mlc": "al"}}
+    extended = {**entry, "HostConfig.CapDrop": ["ALL"], "Config.Healthcheck.Test": ["NONE"]}
+    inspect = live_container(extended, "lab").inspect or {}
+    assert inspect["HostConfig"]["CapDrop"] == ["ALL"]
+    assert inspect["Config"]["Healthcheck"] == {"Test": ["NONE"]}
+    with pytest.raises(ValueError, match=r"unknown key.*cap_drop"):
+        live_container({**entry, "cap_drop": ["ALL"]}, "lab")
 
 
 def emitted(case: Path) -> list[dict[str, Any]]:
