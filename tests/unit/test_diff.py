@@ -17,6 +17,7 @@ from ds01ctl.plan.actions import ActionKind, Reason
 from ds01ctl.plan.diff import diff
 from ds01ctl.resolve.desired import World, resolve
 from ds01ctl.resolve.spec import ContainerSpec
+from tests.observed import live_container, observed_entry
 from tests.unit.test_resolve import NOW, _repo, _workspace
 
 ENGINE = EngineInfo("engine", "host", "20.10", "1.41", 8, 32 * 1024**3)
@@ -26,44 +27,7 @@ VANISHED = "MIG-00000000-dead-5000-8000-000000000000"
 def _as_docker_reports(spec: ContainerSpec, **changes: Any) -> LiveContainer:
     """The container `spec` makes, as `docker inspect` shows it."""
     spec = dataclasses.replace(spec, **changes)
-    requests = [{"DeviceIDs": list(spec.gpus)}] if spec.gpus else []
-    inspect = {
-        "Name": "/" + spec.container_name,
-        "State": {"Running": False, "FinishedAt": "0001-01-01T00:00:00Z"},
-        "Config": {
-            "Image": spec.image_tag,
-            "User": spec.user,
-            "Cmd": list(spec.command),
-            "Tty": spec.tty,
-            "WorkingDir": spec.working_dir,
-            "Env": [f"{k}={v}" for k, v in spec.env],
-            "Labels": dict(spec.labels),
-            "StopSignal": spec.stop_signal,
-            "StopTimeout": spec.stop_grace,
-        },
-        "HostConfig": {
-            "Binds": [b.docker for b in spec.binds],
-            "NetworkMode": spec.network,
-            "ShmSize": spec.shm_size,
-            "Ulimits": [{"Name": n, "Soft": v, "Hard": v} for n, v in spec.ulimits],
-            "DeviceRequests": requests,
-            "NanoCpus": spec.nano_cpus,
-            "Memory": spec.memory,
-            "MemorySwap": spec.memory_swap,
-            "PidsLimit": spec.pids,
-            "RestartPolicy": {"Name": spec.restart_policy},
-        },
-    }
-    return LiveContainer(
-        id="c-" + spec.name,
-        name=spec.container_name,
-        state="exited",
-        labels=MappingProxyType(dict(spec.labels)),
-        image=spec.image_tag,
-        image_id="sha256:img",
-        ownership=L.Ownership.OURS,
-        inspect=MappingProxyType(inspect),
-    )
+    return live_container(observed_entry(spec, id="c-" + spec.name), "unit")
 
 
 def _plan(
