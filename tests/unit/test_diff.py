@@ -36,7 +36,7 @@ def _as_docker_reports(spec: ContainerSpec, **changes: Any) -> LiveContainer:
             "Cmd": list(spec.command),
             "Tty": spec.tty,
             "WorkingDir": spec.working_dir,
-            "Env": [f"{k}={v}" for k, v in spec.env],
+            "Env": [f"{k}={v}" for k, v in spec.environment],
             "Labels": dict(spec.labels),
             "StopSignal": spec.stop_signal,
             "StopTimeout": spec.stop_grace,
@@ -52,6 +52,10 @@ def _as_docker_reports(spec: ContainerSpec, **changes: Any) -> LiveContainer:
             "MemorySwap": spec.memory_swap,
             "PidsLimit": spec.pids,
             "RestartPolicy": {"Name": spec.restart_policy},
+            "CapDrop": list(spec.cap_drop) or None,
+            "CapAdd": list(spec.cap_add) or None,
+            "SecurityOpt": list(spec.security_opt) or None,
+            "Privileged": False,
         },
     }
     return LiveContainer(
