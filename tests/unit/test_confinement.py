@@ -111,7 +111,7 @@ def test_validate_refuses_a_dangerous_capability_at_its_place(site_repo: Path) -
     (site_repo / "site.yaml").write_text(site)
     [diag] = validate_path(site_repo, today=TODAY).diagnostics
     assert diag.code == "security.capability" and diag.is_error
-    assert (Path(diag.file).name, diag.line, diag.col) == ("site.yaml", 11, 26)
+    assert (Path(diag.file or "").name, diag.line, diag.col) == ("site.yaml", 11, 26)
     assert "SYS_ADMIN" in diag.message
 
 
@@ -126,5 +126,5 @@ def test_validate_refuses_device_selecting_env_at_its_key(site_repo: Path, name:
     )
     [diag] = validate_path(site_repo, today=TODAY).diagnostics
     assert diag.code == "security.reserved_env" and diag.is_error
-    assert (Path(diag.file).name, diag.line, diag.col) == ("w.yaml", 8, 5)
+    assert (Path(diag.file or "").name, diag.line, diag.col) == ("w.yaml", 8, 5)
     assert name in diag.message
