@@ -149,7 +149,7 @@ FIELDS: tuple[ContainerField, ...] = (
     ),
     ContainerField("gpus", lambda c: c.gpu_ids, lambda s: tuple(sorted(s.gpus)), OnChange.REPLACE),
     # Confinement: a container whose capabilities or security options differ (run with
-    # seccomp=unconfined, say) is replaced.
+    # seccomp=unconfined, say) is replaced; a privileged one drops no capability, so it is too.
     ContainerField(
         "cap_drop", _sorted_host("CapDrop"), lambda s: tuple(sorted(s.cap_drop)), OnChange.REPLACE
     ),
@@ -162,7 +162,6 @@ FIELDS: tuple[ContainerField, ...] = (
         lambda s: tuple(sorted(s.security_opt)),
         OnChange.REPLACE,
     ),
-    ContainerField("privileged", _host("Privileged", False), lambda s: False, OnChange.REPLACE),
     ContainerField(
         "labels",
         _labels,

@@ -56,7 +56,6 @@ def _as_docker_reports(spec: ContainerSpec, **changes: Any) -> LiveContainer:
             "CapDrop": list(spec.cap_drop) or None,
             "CapAdd": list(spec.cap_add) or None,
             "SecurityOpt": list(spec.security_opt) or None,
-            "Privileged": False,
         },
     }
     return LiveContainer(
