@@ -108,7 +108,8 @@ def _commit_user_setup(
             tag=tag,
             conf={
                 "Cmd": config.get("Cmd"),
-                "Entrypoint": config.get("Entrypoint"),
+                # [] and not None: commit would keep the helper's own entrypoint otherwise.
+                "Entrypoint": config.get("Entrypoint") or [],
                 "User": config.get("User") or "",
                 "WorkingDir": config.get("WorkingDir") or "",
                 "Env": config.get("Env"),

@@ -179,3 +179,20 @@ def test_leftover_helper_is_planned_and_removed(lab: Lab) -> None:
         lab.client.inspect_container(ours)
     lab.client.inspect_container(theirs)  # another site's helper is left alone
     lab.assert_converged()
+
+
+def test_prepared_image_of_an_image_without_entrypoint_has_none(lab: Lab) -> None:
+    """The helper's own entrypoint never reaches the image the workspace runs."""
+    build = lab.client.create_container(BASE, ["true"])["Id"]
+    reference = f"ds01ctl-local/plain-{lab.token}:latest"
+    try:
+        lab.client.commit(build, repository=reference.rpartition(":")[0], tag="latest")
+    finally:
+        lab.client.remove_container(build, force=True)
+    lab.made_tags.add(reference)
+    name = lab.workspace("alice", "plain", framework=None, image_ref=reference, power="running")
+    lab.apply_json()
+    inspect = lab.client.inspect_container(lab.container_name("alice", name))
+    assert not inspect["Config"]["Entrypoint"]
+    assert inspect["State"]["Running"], inspect["State"]
+    lab.assert_converged()
