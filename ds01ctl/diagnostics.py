@@ -57,6 +57,8 @@ CODES: dict[str, str] = {
     "security.privileged": "privileged containers are never allowed",
     "security.docker_socket": "the Docker socket is never mounted into a user container",
     "security.host_network": "host networking is off unless the site allows it",
+    "security.reserved_env": "environment variables that select GPUs are set by ds01ctl alone",
+    "security.capability": "a Site may add only capabilities that give nothing beyond the uid",
     "catalog.unreadable": "the framework catalog file cannot be read",
     "unsupported": "declared, but not supported yet by this version",
 }

@@ -46,6 +46,8 @@ DS01_OWNER = "ds01.owner"  # raw login (same as ds01.user; kept for the kind/own
 DS01_SPEC_HASH = "ds01.spec-hash"  # hash of the replace-forcing fields
 DS01_HASH_VERSION = "ds01.hash-version"  # which hash function computed it
 DS01_IMAGE = "ds01.image"  # the image reference asked for (before the per-container tag)
+DS01_HELPER = "ds01.helper"  # on a short-lived helper container: what it does
+HELPER_ACCOUNT_SETUP = "account-setup"  # writes the owner's account into an image
 DS01_LIMITS = "ds01.limits"  # the live-updatable limits as created: `cpus=…;memory=…`
 
 # --- snapshots (images committed from a workspace before it is removed or replaced) ----------
@@ -65,6 +67,7 @@ class Ownership(StrEnum):
 
     OURS = "ours"  # ds01ctl, this site
     OTHER_SITE = "other_site"  # ds01ctl, another site on the same engine
+    HELPER = "helper"  # a helper container of this site (account setup): never a workspace
     ADOPTABLE = "adoptable"  # looks like mlc's or DS01's, not managed by ds01ctl
     FOREIGN = "foreign"  # no aime.mlc / ds01 labels: never touched, not reported
 
@@ -78,6 +81,8 @@ def get(labels: Mapping[str, str], key: str) -> str | None:
 def ownership(labels: Mapping[str, str], site: str) -> Ownership:
     if get(labels, DS01_INTERFACE) == INTERFACE and get(labels, DS01_SITE) is not None:
         return Ownership.OURS if get(labels, DS01_SITE) == site else Ownership.OTHER_SITE
+    if get(labels, DS01_HELPER) and get(labels, DS01_SITE) == site:
+        return Ownership.HELPER
     if any(get(labels, key) for key in (MLC, MLC_USER, DS01_MANAGED, DS01_USER)):
         return Ownership.ADOPTABLE
     return Ownership.FOREIGN

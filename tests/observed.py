@@ -12,7 +12,7 @@ shape, one key per fact ds01ctl reads, rather than as raw `docker inspect` JSON:
       - {name, id, state, labels, image, image_id, created, finished, user, cmd, tty,
          working_dir, env, image_env, image_labels, binds, network, shm_size, ulimits,
          stop_signal, stop_timeout, gpus, nano_cpus, memory, memory_swap, pids,
-         restart_policy}
+         restart_policy, cap_drop, cap_add, security_opt}
 
 `docker_state` is the only place that knows how those facts look in Docker's inspect JSON;
 when the core reads its own observed model, only it changes. A key with a dot (for example
@@ -67,6 +67,10 @@ def _same(value: Any) -> Any:
     return value
 
 
+def _list_or_none(value: list[str]) -> list[str] | None:
+    return list(value) or None  # Docker shows an empty list as null
+
+
 # neutral key → (inspect section, inspect key, to Docker's form)
 _INSPECT: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "user": ("Config", "User", _same),
@@ -86,6 +90,9 @@ _INSPECT: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "memory_swap": ("HostConfig", "MemorySwap", _same),
     "pids": ("HostConfig", "PidsLimit", _same),
     "restart_policy": ("HostConfig", "RestartPolicy", _restart_policy),
+    "cap_drop": ("HostConfig", "CapDrop", _list_or_none),
+    "cap_add": ("HostConfig", "CapAdd", _list_or_none),
+    "security_opt": ("HostConfig", "SecurityOpt", _list_or_none),
 }
 # Keys `live_container` reads itself.
 _OWN = frozenset(
@@ -222,7 +229,7 @@ def observed_entry(
         "cmd": list(spec.command),
         "tty": spec.tty,
         "working_dir": spec.working_dir,
-        "env": {**image_env, **dict(spec.env)},
+        "env": {**image_env, **dict(spec.environment)},
         "image_env": image_env,
         "image_labels": image_labels,
         "binds": [b.docker for b in spec.binds],
@@ -237,4 +244,7 @@ def observed_entry(
         "memory_swap": spec.memory_swap,
         "pids": spec.pids,
         "restart_policy": spec.restart_policy,
+        "cap_drop": list(spec.cap_drop),
+        "cap_add": list(spec.cap_add),
+        "security_opt": list(spec.security_opt),
     }

@@ -14,6 +14,7 @@ import shlex
 from typing import TYPE_CHECKING, Any
 
 from ds01ctl import labels as L
+from ds01ctl.confinement import NO_NEW_PRIVILEGES
 from ds01ctl.resolve.images import repository, with_default_tag
 from ds01ctl.resolve.spec import ContainerSpec, UserAccount
 
@@ -56,20 +57,47 @@ def prepare_image(client: docker.APIClient, spec: ContainerSpec) -> str:
     return str(prepared["Id"])
 
 
+# The account-setup helper runs the image's own /bin/sh as root: never its ENTRYPOINT, with no
+# network, small limits, and only the capabilities writing /etc/passwd and a home directory
+# needs. Its labels let a later plan find it if an apply dies while it exists.
+HELPER_LIMITS = {"mem_limit": 256 * 1024**2, "nano_cpus": 10**9, "pids_limit": 64}
+HELPER_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER"]
+HELPER_TIMEOUT = 120  # seconds
+
+
+def helper_labels(spec: ContainerSpec) -> dict[str, str]:
+    """Marks the helper as this site's, and as nothing else (an image's labels are inherited)."""
+    return {
+        **L.blanked((*L.MANAGED_MARKERS, L.DS01_USER, L.DS01_KIND)),
+        L.DS01_HELPER: L.HELPER_ACCOUNT_SETUP,
+        L.DS01_SITE: spec.label_map.get(L.DS01_SITE, ""),
+        L.DS01_OWNER: spec.owner,
+    }
+
+
 def _commit_user_setup(
     client: docker.APIClient, base: dict[str, Any], user_tag: str, spec: ContainerSpec
 ) -> dict[str, Any]:
     config = base.get("Config") or {}
     helper = client.create_container(
         base["Id"],
-        command=["/bin/sh", "-c", _setup_script(spec.account)],
+        entrypoint=["/bin/sh", "-c", _setup_script(spec.account)],
+        command=[],
         user="0:0",
-        labels={},
-        host_config=client.create_host_config(network_mode="none"),  # it needs no network
+        labels=helper_labels(spec),
+        network_disabled=True,
+        host_config=client.create_host_config(
+            network_mode="none",  # it needs no network
+            cap_drop=["ALL"],
+            cap_add=HELPER_CAPABILITIES,
+            security_opt=[NO_NEW_PRIVILEGES],
+            privileged=False,
+            **HELPER_LIMITS,
+        ),
     )
     try:
         client.start(helper["Id"])
-        status = client.wait(helper["Id"], timeout=120)
+        status = client.wait(helper["Id"], timeout=HELPER_TIMEOUT)
         if status.get("StatusCode") != 0:
             logs = client.logs(helper["Id"]).decode(errors="replace").strip()[-300:]
             raise RuntimeError(f"preparing the account of {spec.account.login} failed: {logs}")
@@ -80,12 +108,15 @@ def _commit_user_setup(
             tag=tag,
             conf={
                 "Cmd": config.get("Cmd"),
-                "Entrypoint": config.get("Entrypoint"),
+                # [] and not None: commit would keep the helper's own entrypoint otherwise.
+                "Entrypoint": config.get("Entrypoint") or [],
                 "User": config.get("User") or "",
                 "WorkingDir": config.get("WorkingDir") or "",
                 "Env": config.get("Env"),
                 "Labels": {
                     **(config.get("Labels") or {}),
+                    # Not a helper: what is made from this image must not pass for one.
+                    **L.blanked((L.DS01_HELPER,)),
                     USER_SETUP_LABEL: f"{base['Id']}:{spec.account.uid}",
                 },
             },
@@ -117,6 +148,9 @@ def create(client: docker.APIClient, spec: ContainerSpec) -> str:
             else None
         ),
         privileged=False,
+        cap_drop=list(spec.cap_drop) or None,
+        cap_add=list(spec.cap_add) or None,
+        security_opt=list(spec.security_opt) or None,
     )
     created = client.create_container(
         spec.image_tag,
@@ -126,7 +160,7 @@ def create(client: docker.APIClient, spec: ContainerSpec) -> str:
         working_dir=spec.working_dir,
         tty=spec.tty,
         stdin_open=True,
-        environment=[f"{k}={v}" for k, v in spec.env],
+        environment=[f"{k}={v}" for k, v in spec.environment],
         labels=labels,
         stop_signal=spec.stop_signal,
         stop_timeout=spec.stop_grace,  # also what `docker stop` and `mlc stop` wait for

@@ -224,6 +224,9 @@ def _run_one(action: Action, ctx: Context) -> str | None:
         case ActionKind.STOP:
             driver.stop(ctx.client, _container(action), _spec(action).stop_grace)
             return None
+        case ActionKind.CLEANUP:
+            driver.remove(ctx.client, _container(action))
+            return None
         case ActionKind.BUILD | ActionKind.SNAPSHOT:
             raise InternalError(f"{action.kind.value} actions are not planned by this version")
         case _:

@@ -30,6 +30,8 @@ class EngineInfo:
     api_version: str
     cpus: int
     memory: int
+    security_options: tuple[str, ...] = ()  # `docker info` SecurityOptions: name=userns, ...
+    default_runtime: str = "runc"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,10 @@ class DockerState:
 
     def ours(self) -> tuple[LiveContainer, ...]:
         return tuple(c for c in self.containers if c.ownership is L.Ownership.OURS)
+
+    def helpers(self) -> tuple[LiveContainer, ...]:
+        """This site's helper containers: an apply removes its own, so these are leftovers."""
+        return tuple(c for c in self.containers if c.ownership is L.Ownership.HELPER)
 
 
 def connect(base_url: str | None = None, timeout: int = 60) -> docker.APIClient:
@@ -165,6 +171,8 @@ def engine_info(client: docker.APIClient) -> EngineInfo:
         api_version=str(client.api_version),
         cpus=int(info.get("NCPU", 0)),
         memory=int(info.get("MemTotal", 0)),
+        security_options=tuple(str(o) for o in info.get("SecurityOptions") or ()),
+        default_runtime=str(info.get("DefaultRuntime") or "runc"),
     )
 
 

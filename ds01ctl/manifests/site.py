@@ -98,6 +98,14 @@ class ContainerDefaults(Model):
     stop_grace_period: Seconds = Field(
         10, description="Time a container gets to stop before it is killed."
     )
+    capabilities: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Linux capabilities every container gets back after all are dropped, as Docker "
+            "spells them; only AUDIT_WRITE, IPC_LOCK, KILL and NET_BIND_SERVICE are accepted "
+            "(none gives more than the user's own uid)."
+        ),
+    )
 
 
 class PortPool(Model):
@@ -140,6 +148,15 @@ class SiteSpec(Model):
     )
     allow_host_network: bool = Field(
         False, description="Whether manifests may ask for network: host."
+    )
+    allow_sudo: bool = Field(
+        False,
+        description=(
+            "Whether root inside a container (sudo, setuid binaries) may work: containers then "
+            "keep the engine's default capabilities and lose no-new-privileges. Refused at plan "
+            "time unless the engine runs with user-namespace remapping or rootless, where root "
+            "inside is not root on the host."
+        ),
     )
     mount_policy: list[MountRule] = Field(
         default_factory=lambda: [MountRule(path="/home/{owner}/**")],

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ds01ctl.catalog.frameworks import CatalogEntry, CatalogError, FrameworkCatalog
+from ds01ctl.confinement import ALLOWED_CAPABILITIES, RESERVED_ENV, capability_problem
 from ds01ctl.diagnostics import Diagnostic, error, warning
 from ds01ctl.manifests import Image, Manifest, QuotaPolicy, Site, Workspace
 from ds01ctl.manifests.common import FrameworkRef
@@ -115,6 +116,7 @@ def _check_singletons(repo: ConfigRepo) -> None:
     for site, item in sites[:1]:
         where = ("spec", "container_defaults", "network")
         _check_network(repo, site.spec.container_defaults.network, site.spec, item, where)
+        _check_capabilities(repo, site, item)
     policies = repo.of(QuotaPolicy)
     for _, extra in policies[1:]:
         repo.diagnostics.append(
@@ -274,7 +276,35 @@ def _check_workspaces(repo: ConfigRepo, site: SiteSpec) -> None:
         if spec.framework is not None:
             _check_framework(repo, ws.ref, spec.framework, site, item.at("spec", "framework"))
         _check_network(repo, spec.network, site, item)
+        _check_reserved_env(repo, ws, item)
         _check_workspace_mounts(repo, ws, item, site)
+
+
+def _check_reserved_env(repo: ConfigRepo, ws: Workspace, item: Loaded) -> None:
+    for name in ws.spec.env:
+        if name in RESERVED_ENV:
+            repo.diagnostics.append(
+                error(
+                    "security.reserved_env",
+                    f"{ws.ref} sets {name}, which selects GPUs; ds01ctl alone sets it",
+                    hint="remove it; ask for GPUs with gpus or mig, and CUDA numbers them from 0",
+                    **item.at("spec", "env", name, key=True),
+                )
+            )
+
+
+def _check_capabilities(repo: ConfigRepo, site: Site, item: Loaded) -> None:
+    for index, name in enumerate(site.spec.container_defaults.capabilities):
+        problem = capability_problem(name)
+        if problem is not None:
+            repo.diagnostics.append(
+                error(
+                    "security.capability",
+                    problem,
+                    hint=f"a Site may add only {', '.join(sorted(ALLOWED_CAPABILITIES))}",
+                    **item.at("spec", "container_defaults", "capabilities", index),
+                )
+            )
 
 
 def _check_workspace_mounts(repo: ConfigRepo, ws: Workspace, item: Loaded, site: SiteSpec) -> None:

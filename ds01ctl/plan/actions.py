@@ -23,6 +23,7 @@ class ActionKind(StrEnum):
     STOP = "stop"
     BUILD = "build"
     SNAPSHOT = "snapshot"
+    CLEANUP = "cleanup"  # remove a leftover helper container: nothing of a user's is in it
 
 
 class Reason(StrEnum):
@@ -36,6 +37,9 @@ class Reason(StrEnum):
     NO_MANIFEST = "no_manifest"  # an orphan, deleted with --prune
     DUPLICATE = "duplicate"  # a second container claims the same object
     GPU_RELEASED = "gpu_released"  # stopped past its GPU hold while someone waits for the GPU
+    # Made by an older ds01ctl, unchanged since, without the confinement this one gives.
+    SECURITY_DEFAULTS = "security_defaults"
+    LEFTOVER_HELPER = "leftover_helper"  # an account-setup helper an interrupted apply left
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
 """Diff: the desired state against the observed one → an ordered plan (pure).
 
-For each declared object: no container → create; a replace-forcing field or the spec hash
+Leftover helper containers (an interrupted account setup) are cleaned up first. For each
+declared object: no container → create; a replace-forcing field or the spec hash
 differs → replace; only live-updatable limits differ → update; a pinned power state differs →
 start/stop. Managed containers nobody declares are orphans (deleted only with --prune).
 Containers this site does not own are reported, never acted on. GPU-freeing actions come
@@ -29,14 +30,18 @@ from ds01ctl.plan.actions import (
     Unmanaged,
 )
 from ds01ctl.plan.fields import FIELDS, differences, recorded_limits
-from ds01ctl.plan.spechash import known, spec_hash
+from ds01ctl.plan.spechash import known, older, spec_hash
 from ds01ctl.resolve.desired import Desired
 from ds01ctl.resolve.spec import ContainerSpec, Power
 
 PLANNED_KINDS = frozenset({"workspace"})  # endpoints come with their own issue
+UPGRADE_WHY = (
+    "its confinement (no-new-privileges, capabilities dropped, GPUs chosen only by ds01ctl)"
+)
 
 # Execution phases: what frees resources runs before what takes them.
 _PHASE = {
+    ActionKind.CLEANUP: 0,
     ActionKind.DELETE: 0,
     ActionKind.STOP: 1,
     ActionKind.UPDATE: 2,
@@ -86,6 +91,7 @@ def diff(
                 frees=dup.gpu_ids,
             )
         )
+    drafts.extend(_leftover_helpers(docker))
     for hold in desired.released:
         live = by_key.get(hold.key)
         if live is not None:
@@ -138,6 +144,25 @@ def diff(
     )
 
 
+def _leftover_helpers(docker: DockerState) -> list[_Draft]:
+    """Helpers an interrupted apply left behind (apply removes its own): removed, and shown."""
+    drafts = []
+    for helper in docker.helpers():
+        what = L.get(helper.labels, L.DS01_HELPER)
+        owner = L.get(helper.labels, L.DS01_OWNER) or "?"
+        note = f"container {helper.name} ({what} helper) was left by an interrupted apply"
+        drafts.append(
+            _Draft(
+                ActionKind.CLEANUP,
+                f"helper/{owner}/{helper.id[:12]}",
+                Reason.LEFTOVER_HELPER,
+                live=helper,
+                note=note,
+            )
+        )
+    return drafts
+
+
 def _plannable(docker: DockerState, warnings: list[str]) -> list[LiveContainer]:
     """Our containers of kinds this version plans; any other kind is reported, never touched."""
     found = []
@@ -188,20 +213,24 @@ def _compare(
         )
     changes = differences(live, spec)
     if version is None or L.get(live.labels, L.DS01_SPEC_HASH) is None:
-        note = "its ds01 labels are incomplete (no spec hash): it was made or changed outside"
-        return [_replace(spec, live, changes, Reason.CHANGED_OUTSIDE, note)], [], None
+        incomplete = "its ds01 labels are incomplete (no spec hash): it was made or changed outside"
+        return [_replace(spec, live, changes, Reason.CHANGED_OUTSIDE, incomplete)], [], None
     hashed_equal = spec_hash(spec, version) == L.get(live.labels, L.DS01_SPEC_HASH)
     if not hashed_equal or any(c.forces_replace for c in changes):
         gone = [u for u in live.gpu_ids if u not in devices]
-        reason = (
-            Reason.GPU_GONE
-            if gone
-            else Reason.SPEC_CHANGED
-            if not hashed_equal
-            else Reason.CHANGED_OUTSIDE
-        )
-        gone_note = f"its GPU {', '.join(gone)} no longer exists" if gone else None
-        return [_replace(spec, live, changes, reason, gone_note)], [], None
+        note: str | None = f"its GPU {', '.join(gone)} no longer exists" if gone else None
+        if gone:
+            reason = Reason.GPU_GONE
+        elif not hashed_equal:
+            reason = Reason.SPEC_CHANGED
+        elif older(version):
+            # Unchanged since an older ds01ctl made it: what differs is what this version
+            # gives every container. A replace, shown as such, applied when the admin applies.
+            reason = Reason.SECURITY_DEFAULTS
+            note = f"made by an older ds01ctl (hash version {version}), before {UPGRADE_WHY}"
+        else:
+            reason = Reason.CHANGED_OUTSIDE
+        return [_replace(spec, live, changes, reason, note)], [], None
     drafts: list[_Draft] = []
     drift: list[Drift] = []
     if changes:

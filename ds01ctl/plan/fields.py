@@ -89,6 +89,10 @@ def _labels(c: LiveContainer) -> tuple[dict[str, str], dict[str, str]]:
     return everything, dict(c.image_config.get("Labels") or {})
 
 
+def _sorted_host(key: str) -> Callable[[LiveContainer], tuple[str, ...]]:
+    return lambda c: tuple(sorted(_section(c, "HostConfig").get(key) or ()))
+
+
 def _ulimits(c: LiveContainer) -> tuple[tuple[str, int, int], ...]:
     found = _section(c, "HostConfig").get("Ulimits") or []
     return tuple(sorted((u["Name"], int(u["Soft"]), int(u["Hard"])) for u in found))
@@ -120,7 +124,9 @@ FIELDS: tuple[ContainerField, ...] = (
     ContainerField(
         "working_dir", _config("WorkingDir", ""), lambda s: s.working_dir, OnChange.REPLACE
     ),
-    ContainerField("env", _env, lambda s: dict(s.env), OnChange.REPLACE, Compare.OVER_IMAGE),
+    ContainerField(
+        "env", _env, lambda s: dict(s.environment), OnChange.REPLACE, Compare.OVER_IMAGE
+    ),
     ContainerField(
         "binds",
         lambda c: tuple(sorted(_host("Binds", [])(c))),
@@ -142,6 +148,20 @@ FIELDS: tuple[ContainerField, ...] = (
         "stop_grace", _config("StopTimeout", 10), lambda s: s.stop_grace, OnChange.REPLACE
     ),
     ContainerField("gpus", lambda c: c.gpu_ids, lambda s: tuple(sorted(s.gpus)), OnChange.REPLACE),
+    # Confinement: a container whose capabilities or security options differ (run with
+    # seccomp=unconfined, say) is replaced; a privileged one drops no capability, so it is too.
+    ContainerField(
+        "cap_drop", _sorted_host("CapDrop"), lambda s: tuple(sorted(s.cap_drop)), OnChange.REPLACE
+    ),
+    ContainerField(
+        "cap_add", _sorted_host("CapAdd"), lambda s: tuple(sorted(s.cap_add)), OnChange.REPLACE
+    ),
+    ContainerField(
+        "security_opt",
+        _sorted_host("SecurityOpt"),
+        lambda s: tuple(sorted(s.security_opt)),
+        OnChange.REPLACE,
+    ),
     ContainerField(
         "labels",
         _labels,

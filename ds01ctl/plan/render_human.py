@@ -30,6 +30,7 @@ _SYMBOLS = {
     "stop": "~",
     "build": "+",
     "snapshot": "+",
+    "cleanup": "-",
 }
 _DESTROYED = "will be destroyed"  # the same words for every delete: easy to scan for
 
@@ -45,6 +46,10 @@ _HEADERS: dict[tuple[str, str], str] = {
     ("replace", "spec_changed"): "must be replaced: {forcing}",
     ("replace", "changed_outside"): f"must be replaced: it was {_OUTSIDE}",
     ("replace", "gpu_gone"): "must be replaced: a GPU it uses no longer exists",
+    ("replace", "security_defaults"): (
+        "must be replaced: ds01ctl's security defaults changed since it was made"
+    ),
+    ("cleanup", "leftover_helper"): "will be removed: a helper container left behind",
     ("start", "power"): "will be started: its manifest pins it running",
     ("stop", "power"): "will be stopped: its manifest pins it stopped",
     ("build", "new"): "will be built",
@@ -55,7 +60,7 @@ _DELETE_NOTES = {
     "duplicate": "(because another container already holds this object)",
     "gpu_released": "(because it is stopped past its GPU hold, and someone waits for its GPU)",
 }
-for _reason in ("spec_changed", "changed_outside", "gpu_gone"):
+for _reason in ("spec_changed", "changed_outside", "gpu_gone", "security_defaults"):
     _HEADERS["snapshot", _reason] = "will be snapshotted before it is replaced"
 for _reason in _DELETE_NOTES:
     _HEADERS["snapshot", _reason] = "will be snapshotted before it is destroyed"
@@ -83,6 +88,7 @@ _EXTRA_WORDS = (
     ("stop", "to stop"),
     ("build", "to build"),
     ("snapshot", "to snapshot"),
+    ("cleanup", "to clean up"),
 )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from ds01ctl.resolve.spec import ContainerSpec
 
-CURRENT_VERSION = "1"
+CURRENT_VERSION = "2"
 
 
 def _v1(spec: ContainerSpec) -> dict[str, Any]:
@@ -37,7 +37,19 @@ def _v1(spec: ContainerSpec) -> dict[str, Any]:
     }
 
 
-HASHED_FIELDS: dict[str, Callable[[ContainerSpec], dict[str, Any]]] = {"1": _v1}
+def _v2(spec: ContainerSpec) -> dict[str, Any]:
+    """Version 1, plus the confinement and the device-selecting environment every container
+    gets since then (see README, Upgrades)."""
+    return {
+        **_v1(spec),
+        "environment": sorted(spec.environment),
+        "cap_drop": sorted(spec.cap_drop),
+        "cap_add": sorted(spec.cap_add),
+        "security_opt": sorted(spec.security_opt),
+    }
+
+
+HASHED_FIELDS: dict[str, Callable[[ContainerSpec], dict[str, Any]]] = {"1": _v1, "2": _v2}
 
 
 def spec_hash(spec: ContainerSpec, version: str = CURRENT_VERSION) -> str:
@@ -48,3 +60,8 @@ def spec_hash(spec: ContainerSpec, version: str = CURRENT_VERSION) -> str:
 
 def known(version: str | None) -> bool:
     return version in HASHED_FIELDS
+
+
+def older(version: str) -> bool:
+    """Whether `version` (a known one) predates the one this build writes."""
+    return int(version) < int(CURRENT_VERSION)

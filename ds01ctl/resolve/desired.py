@@ -15,7 +15,8 @@ from fractions import Fraction
 
 from ds01ctl import labels as L
 from ds01ctl.catalog.frameworks import CatalogEntry, FrameworkCatalog
-from ds01ctl.live.docker import DockerState
+from ds01ctl.confinement import isolates_root
+from ds01ctl.live.docker import DockerState, EngineInfo
 from ds01ctl.live.inventory import GpuInventory
 from ds01ctl.manifests import Endpoint, Image, Site, Workspace
 from ds01ctl.manifests.site import SiteSpec, UserPin
@@ -79,8 +80,8 @@ def resolve(repo: ConfigRepo, world: World, catalog: FrameworkCatalog) -> Desire
     site = repo.site
     assert site is not None, "validate guarantees a Site"
     policy = repo.policy.spec if repo.policy else None
-    errors: list[str] = []
-    warnings = _unsupported(repo)
+    errors = _engine_refusals(site.spec, world.docker.engine)
+    warnings = _unsupported(repo) + _engine_warnings(world.docker.engine)
     pending: list[PendingItem] = []
     limits: dict[str, EffectiveLimits] = {}
     drafts: list[_Draft] = []
@@ -137,6 +138,27 @@ def resolve(repo: ConfigRepo, world: World, catalog: FrameworkCatalog) -> Desire
         tuple(released),
         tuple(notes),
     )
+
+
+def _engine_refusals(site: SiteSpec, engine: EngineInfo) -> list[str]:
+    """Site settings this engine cannot honour safely: the plan is refused."""
+    if site.allow_sudo and not isolates_root(engine.security_options):
+        return [
+            "the Site allows sudo in containers (allow_sudo), but this Docker engine has no "
+            "user-namespace remapping and is not rootless, so root in a container would be root "
+            "on the host: run dockerd with --userns-remap or rootless, or set allow_sudo: false"
+        ]
+    return []
+
+
+def _engine_warnings(engine: EngineInfo) -> list[str]:
+    if engine.default_runtime != "nvidia":
+        return []
+    return [
+        "the engine's default runtime is nvidia: any container's environment can select GPUs "
+        "(NVIDIA_VISIBLE_DEVICES); ds01ctl's containers get only theirs, but containers made "
+        "outside ds01ctl can take every GPU; make runc the default runtime"
+    ]
 
 
 def _unsupported(repo: ConfigRepo) -> list[str]:

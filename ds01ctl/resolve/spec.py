@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+DEVICE_ENV = "NVIDIA_VISIBLE_DEVICES"  # what the NVIDIA runtime reads to pick GPUs
+
 
 class Power(StrEnum):
     ANY = "any"  # left to the user (mlc open/stop) and the lifecycle policy
@@ -74,6 +76,10 @@ class ContainerSpec:
     power: Power
     snapshot_on_replace: bool
     labels: tuple[tuple[str, str], ...] = field(default=())
+    # Confinement (see resolve/confinement.py): what the container may do beyond its uid.
+    cap_drop: tuple[str, ...] = ("ALL",)
+    cap_add: tuple[str, ...] = ()
+    security_opt: tuple[str, ...] = ("no-new-privileges",)
 
     @property
     def key(self) -> str:
@@ -82,6 +88,14 @@ class ContainerSpec:
     @property
     def user(self) -> str:
         return f"{self.account.uid}:{self.account.gid}"
+
+    @property
+    def environment(self) -> tuple[tuple[str, str], ...]:
+        """What the container is given: the manifest's env plus the device selection, which
+        always wins over an image's baked value (`void`: no GPU even under the nvidia runtime).
+        """
+        devices = ",".join(self.gpus) or "void"
+        return tuple(sorted({**dict(self.env), DEVICE_ENV: devices}.items()))
 
     @property
     def label_map(self) -> dict[str, str]:

@@ -2,7 +2,8 @@
 
 The container has mlc's shape and labels so that `mlc open/list/stop/remove` manage it:
 name `<name>._.<uid>`, `bash` as PID 1 with a TTY, `-w /workspace`, `--user uid:gid`, the
-per-container image tag, plus DS01's and our labels, limits and GPU UUIDs. It stops on SIGHUP:
+per-container image tag, plus DS01's and our labels, limits and GPU UUIDs, confined so that
+it can never do more than its user's uid (ds01ctl/confinement.py). It stops on SIGHUP:
 bash as PID 1 ignores SIGTERM, so a plain stop would always wait the full grace period.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ds01ctl import labels as L
+from ds01ctl.confinement import container_confinement
 from ds01ctl.manifests import Workspace
 from ds01ctl.manifests.mounts import expand_owner
 from ds01ctl.manifests.site import SiteSpec
@@ -70,6 +72,9 @@ def workspace_spec(
 ) -> ContainerSpec:
     owner = ws.metadata.owner or ""
     container_name = f"{ws.metadata.name}._.{account.uid}"
+    cap_drop, cap_add, security_opt = container_confinement(
+        site.container_defaults.capabilities, site.allow_sudo
+    )
     spec = ContainerSpec(
         kind="workspace",
         owner=owner,
@@ -96,6 +101,9 @@ def workspace_spec(
         tty=True,
         power=Power(ws.spec.power),
         snapshot_on_replace=ws.spec.on_replace == "snapshot",
+        cap_drop=cap_drop,
+        cap_add=cap_add,
+        security_opt=security_opt,
     )
     labels = _labels(spec, site_name, site, image)
     return _with_labels(spec, labels)

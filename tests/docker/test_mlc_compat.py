@@ -101,8 +101,9 @@ ALLOWED: dict[str, Check] = {
     ),
     # No `--group-add video/sudo`: no sudo for workspace owners on a shared server.
     "extra.HostConfig.GroupAdd": lambda ours, gt, gpus: not ours,
-    # `label=disable` is a side effect of --privileged.
-    "extra.HostConfig.SecurityOpt": lambda ours, gt, gpus: not ours,
+    # `label=disable` is a side effect of --privileged; ours is no-new-privileges instead
+    # (a setuid or file-capability binary gains nothing).
+    "extra.HostConfig.SecurityOpt": lambda ours, gt, gpus: ours == ["no-new-privileges"],
     # /dev/shm from the owner's quota (the test quota says 64m, Docker's default is 64m too).
     "extra.HostConfig.ShmSize": lambda ours, gt, gpus: ours == 64 * MIB,
     # power: running starts it (mlc's container is only created until `mlc open`).

@@ -56,6 +56,9 @@ MUTATIONS: dict[str, Callable[[ContainerSpec], ContainerSpec]] = {
     "stop_grace": lambda s: _relabel(s, stop_grace=s.stop_grace + 1),
     # the same test's fixture UUIDs end in its token (lab.private_gpus)
     "gpus": lambda s: _relabel(s, gpus=(MIG_OTHER[:-8] + s.gpus[0][-8:],)),
+    "cap_drop": lambda s: _relabel(s, cap_drop=()),
+    "cap_add": lambda s: _relabel(s, cap_add=("KILL",)),
+    "security_opt": lambda s: _relabel(s, security_opt=()),
     "labels": lambda s: _with_label(s, L.MLC_ARCH, "CUDA_AMPERE"),
     "nano_cpus": lambda s: _relabel(s, nano_cpus=s.nano_cpus * 2),
     "memory": lambda s: _relabel(s, memory=s.memory * 2, memory_swap=s.memory_swap * 2),

@@ -53,6 +53,8 @@ PINNED = {
     "security.privileged",
     "security.docker_socket",
     "security.host_network",
+    "security.reserved_env",
+    "security.capability",
     "catalog.unreadable",
     "unsupported",
 }

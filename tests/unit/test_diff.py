@@ -15,6 +15,7 @@ from ds01ctl.live.gpus import load_inventory_file
 from ds01ctl.live.inventory import GpuProcess
 from ds01ctl.plan.actions import ActionKind, Reason
 from ds01ctl.plan.diff import diff
+from ds01ctl.plan.spechash import spec_hash
 from ds01ctl.resolve.desired import World, resolve
 from ds01ctl.resolve.spec import ContainerSpec
 from tests.observed import live_container, observed_entry
@@ -91,3 +92,88 @@ def test_diff_container_of_an_unknown_kind_is_reported_and_left_alone(tmp_path: 
     plan = _plan(tmp_path, repo, odd)
     assert [(a.kind, a.target) for a in plan.actions] == [(ActionKind.CREATE, "workspace/alice/w")]
     assert any("kind 'robot'" in w for w in plan.warnings)
+
+
+def _made_by_version_1(spec: ContainerSpec) -> LiveContainer:
+    """The container ds01ctl with hash version 1 made for the same manifest: no confinement,
+    no device-selecting environment, labelled with the version-1 hash."""
+    labels = dict(spec.labels)
+    labels[L.DS01_HASH_VERSION] = "1"
+    labels[L.DS01_SPEC_HASH] = spec_hash(spec, "1")
+    live = _as_docker_reports(
+        spec, labels=tuple(sorted(labels.items())), cap_drop=(), security_opt=()
+    )
+    assert live.inspect is not None
+    inspect = dict(live.inspect)
+    inspect["Config"] = {**inspect["Config"], "Env": [f"{k}={v}" for k, v in spec.env]}
+    return dataclasses.replace(live, inspect=MappingProxyType(inspect))
+
+
+def test_diff_container_of_hash_version_1_is_replaced_for_security_defaults(
+    tmp_path: Path,
+) -> None:
+    repo = _repo(tmp_path, _workspace("alice", "w", env={"HF_HOME": "/workspace/.hf"}))
+    plan = _plan(tmp_path, repo, _made_by_version_1(_spec(tmp_path, repo)))
+    [action] = plan.actions
+    assert (action.kind, action.reason) == (ActionKind.REPLACE, Reason.SECURITY_DEFAULTS)
+    assert "hash version 1" in (action.note or "")
+    changed = {c.field: (c.before, c.after) for c in action.changes}
+    assert changed["cap_drop"] == ((), ("ALL",))
+    assert changed["security_opt"] == ((), ("no-new-privileges",))
+    assert changed["env"] == ({"NVIDIA_VISIBLE_DEVICES": None}, {"NVIDIA_VISIBLE_DEVICES": "void"})
+    assert all(c.forces_replace for c in action.changes)
+
+
+def test_diff_container_of_hash_version_1_with_a_changed_manifest_is_spec_changed(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "old").mkdir()
+    old = _repo(tmp_path / "old", _workspace("alice", "w"))
+    live = _made_by_version_1(_spec(tmp_path / "old", old))
+    new = _repo(tmp_path, _workspace("alice", "w", env={"A": "1"}))
+    [action] = _plan(tmp_path, new, live).actions
+    assert (action.kind, action.reason) == (ActionKind.REPLACE, Reason.SPEC_CHANGED)
+
+
+def test_diff_confinement_changed_outside_is_replaced(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, _workspace("alice", "w"))
+    spec = _spec(tmp_path, repo)
+    loose = _as_docker_reports(spec, security_opt=("seccomp=unconfined",), cap_add=("SYS_ADMIN",))
+    [action] = _plan(tmp_path, repo, loose).actions
+    assert (action.kind, action.reason) == (ActionKind.REPLACE, Reason.CHANGED_OUTSIDE)
+    assert {c.field for c in action.changes} == {"security_opt", "cap_add"}
+
+
+def test_diff_leftover_helper_is_cleaned_up_and_nothing_else(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, _workspace("alice", "w"))
+    live = _as_docker_reports(_spec(tmp_path, repo))
+    labels = {L.DS01_HELPER: L.HELPER_ACCOUNT_SETUP, L.DS01_SITE: "lab", L.DS01_OWNER: "alice"}
+    helper = dataclasses.replace(
+        live,
+        id="0123456789abcdef",
+        name="eager_turing",
+        labels=MappingProxyType(labels),
+        ownership=L.ownership(labels, "lab"),
+    )
+    assert helper.ownership is L.Ownership.HELPER
+    [action] = _plan(tmp_path, repo, live, helper).actions
+    assert (action.kind, action.reason, action.target, action.container_id) == (
+        ActionKind.CLEANUP,
+        Reason.LEFTOVER_HELPER,
+        "helper/alice/0123456789ab",
+        "0123456789abcdef",
+    )
+    assert L.ownership(labels, "another-site") is L.Ownership.FOREIGN
+
+
+def test_diff_spec_sets_the_device_environment_so_an_image_value_never_wins(
+    tmp_path: Path,
+) -> None:
+    repo = _repo(tmp_path, _workspace("alice", "w", mig="1g.10gb"))
+    spec = _spec(tmp_path, repo)
+    assert dict(spec.environment)["NVIDIA_VISIBLE_DEVICES"] == ",".join(spec.gpus)
+    # An image that bakes NVIDIA_VISIBLE_DEVICES=all hands it down; ours overrides it.
+    live = dataclasses.replace(
+        _as_docker_reports(spec), image_config={"Env": ["NVIDIA_VISIBLE_DEVICES=all"]}
+    )
+    assert _plan(tmp_path, repo, live).actions == ()

@@ -229,7 +229,35 @@ def case_gpu_table() -> Plan:
     return Plan(actions=(delete, stop, replace, start), gpus=rows, meta=META)
 
 
+def case_upgrade_security() -> Plan:
+    # After an upgrade: a helper an interrupted apply left is removed; a workspace made by the
+    # older ds01ctl and unchanged since is replaced to get the new confinement.
+    cleanup = Action(
+        1,
+        ActionKind.CLEANUP,
+        "helper/alice/0123456789ab",
+        Reason.LEFTOVER_HELPER,
+        container_id="0123456789abcdef",
+        note="container eager_turing (account-setup helper) was left by an interrupted apply",
+    )
+    replace = Action(
+        2,
+        ActionKind.REPLACE,
+        "workspace/alice/thesis",
+        Reason.SECURITY_DEFAULTS,
+        changes=(
+            FieldChange("cap_drop", (), ("ALL",), forces_replace=True),
+            FieldChange("security_opt", (), ("no-new-privileges",), forces_replace=True),
+        ),
+        spec=spec("alice", "thesis"),
+        container_id="c0ffee000004",
+        note="made by an older ds01ctl (hash version 1), before its confinement",
+    )
+    return Plan(actions=(cleanup, replace), meta=META)
+
+
 CASES: dict[str, Callable[[], Plan]] = {
+    "upgrade-security": case_upgrade_security,
     "empty": case_empty,
     "create-cpu": case_create_cpu,
     "create-mig": case_create_mig,
@@ -340,6 +368,7 @@ def test_document_contract_keys_and_vocabulary() -> None:
         "stop",
         "build",
         "snapshot",
+        "cleanup",
     ]
     assert [r.value for r in Reason] == [
         "new",
@@ -352,6 +381,8 @@ def test_document_contract_keys_and_vocabulary() -> None:
         "no_manifest",
         "duplicate",
         "gpu_released",
+        "security_defaults",
+        "leftover_helper",
     ]
     assert sorted(doc["summary"]["actions"]) == sorted(k.value for k in ActionKind)
 
