@@ -206,7 +206,10 @@ def churn() -> Iterator[_Churn]:
 
 def test_plan_stays_byte_identical_while_others_churn_the_engine(lab: Lab, churn: _Churn) -> None:
     sites = _foreign_containers(lab)
+    start = churn.made
     first, second = _plans_of_two_orders(lab, token=lab.token, between=churn.step)
+    assert churn.errors == []
+    assert churn.made - start > 4, "the thread churned while the plans ran, not only between"
     assert f"2 container(s): managed by ds01ctl for site {sites['two']}" in first.decode()
     assert first == second
     # The churn was real and a plan sees it: without the narrowing the two runs differ.
@@ -214,4 +217,4 @@ def test_plan_stays_byte_identical_while_others_churn_the_engine(lab: Lab, churn
     churn.step()
     assert churn.tag in whole.decode()
     assert _plan_bytes(lab.root, "1", "") != whole
-    assert churn.errors == [] and churn.made >= 8
+    assert churn.errors == []
