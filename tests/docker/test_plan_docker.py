@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from ds01ctl import labels as L
-from ds01ctl.plan.actions import ActionKind, Reason
+from ds01ctl.plan.actions import ActionKind, Reason, Unmanaged
 from ds01ctl.plan.fields import FIELDS, OnChange, limits_label
 from ds01ctl.plan.spechash import spec_hash
 from ds01ctl.resolve.spec import Bind, ContainerSpec
@@ -156,12 +156,13 @@ def test_plan_docker_update_outside_is_drift(lab: Lab, row: str) -> None:
 
 def test_plan_never_acts_on_containers_it_does_not_own(lab: Lab) -> None:
     made: list[str] = []
+    elsewhere = f"{lab.site}-elsewhere"  # unique: other tests' other-site containers never count
     mlc_labels = {"aime.mlc": "alice", "aime.mlc.USER": "alice", "aime.mlc.NAME": "legacy"}
     for labels in (
         {},
         {"ds01.managed": "true", "ds01.user": "alice"},
         mlc_labels,
-        {"ds01.interface": "ds01ctl", "ds01.site": "elsewhere", "ds01.owner": "alice"},
+        {"ds01.interface": "ds01ctl", "ds01.site": elsewhere, "ds01.owner": "alice"},
     ):
         made.append(
             lab.client.create_container(
@@ -174,7 +175,9 @@ def test_plan_never_acts_on_containers_it_does_not_own(lab: Lab) -> None:
         reported = {u.container for u in plan.unmanaged}
         assert {lab.name("x1"), lab.name("x2")} <= reported
         assert lab.name("x0") not in reported
-        assert any("site elsewhere" in u.why for u in plan.unmanaged)
+        assert Unmanaged("1 container(s)", None, f"managed by ds01ctl for site {elsewhere}") in (
+            plan.unmanaged
+        )
     finally:
         for container in made:
             lab.client.remove_container(container, force=True)
