@@ -40,6 +40,7 @@ PINNED = {
     "quota.two_groups",
     "quota.unknown_user",
     "quota.exemption_expired",
+    "quota.lifecycle",
     "owner.missing",
     "owner.path_mismatch",
     "owner.no_group",
@@ -53,6 +54,8 @@ PINNED = {
     "security.privileged",
     "security.docker_socket",
     "security.host_network",
+    "security.network_not_allowed",
+    "security.image_not_allowed",
     "catalog.unreadable",
     "unsupported",
 }

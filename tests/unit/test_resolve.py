@@ -214,3 +214,46 @@ def test_resolve_stray_process_does_not_move_the_owner(tmp_path: Path) -> None:
     inventory = dataclasses.replace(inventory, processes=(stray,))
     desired = resolve(repo, World(docker, inventory, {}, NOW), FrameworkCatalog.load())
     assert [(s.key, s.gpus) for s in desired.specs] == [("workspace/alice/w", (MIG_1G,))]
+
+
+# Each workspace keeps its own GPU hold: one workspace's shorter hold is not its owner's.
+def test_resolve_gpu_hold_is_per_workspace(tmp_path: Path) -> None:
+    docs = [
+        _workspace("alice", "brief", mig="1g.10gb", lifecycle={"gpu_hold_after_stop": "10m"}),
+        _workspace("alice", "long", mig="1g.10gb"),
+    ]
+    repo = _repo(tmp_path, *docs, policy=_policy(gpu_hold_after_stop="1h", gpu_budget=2))
+    stopped = NOW - dt.timedelta(minutes=20)
+    desired = _resolve(
+        repo,
+        tmp_path,
+        _stopped("alice", "brief", (MIG_1G,), stopped),
+        _stopped("alice", "long", (MIG_1G_OTHER,), stopped),
+    )
+    # brief's 10 minutes are over; long keeps the quota's hour.
+    assert desired.notes == (
+        "workspace/alice/long is not running and keeps its GPU until 2026-11-24 12:40 UTC; "
+        "after that it gives it up to whoever is waiting",
+    )
+
+
+# An exemption allowed a long hold and has expired: the plan clamps it to the quota, says so.
+def test_resolve_lifecycle_clamped_when_its_exemption_expired(tmp_path: Path) -> None:
+    policy = _policy(gpu_hold_after_stop="15m")
+    policy["spec"]["exemptions"] = [
+        {
+            "user": "alice",
+            "limits": {"gpu_hold_after_stop": "30d"},
+            "expires": "2026-11-01",
+            "reason": "deadline",
+        }
+    ]
+    docs = [_workspace("alice", "w", mig="1g.10gb", lifecycle={"gpu_hold_after_stop": "30d"})]
+    repo = _repo(tmp_path, *docs, policy=policy)
+    stopped = NOW - dt.timedelta(minutes=5)
+    desired = _resolve(repo, tmp_path, _stopped("alice", "w", (MIG_1G,), stopped))
+    assert any(
+        "lifecycle gpu_hold_after_stop 30d is above alice's quota" in w and "15m" in w
+        for w in desired.warnings
+    ), desired.warnings
+    assert "keeps its GPU until 2026-11-24 12:10 UTC" in desired.notes[0]
