@@ -17,6 +17,7 @@ import yaml
 from ds01ctl.diagnostics import Diagnostic
 from ds01ctl.manifests.imagepolicy import image_problem
 from ds01ctl.manifests.validate import validate_path
+from ds01ctl.names import docker_safe
 
 TODAY = dt.date(2026, 1, 1)
 
@@ -143,17 +144,20 @@ def test_policy_image_allowed(tmp_path: Path, reference: str) -> None:
 # Without a uid pin, the uid is only known on the server: plan decides (see resolve).
 def test_policy_container_tag_without_pin_is_left_to_plan() -> None:
     ref = "registry.lab.example/x:ws._.1777"
-    common = {"allowed": ["registry.lab.example/*"], "catalog": [CATALOG_IMAGE]}
-    assert image_problem(ref, "h.baker", uid=None, **common) is None
-    assert "another user's container" in (image_problem(ref, "h.baker", uid=1234, **common) or "")
-    assert image_problem(ref, "h.baker", uid=1777, **common) is None
+    allowed, catalog = ["registry.lab.example/*"], [CATALOG_IMAGE]
+    assert image_problem(ref, "h.baker", uid=None, allowed=allowed, catalog=catalog) is None
+    refused = image_problem(ref, "h.baker", uid=1234, allowed=allowed, catalog=catalog)
+    assert "another user's container" in (refused or "")
+    assert image_problem(ref, "h.baker", uid=1777, allowed=allowed, catalog=catalog) is None
 
 
-def test_policy_snapshot_of_a_login_docker_must_rewrite(tmp_path: Path) -> None:
-    common = {"allowed": [], "catalog": []}
-    own = "ds01ctl-snapshot/h.baker:ws-1"
-    assert image_problem(own, "h.baker", uid=None, **common) is None
-    assert "another" in (image_problem(own, "h-baker", uid=None, **common) or "")
+# Snapshots are filed under the Docker-safe form of the login (names.docker_safe).
+def test_policy_snapshot_of_a_login_docker_must_rewrite() -> None:
+    login = "228755@uni.example"
+    own = f"ds01ctl-snapshot/{docker_safe(login)}:ws-1"
+    assert image_problem(own, login, uid=None, allowed=[], catalog=[]) is None
+    other = image_problem(own, "228755-uni-example", uid=None, allowed=[], catalog=[])
+    assert "snapshot of another" in (other or "")
 
 
 # gpu_hold_after_stop: 3650d would keep a GPU for ten years while others wait.
