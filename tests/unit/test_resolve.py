@@ -23,6 +23,7 @@ from ds01ctl.live.gpus import load_inventory_file
 from ds01ctl.live.inventory import GpuProcess
 from ds01ctl.manifests.validate import validate_path
 from ds01ctl.resolve.desired import Desired, World, resolve
+from ds01ctl.resolve.spec import UserAccount
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
@@ -257,3 +258,42 @@ def test_resolve_lifecycle_clamped_when_its_exemption_expired(tmp_path: Path) ->
         for w in desired.warnings
     ), desired.warnings
     assert "keeps its GPU until 2026-11-24 12:10 UTC" in desired.notes[0]
+
+
+# With no network named anywhere, workspaces go on the site network (ds01-<site>).
+def test_resolve_default_network_is_the_site_network(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, _workspace("alice", "w"), _workspace("bob", "n", network="none"))
+    assert [(s.name, s.network) for s in _resolve(repo, tmp_path).specs] == [
+        ("w", "ds01-unit"),
+        ("n", "none"),
+    ]
+
+
+# An owner without a uid pin: validate cannot tell whose per-container tag `…:x._.1001` is;
+# plan can, and refuses alice's tag to carol by name while the rest of the plan goes on.
+def test_resolve_other_users_container_tag_refused_at_plan(tmp_path: Path) -> None:
+    site = {**SITE, "spec": {**SITE["spec"], "allowed_images": ["registry.lab.example/*"]}}
+    root = tmp_path / "config"
+    root.mkdir()
+    shutil.copy(REPO_ROOT / "examples/gpus/h100-80gb-mig.yaml", tmp_path / "gpus.yaml")
+    (root / "site.yaml").write_text(yaml.safe_dump(site))
+    (root / "quota.yaml").write_text(yaml.safe_dump(_policy()))
+    docs = [
+        _workspace("carol", "stolen", framework=None, image_ref="registry.lab.example/a:x._.1001"),
+        _workspace("carol", "mine", framework=None, image_ref="registry.lab.example/a:y._.3000"),
+    ]
+    (root / "ws.yaml").write_text(yaml.safe_dump_all(docs))
+    repo = validate_path(root, today=NOW.date())
+    assert not repo.errors, repo.errors
+    engine = EngineInfo("engine", "host", "20.10", "1.41", 8, 32 * 1024**3)
+    docker = DockerState(engine, (), MappingProxyType({}))
+    world = World(
+        docker,
+        load_inventory_file(tmp_path / "gpus.yaml"),
+        {"carol": UserAccount("carol", 3000, 3000)},
+        NOW,
+    )
+    desired = resolve(repo, world, FrameworkCatalog.load())
+    assert [s.name for s in desired.specs] == ["mine"]
+    assert [p.target for p in desired.pending] == ["workspace/carol/stolen"]
+    assert "another user's container (uid 1001)" in desired.pending[0].reason
