@@ -6,6 +6,7 @@ the inspect fields resolve reads.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import shutil
@@ -272,7 +273,8 @@ def test_resolve_default_network_is_the_site_network(tmp_path: Path) -> None:
 # An owner without a uid pin: validate cannot tell whose per-container tag `…:x._.1001` is;
 # plan can, and refuses alice's tag to carol by name while the rest of the plan goes on.
 def test_resolve_other_users_container_tag_refused_at_plan(tmp_path: Path) -> None:
-    site = {**SITE, "spec": {**SITE["spec"], "allowed_images": ["registry.lab.example/*"]}}
+    site = copy.deepcopy(SITE)
+    site["spec"]["allowed_images"] = ["registry.lab.example/*"]  # type: ignore[index]
     root = tmp_path / "config"
     root.mkdir()
     shutil.copy(REPO_ROOT / "examples/gpus/h100-80gb-mig.yaml", tmp_path / "gpus.yaml")
