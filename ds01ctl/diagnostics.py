@@ -44,6 +44,7 @@ CODES: dict[str, str] = {
     "quota.two_groups": "a user is a member of two groups",
     "quota.unknown_user": "a per-user override or exemption names a user with no objects or group",
     "quota.exemption_expired": "a time-boxed exemption has expired and is ignored",
+    "quota.lifecycle": "a workspace's lifecycle value is above its owner's quota",
     "owner.missing": "an object that needs an owner has none",
     "owner.path_mismatch": "a file under users/<login>/ declares an object of another owner",
     "owner.no_group": "an owner is in no group and the policy has no default_group",
@@ -59,6 +60,8 @@ CODES: dict[str, str] = {
     "security.host_network": "host networking is off unless the site allows it",
     "security.reserved_env": "environment variables that select GPUs are set by ds01ctl alone",
     "security.capability": "a Site may add only capabilities that give nothing beyond the uid",
+    "security.network_not_allowed": "a network that is not the site's, none, or allowed",
+    "security.image_not_allowed": "an image that is another user's, or not catalog or allowed",
     "catalog.unreadable": "the framework catalog file cannot be read",
     "unsupported": "declared, but not supported yet by this version",
 }

@@ -21,6 +21,7 @@ from ds01ctl import __version__
 from ds01ctl.errors import Ds01Error, PlanRejected, StalePlan, ValidationFailed
 from ds01ctl.live.inventory import GpuInventory
 from ds01ctl.manifests import Site, Workspace
+from ds01ctl.manifests.site import site_network_name
 from ds01ctl.manifests.validate import ConfigRepo, validate_path
 from ds01ctl.plan.actions import Action, ActionKind, Plan
 from ds01ctl.resolve.images import with_default_tag
@@ -245,8 +246,14 @@ def apply_changes(
         apply_id = uuid.uuid4().hex[:12]
         journal = Journal(state_dir, apply_id)
         try:
+            site = repo.site
             ctx = Context(
-                client, repo.site.metadata.name, settings.force, repo.site.spec.mount_policy
+                client,
+                site.metadata.name,
+                settings.force,
+                site.spec.mount_policy,
+                site_network=site_network_name(site.metadata.name, site.spec),
+                inter_container=site.spec.network.inter_container,
             )
             outcome = execute(
                 plan, ctx, journal, reporter, parallelism=settings.parallelism, plan_digest=digest

@@ -169,6 +169,44 @@ def create(client: docker.APIClient, spec: ContainerSpec) -> str:
     return str(created["Id"])
 
 
+ICC_OPTION = "com.docker.network.bridge.enable_icc"
+
+
+def ensure_network(
+    client: docker.APIClient, name: str, *, site: str, inter_container: bool
+) -> bool:
+    """Create the site network unless it exists: a user-defined bridge labelled as this
+    site's, with inter-container traffic as the Site says. True when it was created.
+
+    A network of that name that is not this site's, or whose ICC setting differs, is refused
+    rather than used: containers would get an isolation the Site does not say.
+    """
+    from docker.errors import APIError, NotFound
+
+    icc = "true" if inter_container else "false"
+    try:
+        found = client.inspect_network(name)
+    except NotFound:
+        labels = {L.DS01_INTERFACE: L.INTERFACE, L.DS01_SITE: site}
+        try:
+            client.create_network(name, driver="bridge", options={ICC_OPTION: icc}, labels=labels)
+        except APIError as exc:
+            if exc.status_code != 409:  # 409: made meanwhile by someone else; checked below
+                raise
+            found = client.inspect_network(name)
+        else:
+            return True
+    labels = found.get("Labels") or {}
+    options = found.get("Options") or {}
+    if labels.get(L.DS01_SITE) != site or options.get(ICC_OPTION, "true") != icc:
+        raise RuntimeError(
+            f"network {name} exists but is not site {site}'s network with {ICC_OPTION}={icc}; "
+            "remove it (docker network rm) once no container uses it, or name another in the "
+            "Site's network.name"
+        )
+    return False
+
+
 def start(client: docker.APIClient, container_id: str) -> None:
     client.start(container_id)
 

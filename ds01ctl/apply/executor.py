@@ -86,6 +86,8 @@ class Context:
     site: str
     force: bool
     mount_policy: list[MountRule]  # bind sources are checked again right before a create
+    site_network: str | None = None  # made before the first container that uses it
+    inter_container: bool = False  # the site network's ICC (the Site's network.inter_container)
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     _image_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
@@ -254,12 +256,24 @@ def _container(action: Action) -> str:
 
 def _create(action: Action, ctx: Context) -> str | None:
     spec = _spec(action)
+    note = _network(ctx, spec)
     _prepare(ctx, spec)
     _check_mounts(ctx, spec)
     container = driver.create(ctx.client, spec)
     if spec.power is Power.RUNNING:
         driver.start(ctx.client, container)
-    return None
+    return note
+
+
+def _network(ctx: Context, spec: ContainerSpec) -> str | None:
+    """The site network exists before a container is created on it (idempotent)."""
+    if ctx.site_network is None or spec.network != ctx.site_network:
+        return None
+    with ctx.image_lock(f"network:{spec.network}"):  # one create when several run at once
+        made = driver.ensure_network(
+            ctx.client, spec.network, site=ctx.site, inter_container=ctx.inter_container
+        )
+    return f"network {spec.network} created" if made else None
 
 
 def _prepare(ctx: Context, spec: ContainerSpec) -> None:
@@ -289,6 +303,8 @@ def _replace(action: Action, ctx: Context) -> str | None:
     _check_mounts(ctx, spec)  # before the old container goes, too
     was_running = _running(ctx, old)
     note = _retire(action, ctx, old, snapshot=spec.snapshot_on_replace, reason="replace")
+    made = _network(ctx, spec)
+    note = "; ".join(n for n in (note, made) if n) or None
     _prepare(ctx, spec)
     _check_mounts(ctx, spec)
     container = driver.create(ctx.client, spec)

@@ -78,7 +78,13 @@ class MountRule(Model):
 class ContainerDefaults(Model):
     """Settings every managed container gets unless its manifest says otherwise."""
 
-    network: str = Field("bridge", description="Docker network; host needs allow_host_network.")
+    network: str | None = Field(
+        None,
+        description=(
+            "Docker network of containers whose manifest names none; the site network when "
+            "unset. host needs allow_host_network; container:<…> is never allowed."
+        ),
+    )
     shm_size: ByteSize = Field(
         1024**3, description="Size of /dev/shm when neither the manifest nor the quota sets one."
     )
@@ -104,6 +110,25 @@ class ContainerDefaults(Model):
             "Linux capabilities every container gets back after all are dropped, as Docker "
             "spells them; only AUDIT_WRITE, IPC_LOCK, KILL and NET_BIND_SERVICE are accepted "
             "(none gives more than the user's own uid)."
+        ),
+    )
+
+
+class SiteNetwork(Model):
+    """The network ds01ctl makes for the site's containers: a user-defined bridge, labelled as
+    ds01ctl's, created before the first container that uses it."""
+
+    name: str | None = Field(
+        None,
+        pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$",
+        description="Its Docker name; ds01-<site name> when unset.",
+    )
+    inter_container: bool = Field(
+        False,
+        description=(
+            "Whether containers on it may reach each other (Docker's enable_icc). Off by "
+            "default: one user's workspace cannot reach another's ports; the outside world "
+            "and published ports still work."
         ),
     )
 
@@ -158,6 +183,27 @@ class SiteSpec(Model):
             "inside is not root on the host."
         ),
     )
+    network: SiteNetwork = Field(
+        SiteNetwork(),
+        description="The site network: the default network, made by ds01ctl, no ICC by default.",
+    )
+    allowed_networks: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Other existing Docker networks manifests may name, besides the site network and "
+            "none (e.g. bridge). host needs allow_host_network; container:<…> is never allowed."
+        ),
+    )
+    allowed_images: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Image references manifests may name in image_ref besides the catalog's images and "
+            "the owner's own snapshots: shell-style patterns matched against the reference as "
+            "written, before image_mirrors (e.g. registry.lab.example/*, ubuntu:24.04). "
+            "Another owner's snapshot, per-container tag or account image is refused whatever "
+            "they say."
+        ),
+    )
     mount_policy: list[MountRule] = Field(
         default_factory=lambda: [MountRule(path="/home/{owner}/**")],
         description="Host paths owners may mount; anything else is refused.",
@@ -184,3 +230,13 @@ class Site(Manifest):
     spec: SiteSpec = Field(SiteSpec(), description="Host facts and policy.")
 
     OWNED: ClassVar[bool] = False
+
+
+def site_network_name(site_name: str, spec: SiteSpec) -> str:
+    """The site network's Docker name."""
+    return spec.network.name or f"ds01-{site_name}"
+
+
+def default_network(site_name: str, spec: SiteSpec) -> str:
+    """The network of a container whose manifest names none."""
+    return spec.container_defaults.network or site_network_name(site_name, spec)

@@ -18,10 +18,13 @@ from ds01ctl.confinement import ALLOWED_CAPABILITIES, RESERVED_ENV, capability_p
 from ds01ctl.diagnostics import Diagnostic, error, warning
 from ds01ctl.manifests import Image, Manifest, QuotaPolicy, Site, Workspace
 from ds01ctl.manifests.common import FrameworkRef
+from ds01ctl.manifests.imagepolicy import IMAGE_HINT, image_problem
 from ds01ctl.manifests.loader import Loaded, load_path
 from ds01ctl.manifests.mounts import check_mount, expand_owner
 from ds01ctl.manifests.schema_errors import suggest
-from ds01ctl.manifests.site import SiteSpec
+from ds01ctl.manifests.site import SiteSpec, default_network, site_network_name
+from ds01ctl.resolve.quota import effective_limits, lifecycle_excess
+from ds01ctl.units import format_duration
 
 M = TypeVar("M", bound=Manifest)
 
@@ -65,7 +68,7 @@ def validate_path(path: Path, *, today: dt.date) -> ConfigRepo:
     _check_quota(repo, today)
     _check_owners(repo)
     _check_images(repo, site_spec)
-    _check_workspaces(repo, site_spec)
+    _check_workspaces(repo, site_spec, today)
     repo.diagnostics.sort(key=Diagnostic.sort_key)
     return repo
 
@@ -257,9 +260,43 @@ def _check_images(repo: ConfigRepo, site: SiteSpec) -> None:
         if image.spec.base.framework is not None:
             where = item.at("spec", "base")
             _check_framework(repo, image.ref, image.spec.base.framework, site, where)
+        if image.spec.base.image is not None:
+            path = ("spec", "base", "image")
+            _check_image_ref(repo, image, image.spec.base.image, site, item, path)
 
 
-def _check_workspaces(repo: ConfigRepo, site: SiteSpec) -> None:
+def _check_image_ref(
+    repo: ConfigRepo,
+    manifest: Manifest,
+    reference: str,
+    site: SiteSpec,
+    item: Loaded,
+    where: tuple[str, ...],
+) -> None:
+    """The image policy where it can be decided offline: a per-container tag needs the
+    owner's uid, which only a Site pin gives here (plan decides the rest)."""
+    assert repo.catalog is not None
+    owner = manifest.metadata.owner or ""
+    pin = site.users.get(owner)
+    problem = image_problem(
+        reference,
+        owner,
+        uid=pin.uid if pin else None,
+        allowed=site.allowed_images,
+        catalog=(e.image for e in repo.catalog.entries),
+    )
+    if problem is not None:
+        repo.diagnostics.append(
+            error(
+                "security.image_not_allowed",
+                f"{manifest.ref}: {problem}",
+                hint=IMAGE_HINT,
+                **item.at(*where),
+            )
+        )
+
+
+def _check_workspaces(repo: ConfigRepo, site: SiteSpec, today: dt.date) -> None:
     images = {(m.metadata.owner, m.metadata.name) for m, _ in repo.of(Image)}
     for ws, item in repo.of(Workspace):
         owner = ws.metadata.owner or ""
@@ -275,6 +312,9 @@ def _check_workspaces(repo: ConfigRepo, site: SiteSpec) -> None:
             )
         if spec.framework is not None:
             _check_framework(repo, ws.ref, spec.framework, site, item.at("spec", "framework"))
+        if spec.image_ref is not None:
+            _check_image_ref(repo, ws, spec.image_ref, site, item, ("spec", "image_ref"))
+        _check_lifecycle(repo, ws, item, today)
         _check_network(repo, spec.network, site, item)
         _check_reserved_env(repo, ws, item)
         _check_workspace_mounts(repo, ws, item, site)
@@ -307,6 +347,40 @@ def _check_capabilities(repo: ConfigRepo, site: Site, item: Loaded) -> None:
             )
 
 
+def _check_lifecycle(repo: ConfigRepo, ws: Workspace, item: Loaded, today: dt.date) -> None:
+    """Lifecycle values above the owner's quota are errors; above it only because an exemption
+    expired, a warning (plan clamps them: one expiry must not stop the whole site's plan)."""
+    policy = repo.policy.spec if repo.policy else None
+    owner = ws.metadata.owner or ""
+    lifecycle = ws.spec.lifecycle
+    now_allowed = effective_limits(policy, owner, today)
+    ever_allowed = effective_limits(policy, owner, dt.date.min)  # expired exemptions too
+    ever = {e.key for e in lifecycle_excess(lifecycle, ever_allowed)}
+    for excess in lifecycle_excess(lifecycle, now_allowed):
+        asked, cap = format_duration(excess.asked), format_duration(excess.cap)
+        where = item.at("spec", "lifecycle", excess.key)
+        if excess.key in ever:
+            repo.diagnostics.append(
+                error(
+                    "quota.lifecycle",
+                    f"{ws.ref} asks {excess.key} {asked}; {owner}'s quota allows {cap} "
+                    f"({excess.source})",
+                    hint=f"use at most {cap}, or leave it unset (the quota's value)",
+                    **where,
+                )
+            )
+        else:
+            repo.diagnostics.append(
+                warning(
+                    "quota.lifecycle",
+                    f"{ws.ref} asks {excess.key} {asked}, which only an expired exemption "
+                    f"allowed; plan uses {cap} ({excess.source})",
+                    hint=f"use at most {cap}, or extend the exemption",
+                    **where,
+                )
+            )
+
+
 def _check_workspace_mounts(repo: ConfigRepo, ws: Workspace, item: Loaded, site: SiteSpec) -> None:
     owner = ws.metadata.owner or ""
     mounts = ws.spec.mounts
@@ -333,12 +407,49 @@ def _check_network(
     item: Loaded,
     where: tuple[str, ...] = ("spec", "network"),
 ) -> None:
-    if network == "host" and not site.allow_host_network:
+    if network is None:
+        return
+    if network == "host":
+        if not site.allow_host_network:
+            repo.diagnostics.append(
+                error(
+                    "security.host_network",
+                    f"{item.manifest.ref} asks for host networking, which this site does not allow",
+                    hint="leave network unset to use the site network, or set allow_host_network "
+                    "in the Site",
+                    **item.at(*where),
+                )
+            )
+        return
+    problem = network_problem(network, repo.site, site, is_site=item.manifest is repo.site)
+    if problem is not None:
         repo.diagnostics.append(
             error(
-                "security.host_network",
-                f"{item.manifest.ref} asks for host networking, which this site does not allow",
-                hint="use a bridge network, or set allow_host_network in the Site",
+                "security.network_not_allowed",
+                f"{item.manifest.ref}: {problem}",
+                hint="leave network unset to use the site network, or ask an admin to add it to "
+                "the Site's allowed_networks",
                 **item.at(*where),
             )
         )
+
+
+def network_problem(
+    network: str, site: Site | None, spec: SiteSpec, *, is_site: bool = False
+) -> str | None:
+    """Why a manifest may not use `network` (host aside), or None.
+
+    Joining another container's namespace would hand over its traffic and ports, so container:
+    modes are never allowed; other names must be the site network, none, or allow-listed. The
+    Site's own default is the admin's choice and needs no listing.
+    """
+    if network.startswith("container:"):
+        return f"network {network!r} joins another container's network namespace: never allowed"
+    if is_site or network == "none" or network in spec.allowed_networks:
+        return None
+    if site is not None and network in {
+        site_network_name(site.metadata.name, spec),
+        default_network(site.metadata.name, spec),
+    }:
+        return None
+    return f"network {network!r} is not allowed by the Site"

@@ -30,13 +30,14 @@ from ds01ctl.plan.actions import (
     Unmanaged,
 )
 from ds01ctl.plan.fields import FIELDS, differences, recorded_limits
-from ds01ctl.plan.spechash import known, older, spec_hash
+from ds01ctl.plan.spechash import as_made_by, known, older, spec_hash
 from ds01ctl.resolve.desired import Desired
 from ds01ctl.resolve.spec import ContainerSpec, Power
 
 PLANNED_KINDS = frozenset({"workspace"})  # endpoints come with their own issue
 UPGRADE_WHY = (
-    "its confinement (no-new-privileges, capabilities dropped, GPUs chosen only by ds01ctl)"
+    "its confinement (no-new-privileges, capabilities dropped, GPUs chosen only by ds01ctl, "
+    "the site network)"
 )
 
 # Execution phases: what frees resources runs before what takes them.
@@ -215,7 +216,8 @@ def _compare(
     if version is None or L.get(live.labels, L.DS01_SPEC_HASH) is None:
         incomplete = "its ds01 labels are incomplete (no spec hash): it was made or changed outside"
         return [_replace(spec, live, changes, Reason.CHANGED_OUTSIDE, incomplete)], [], None
-    hashed_equal = spec_hash(spec, version) == L.get(live.labels, L.DS01_SPEC_HASH)
+    made_then = as_made_by(spec, version)
+    hashed_equal = spec_hash(made_then, version) == L.get(live.labels, L.DS01_SPEC_HASH)
     if not hashed_equal or any(c.forces_replace for c in changes):
         gone = [u for u in live.gpu_ids if u not in devices]
         note: str | None = f"its GPU {', '.join(gone)} no longer exists" if gone else None

@@ -73,7 +73,9 @@ _CREATE_FIELDS = (
     ("memory", "memory"),
     ("shm_size", "shm_size"),
     ("mounts", "binds"),
+    ("network", "network"),
     ("user", "account"),
+    ("env", "env"),  # values masked as in --json
 )
 _LABELS = {"nano_cpus": "cpus", "binds": "mounts"}
 _SIZE_FIELDS = frozenset({"memory", "memory_swap", "shm_size"})
@@ -216,7 +218,7 @@ def _create_rows(spec: Doc, ctx: _Context) -> list[_Row]:
     rows = []
     for label, key in _CREATE_FIELDS:
         value = spec[key]
-        if value in ([], None, 0, ""):
+        if value in ([], {}, None, 0, ""):
             continue
         rows.append(("+", label, _value(key, value, ctx), ""))
     return rows

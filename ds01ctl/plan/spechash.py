@@ -7,6 +7,7 @@ itself. Keep every released version here; add a field only in a new version.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -56,6 +57,21 @@ def spec_hash(spec: ContainerSpec, version: str = CURRENT_VERSION) -> str:
     """The hash of `spec` under hash `version`; KeyError for a version this build lacks."""
     canonical = json.dumps(HASHED_FIELDS[version](spec), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:20]
+
+
+# What a container made by an older ds01ctl would be given, where a default changed since
+# (version → field → that version's default). Only defaults: what a manifest or the Site
+# names explicitly was made the same way then.
+_OLD_DEFAULTS: dict[str, dict[str, str]] = {"1": {"network": "bridge"}}
+
+
+def as_made_by(spec: ContainerSpec, version: str) -> ContainerSpec:
+    """`spec` as the ds01ctl that wrote hash `version` would have resolved the same manifests:
+    so an unchanged container made by it is told apart from one whose manifest changed."""
+    old = _OLD_DEFAULTS.get(version, {})
+    if "network" in old and spec.network_defaulted:
+        return dataclasses.replace(spec, network=old["network"])
+    return spec
 
 
 def known(version: str | None) -> bool:

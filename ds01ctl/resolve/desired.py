@@ -19,16 +19,17 @@ from ds01ctl.confinement import isolates_root
 from ds01ctl.live.docker import DockerState, EngineInfo
 from ds01ctl.live.inventory import GpuInventory
 from ds01ctl.manifests import Endpoint, Image, Site, Workspace
+from ds01ctl.manifests.imagepolicy import IMAGE_HINT, image_problem
 from ds01ctl.manifests.site import SiteSpec, UserPin
 from ds01ctl.manifests.validate import ConfigRepo
 from ds01ctl.plan.actions import PendingItem
 from ds01ctl.resolve.allocate import Allocation, GpuRequest, allocate
 from ds01ctl.resolve.holds import Hold, release_for_waiting, stopped_holds
 from ds01ctl.resolve.images import ARCH_OF_GENERATION, mirrored
-from ds01ctl.resolve.quota import EffectiveLimits, effective_limits
+from ds01ctl.resolve.quota import EffectiveLimits, effective_limits, lifecycle_excess
 from ds01ctl.resolve.spec import ContainerSpec, UserAccount
 from ds01ctl.resolve.workspaces import ImageChoice, Resources, workspace_spec
-from ds01ctl.units import format_cpus, format_size
+from ds01ctl.units import format_cpus, format_duration, format_size
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ def resolve(repo: ConfigRepo, world: World, catalog: FrameworkCatalog) -> Desire
             pending.append(outcome)
         else:
             errors.append(outcome)
+    warnings += [w for d in drafts for w in _clamped(d.ws, limits[d.request.owner])]
     drafts, over = _within_aggregates(drafts, limits, world)
     pending.extend(over)
     warnings += [f"{who}: {e} is ignored" for who, eff in limits.items() for e in eff.expired]
@@ -185,6 +187,9 @@ def _draft(
     refused_mount = world.refused_mounts.get(key)
     if refused_mount is not None:
         return PendingItem(key, refused_mount)
+    refused = _image_policy(ws, site.spec, catalog, account)
+    if refused is not None:
+        return PendingItem(key, refused)
     image = _image(ws, site.spec, catalog, world.inventory)
     if isinstance(image, str):
         return PendingItem(key, image) if image.startswith("image builds") else f"{key}: {image}"
@@ -217,6 +222,23 @@ def _account(
     if pin is not None:
         return UserAccount(owner, pin.uid, pin.gid)
     return accounts.get(owner)
+
+
+def _image_policy(
+    ws: Workspace, site: SiteSpec, catalog: FrameworkCatalog, account: UserAccount
+) -> str | None:
+    """What validate could not decide without the owner's uid (a per-container tag of an
+    owner with no Site pin): refused here, with the reason, and the rest of the plan goes on."""
+    if ws.spec.image_ref is None:
+        return None
+    problem = image_problem(
+        ws.spec.image_ref,
+        account.login,
+        uid=account.uid,
+        allowed=site.allowed_images,
+        catalog=(e.image for e in catalog.entries),
+    )
+    return None if problem is None else f"refused: {problem} ({IMAGE_HINT})"
 
 
 def site_architecture(configured: str | None, inventory: GpuInventory) -> str | None:
@@ -310,11 +332,7 @@ def _allocate(
         owner: eff["gpu_budget"] for owner, eff in limits.items()
     }
     requests = [d.request for d in drafts]
-    hold_of = {
-        d.request.owner: d.ws.spec.lifecycle.gpu_hold_after_stop
-        or limits[d.request.owner]["gpu_hold_after_stop"]
-        for d in drafts
-    }
+    hold_of = {d.request.key: gpu_hold(d.ws, limits[d.request.owner]) for d in drafts}
 
     def place(existing: Mapping[str, tuple[str, ...]], excluded: frozenset[str]) -> Allocation:
         return allocate(
@@ -325,7 +343,7 @@ def _allocate(
             budgets=budgets,
         )
 
-    holds = stopped_holds(world.docker.ours(), hold_of.get)
+    holds = stopped_holds(world.docker.ours(), hold_of)
     allocation, released = release_for_waiting(place, requests, ours, holds, world.now)
     notes = [
         f"{h.key} is not running and keeps its GPU until {h.expires_at:%Y-%m-%d %H:%M} UTC; "
@@ -334,6 +352,24 @@ def _allocate(
         if h.expires_at > world.now
     ]
     return allocation, released, notes
+
+
+def gpu_hold(ws: Workspace, limits: EffectiveLimits) -> int | None:
+    """A workspace's GPU hold: its own value where it is stricter than its owner's, else the
+    owner's (validate refuses looser values; an expired exemption's are clamped here)."""
+    asked, cap = ws.spec.lifecycle.gpu_hold_after_stop, limits["gpu_hold_after_stop"]
+    if asked is None:
+        return cap  # type: ignore[no-any-return]
+    return asked if cap is None else min(asked, cap)
+
+
+def _clamped(ws: Workspace, limits: EffectiveLimits) -> list[str]:
+    return [
+        f"workspace/{ws.metadata.owner}/{ws.metadata.name}: lifecycle {e.key} "
+        f"{format_duration(e.asked)} is above {ws.metadata.owner}'s quota (an exemption that "
+        f"allowed it has expired); {format_duration(e.cap)} ({e.source}) is used"
+        for e in lifecycle_excess(ws.spec.lifecycle, limits)
+    ]
 
 
 def _within_aggregates(

@@ -41,9 +41,14 @@ def parse_docker_time(text: str) -> dt.datetime | None:
 
 
 def stopped_holds(
-    containers: Iterable[LiveContainer], hold_of: Callable[[str], int | None]
+    containers: Iterable[LiveContainer], hold_of: Mapping[str, int | None]
 ) -> list[Hold]:
-    """Stopped containers that name GPUs, with when their hold ends (owner → hold seconds)."""
+    """Stopped containers that name GPUs, with when their hold ends.
+
+    `hold_of` maps a workspace key (`workspace/<owner>/<name>`) to its hold in seconds: each
+    workspace has its own (a lifecycle value stricter than its owner's quota). A container not
+    in it, or with None, has no hold known and keeps its GPUs.
+    """
     holds = []
     for container in containers:
         if container.running or not container.gpu_ids or container.inspect is None:
@@ -51,7 +56,7 @@ def stopped_holds(
         state = container.inspect.get("State") or {}
         since = parse_docker_time(str(state.get("FinishedAt") or ""))
         since = since or parse_docker_time(str(container.inspect.get("Created") or ""))
-        seconds = hold_of(container.owner or "")
+        seconds = hold_of.get(container.key)
         if since is None or seconds is None:
             continue  # no stop time known, or an unlimited hold: it keeps its GPUs
         expires = since + dt.timedelta(seconds=seconds)

@@ -85,3 +85,26 @@ def effective_limits(policy: QuotaPolicySpec | None, login: str, today: dt.date)
                 values[key] = getattr(layer, key)
                 sources[key] = name
     return EffectiveLimits(login, group, values, sources, tuple(expired))
+
+
+# A workspace's lifecycle may only be stricter than its owner's quota: a long GPU hold keeps a
+# GPU from everyone waiting for it.
+LIFECYCLE_KEYS = ("idle_timeout", "max_runtime", "gpu_hold_after_stop")
+
+
+@dataclass(frozen=True, slots=True)
+class Excess:
+    key: str
+    asked: int  # seconds
+    cap: int  # seconds
+    source: str  # the layer that set the cap
+
+
+def lifecycle_excess(lifecycle: Any, limits: EffectiveLimits) -> list[Excess]:
+    """The lifecycle values of a workspace (`Lifecycle`) above the owner's limits."""
+    found = []
+    for key in LIFECYCLE_KEYS:
+        asked, cap = getattr(lifecycle, key), limits[key]
+        if asked is not None and cap is not None and asked > cap:
+            found.append(Excess(key, asked, cap, limits.sources[key]))
+    return found

@@ -62,6 +62,7 @@ class ContainerSpec:
     env: tuple[tuple[str, str], ...]
     binds: tuple[Bind, ...]
     network: str
+    network_defaulted: bool  # neither the manifest nor the Site named it (see spechash.as_made_by)
     shm_size: int
     ulimits: tuple[tuple[str, int], ...]
     stop_signal: str

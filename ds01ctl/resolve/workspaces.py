@@ -15,7 +15,7 @@ from ds01ctl import labels as L
 from ds01ctl.confinement import container_confinement
 from ds01ctl.manifests import Workspace
 from ds01ctl.manifests.mounts import expand_owner
-from ds01ctl.manifests.site import SiteSpec
+from ds01ctl.manifests.site import SiteSpec, default_network
 from ds01ctl.plan.fields import limits_label
 from ds01ctl.plan.spechash import CURRENT_VERSION, spec_hash
 from ds01ctl.resolve.images import container_tag
@@ -87,7 +87,8 @@ def workspace_spec(
         working_dir=WORKDIR,
         env=tuple(sorted(ws.spec.env.items())),
         binds=binds_of(ws, site),
-        network=ws.spec.network or site.container_defaults.network,
+        network=ws.spec.network or default_network(site_name, site),
+        network_defaulted=ws.spec.network is None and site.container_defaults.network is None,
         shm_size=resources.shm_size,
         ulimits=tuple(sorted(site.container_defaults.ulimits.items())),
         stop_signal=STOP_SIGNAL,

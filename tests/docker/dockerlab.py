@@ -122,6 +122,8 @@ class Lab:
 
     def create(self, spec: ContainerSpec) -> str:
         """Create a container the way apply does (the same driver)."""
+        if spec.network == f"ds01-{self.site}":  # the site network, as apply makes it first
+            driver.ensure_network(self.client, spec.network, site=self.site, inter_container=False)
         driver.prepare_image(self.client, spec)
         self.made_tags.add(spec.image_tag)
         return driver.create(self.client, spec)
@@ -270,4 +272,7 @@ class Lab:
         for tag in tags:
             with contextlib.suppress(docker.errors.APIError):
                 self.client.remove_image(tag)
+        for network in self.client.networks(filters={"label": f"ds01.site={self.site}"}):
+            with contextlib.suppress(docker.errors.APIError):
+                self.client.remove_network(network["Id"])
         shutil.rmtree(f"/tmp/ds01ctl-test-{self.token}", ignore_errors=True)

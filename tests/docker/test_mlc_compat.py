@@ -86,8 +86,8 @@ ALLOWED: dict[str, Check] = {
     ),
     # --privileged is refused by the sandbox and exposes every GPU whatever --gpus says.
     "HostConfig.Privileged": lambda ours, gt, gpus: ours is False,
-    # Not the host network: the Site's default (bridge).
-    "HostConfig.NetworkMode": lambda ours, gt, gpus: ours == "bridge",
+    # Not the host network: the site network (`ds01-<site>`, no traffic between containers).
+    "HostConfig.NetworkMode": lambda ours, gt, gpus: ours.startswith("ds01-t-"),
     # Not the host's IPC namespace.
     "HostConfig.IpcMode": lambda ours, gt, gpus: ours in ("private", "shareable"),
     # No memlock=-1 (refused without CAP_SYS_RESOURCE; a Site setting, off in tests); the

@@ -40,6 +40,7 @@ PINNED = {
     "quota.two_groups",
     "quota.unknown_user",
     "quota.exemption_expired",
+    "quota.lifecycle",
     "owner.missing",
     "owner.path_mismatch",
     "owner.no_group",
@@ -55,6 +56,8 @@ PINNED = {
     "security.host_network",
     "security.reserved_env",
     "security.capability",
+    "security.network_not_allowed",
+    "security.image_not_allowed",
     "catalog.unreadable",
     "unsupported",
 }

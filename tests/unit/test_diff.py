@@ -15,7 +15,7 @@ from ds01ctl.live.gpus import load_inventory_file
 from ds01ctl.live.inventory import GpuProcess
 from ds01ctl.plan.actions import ActionKind, Reason
 from ds01ctl.plan.diff import diff
-from ds01ctl.plan.spechash import spec_hash
+from ds01ctl.plan.spechash import as_made_by, spec_hash
 from ds01ctl.resolve.desired import World, resolve
 from ds01ctl.resolve.spec import ContainerSpec
 from tests.observed import live_container, observed_entry
@@ -96,7 +96,9 @@ def test_diff_container_of_an_unknown_kind_is_reported_and_left_alone(tmp_path: 
 
 def _made_by_version_1(spec: ContainerSpec) -> LiveContainer:
     """The container ds01ctl with hash version 1 made for the same manifest: no confinement,
-    no device-selecting environment, labelled with the version-1 hash."""
+    no device-selecting environment, the default bridge network, labelled with the version-1
+    hash."""
+    spec = as_made_by(spec, "1")
     labels = dict(spec.labels)
     labels[L.DS01_HASH_VERSION] = "1"
     labels[L.DS01_SPEC_HASH] = spec_hash(spec, "1")
@@ -121,6 +123,7 @@ def test_diff_container_of_hash_version_1_is_replaced_for_security_defaults(
     assert changed["cap_drop"] == ((), ("ALL",))
     assert changed["security_opt"] == ((), ("no-new-privileges",))
     assert changed["env"] == ({"NVIDIA_VISIBLE_DEVICES": None}, {"NVIDIA_VISIBLE_DEVICES": "void"})
+    assert changed["network"] == ("bridge", "ds01-unit")
     assert all(c.forces_replace for c in action.changes)
 
 

@@ -46,6 +46,7 @@ def make_plan() -> Plan:
         env=(("HF_HOME", "/workspace/.hf"), ("WANDB_API_KEY", SECRET)),
         binds=(Bind("/workspace", "/home/bob/nlp"),),
         network="bridge",
+        network_defaulted=False,
         shm_size=8 * 1024**3,
         ulimits=(("memlock", -1),),
         stop_signal="SIGHUP",

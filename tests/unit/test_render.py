@@ -81,6 +81,7 @@ def spec(owner: str, name: str, uid: int = 1001, **changes: object) -> Container
             Bind("/workspace", f"/home/{owner}/{name}"),
         ),
         network="bridge",
+        network_defaulted=False,
         shm_size=8 * GIB,
         ulimits=(("memlock", -1), ("stack", 67108864)),
         stop_signal="SIGHUP",
@@ -323,6 +324,17 @@ def test_document_masks_env_values_everywhere() -> None:
         "fields"
     ]
     assert SECRET in dumps(plan_document(plan, mask_secrets=False))
+
+
+# A create shows its network and its env like every other field; env values masked as in
+# --json, even when the document it renders is the unmasked one a plan file holds.
+def test_render_create_shows_network_and_masked_env() -> None:
+    plan = case_create_cpu()
+    for doc in (plan_document(plan), plan_document(plan, mask_secrets=False)):
+        text = render(doc)
+        assert '+ network  = "bridge"' in text
+        assert f'+ env      = {{"HF_HOME": "{MASK}", "WANDB_API_KEY": "{MASK}"}}' in text
+        assert SECRET not in text and "/workspace/.hf" not in text
 
 
 def test_document_contract_keys_and_vocabulary() -> None:

@@ -6,6 +6,7 @@ the inspect fields resolve reads.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import shutil
@@ -23,6 +24,7 @@ from ds01ctl.live.gpus import load_inventory_file
 from ds01ctl.live.inventory import GpuProcess
 from ds01ctl.manifests.validate import validate_path
 from ds01ctl.resolve.desired import Desired, World, resolve
+from ds01ctl.resolve.spec import UserAccount
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
@@ -214,3 +216,86 @@ def test_resolve_stray_process_does_not_move_the_owner(tmp_path: Path) -> None:
     inventory = dataclasses.replace(inventory, processes=(stray,))
     desired = resolve(repo, World(docker, inventory, {}, NOW), FrameworkCatalog.load())
     assert [(s.key, s.gpus) for s in desired.specs] == [("workspace/alice/w", (MIG_1G,))]
+
+
+# Each workspace keeps its own GPU hold: one workspace's shorter hold is not its owner's.
+def test_resolve_gpu_hold_is_per_workspace(tmp_path: Path) -> None:
+    docs = [
+        _workspace("alice", "brief", mig="1g.10gb", lifecycle={"gpu_hold_after_stop": "10m"}),
+        _workspace("alice", "long", mig="1g.10gb"),
+    ]
+    repo = _repo(tmp_path, *docs, policy=_policy(gpu_hold_after_stop="1h", gpu_budget=2))
+    stopped = NOW - dt.timedelta(minutes=20)
+    desired = _resolve(
+        repo,
+        tmp_path,
+        _stopped("alice", "brief", (MIG_1G,), stopped),
+        _stopped("alice", "long", (MIG_1G_OTHER,), stopped),
+    )
+    # brief's 10 minutes are over; long keeps the quota's hour.
+    assert desired.notes == (
+        "workspace/alice/long is not running and keeps its GPU until 2026-11-24 12:40 UTC; "
+        "after that it gives it up to whoever is waiting",
+    )
+
+
+# An exemption allowed a long hold and has expired: the plan clamps it to the quota, says so.
+def test_resolve_lifecycle_clamped_when_its_exemption_expired(tmp_path: Path) -> None:
+    policy = _policy(gpu_hold_after_stop="15m")
+    policy["spec"]["exemptions"] = [
+        {
+            "user": "alice",
+            "limits": {"gpu_hold_after_stop": "30d"},
+            "expires": "2026-11-01",
+            "reason": "deadline",
+        }
+    ]
+    docs = [_workspace("alice", "w", mig="1g.10gb", lifecycle={"gpu_hold_after_stop": "30d"})]
+    repo = _repo(tmp_path, *docs, policy=policy)
+    stopped = NOW - dt.timedelta(minutes=5)
+    desired = _resolve(repo, tmp_path, _stopped("alice", "w", (MIG_1G,), stopped))
+    assert any(
+        "lifecycle gpu_hold_after_stop 30d is above alice's quota" in w and "15m" in w
+        for w in desired.warnings
+    ), desired.warnings
+    assert "keeps its GPU until 2026-11-24 12:10 UTC" in desired.notes[0]
+
+
+# With no network named anywhere, workspaces go on the site network (ds01-<site>).
+def test_resolve_default_network_is_the_site_network(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, _workspace("alice", "w"), _workspace("bob", "n", network="none"))
+    assert [(s.name, s.network) for s in _resolve(repo, tmp_path).specs] == [
+        ("w", "ds01-unit"),
+        ("n", "none"),
+    ]
+
+
+# An owner without a uid pin: validate cannot tell whose per-container tag `…:x._.1001` is;
+# plan can, and refuses alice's tag to carol by name while the rest of the plan goes on.
+def test_resolve_other_users_container_tag_refused_at_plan(tmp_path: Path) -> None:
+    site = copy.deepcopy(SITE)
+    site["spec"]["allowed_images"] = ["registry.lab.example/*"]  # type: ignore[index]
+    root = tmp_path / "config"
+    root.mkdir()
+    shutil.copy(REPO_ROOT / "examples/gpus/h100-80gb-mig.yaml", tmp_path / "gpus.yaml")
+    (root / "site.yaml").write_text(yaml.safe_dump(site))
+    (root / "quota.yaml").write_text(yaml.safe_dump(_policy()))
+    docs = [
+        _workspace("carol", "stolen", framework=None, image_ref="registry.lab.example/a:x._.1001"),
+        _workspace("carol", "mine", framework=None, image_ref="registry.lab.example/a:y._.3000"),
+    ]
+    (root / "ws.yaml").write_text(yaml.safe_dump_all(docs))
+    repo = validate_path(root, today=NOW.date())
+    assert not repo.errors, repo.errors
+    engine = EngineInfo("engine", "host", "20.10", "1.41", 8, 32 * 1024**3)
+    docker = DockerState(engine, (), MappingProxyType({}))
+    world = World(
+        docker,
+        load_inventory_file(tmp_path / "gpus.yaml"),
+        {"carol": UserAccount("carol", 3000, 3000)},
+        NOW,
+    )
+    desired = resolve(repo, world, FrameworkCatalog.load())
+    assert [s.name for s in desired.specs] == ["mine"]
+    assert [p.target for p in desired.pending] == ["workspace/carol/stolen"]
+    assert "another user's container (uid 1001)" in desired.pending[0].reason
