@@ -35,6 +35,7 @@ spec:
   state_dir: state/{site}
   gpus: {{source: fixture, fixture: ../gpus.yaml}}
   catalog: {{architecture: CUDA_ADA}}
+  allowed_images: ["ds01ctl-local/*"]  # images the tests build locally
   image_mirrors:
     - {{prefix: aimehub/pytorch-2.7.1-cuda12.6.3, replacement: "ds01ctl-local/pytorch:2.7.1"}}
     - {{prefix: aimehub/tensorflow-2.16.1-cuda12.3, replacement: "ds01ctl-local/tensorflow:2.16.1"}}
