@@ -4,7 +4,7 @@ from typing import ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
-from ds01ctl.manifests.common import Login, Manifest, Model
+from ds01ctl.manifests.common import Login, Manifest, Model, NetworkName
 from ds01ctl.names import MAX_ID
 from ds01ctl.units import ByteSize, Seconds
 
@@ -78,7 +78,9 @@ class MountRule(Model):
 class ContainerDefaults(Model):
     """Settings every managed container gets unless its manifest says otherwise."""
 
-    network: str = Field("bridge", description="Docker network; host needs allow_host_network.")
+    network: NetworkName = Field(
+        "bridge", description="Docker network; host needs allow_host_network."
+    )
     shm_size: ByteSize = Field(
         1024**3, description="Size of /dev/shm when neither the manifest nor the quota sets one."
     )

@@ -240,3 +240,24 @@ def test_bad_input_site_catalog_path_too_long(tmp_path: Path) -> None:
     )
     codes = {d.code for d in validate_path(tmp_path, today=TODAY).diagnostics}
     assert codes == {"catalog.unreadable"}
+
+
+# Values the engine takes and then fails on (or misreads) at start: refused at validate.
+@pytest.mark.parametrize(
+    ("line", "col", "message"),
+    [
+        ('  env: {A: "x\\0y"}\n', (6, 12), "cannot contain a NUL character"),
+        ("  network: ' host'\n", (6, 12), "' host' is not a Docker network name"),
+        ("  network: container:victim\n", (6, 12), "is not a Docker network name"),
+        ("  cpus: 1e-9\n", (6, 9), "at least 0.01"),
+        ("  cpus: 0.001\n", (6, 9), "at least 0.01"),
+        ("  cpus: 1.0000001\n", (6, 9), "at most 3 decimal places"),
+    ],
+    ids=["env-nul", "network-space", "network-container", "cpus-nano", "cpus-milli", "cpus-digits"],
+)
+def test_bad_input_values_the_engine_refuses(
+    site_repo: Path, cli: Cli, line: str, col: tuple[int, int], message: str
+) -> None:
+    (site_repo / "users" / "alice").mkdir(parents=True)
+    (site_repo / "users" / "alice" / "nb.yaml").write_text(WORKSPACE + line)
+    _check(site_repo, Case("schema.invalid", "users/alice/nb.yaml", col, message), cli)
