@@ -79,6 +79,7 @@ def make_plan(
     from ds01ctl.live.docker import connect, observe_docker
     from ds01ctl.live.paths import mount_problems
     from ds01ctl.plan.diff import diff
+    from ds01ctl.plan.staleness import restrict
     from ds01ctl.resolve.desired import World, resolve
 
     now = now or dt.datetime.now(dt.UTC)
@@ -99,6 +100,8 @@ def make_plan(
         raise PlanRejected(problems)
     logins = uid_logins(p.uid for p in inventory.processes if p.uid is not None)
     plan = diff(desired, state, inventory, prune=prune, logins=logins)
+    if repo.partial:
+        plan = restrict(plan, _named_targets(repo), why=f"only what {path} declares")
     meta = {
         "ds01ctl_version": __version__,
         "site": repo.site.metadata.name,
@@ -115,6 +118,14 @@ def make_plan(
     return PlanResult(
         repo, Plan(**{**plan.__dict__, "actions": actions, "meta": meta}), desired, state
     )
+
+
+def _named_targets(repo: ConfigRepo) -> set[str]:
+    """The plan targets of the objects declared in the files named on the command line."""
+    return {
+        f"{type(m).__name__.lower()}/{m.metadata.owner or ''}/{m.metadata.name}"
+        for m in (item.manifest for item in repo.named)
+    }
 
 
 def _with_snapshot_notes(
@@ -273,7 +284,7 @@ def _plan_to_apply(
 ) -> tuple[Plan, str]:
     from ds01ctl.plan.planfile import load_plan
     from ds01ctl.plan.render_json import dumps, plan_document
-    from ds01ctl.plan.staleness import restrict, stale_reasons
+    from ds01ctl.plan.staleness import differences, restrict, stale_reasons
 
     if plan_file is None:
         plan = make_plan(
@@ -291,6 +302,13 @@ def _plan_to_apply(
         raise StalePlan(
             f"the saved plan is stale: {'; '.join(reasons)}",
             hint="make a new plan with `ds01ctl plan --out FILE`",
+        )
+    differs = differences(saved, fresh)
+    if differs:
+        raise StalePlan(
+            f"the saved plan is not what {repo.root} plans now: {'; '.join(differs)}",
+            hint="make a new plan with `ds01ctl plan --out FILE`, or name its config repo "
+            "with -C PATH",
         )
     return saved, _digest(plan_file.read_text())
 
