@@ -42,10 +42,10 @@ def read_ledger(state_dir: Path) -> LedgerRead:
     except (ValueError, RecursionError):  # not UTF-8, not JSON (torn), or absurdly nested
         return _unusable(path, "is not JSON")
     if not isinstance(raw, dict):
-        return _unusable(path, f"holds a JSON {_kind(raw)}, not an object")
+        return _unusable(path, f"is {_kind(raw)}, not a JSON object")
     version = raw.get("version", 0)
     if not isinstance(version, int) or isinstance(version, bool):
-        return _unusable(path, f"has a version that is a {_kind(version)}, not a number")
+        return _unusable(path, f"has a version that is {_kind(version)}, not a number")
     if version > LEDGER_VERSION:
         # Refused, not ignored: apply would overwrite what a newer ds01ctl wrote.
         raise Ds01Error(
@@ -53,7 +53,7 @@ def read_ledger(state_dir: Path) -> LedgerRead:
         )
     entries = raw.get("pending_since") or {}
     if not isinstance(entries, dict):
-        return _unusable(path, f"has a pending_since that is a {_kind(entries)}, not an object")
+        return _unusable(path, f"has a pending_since that is {_kind(entries)}, not an object")
     found, bad = {}, []
     for key, value in entries.items():
         since = _time(value)
@@ -86,8 +86,8 @@ def _time(value: Any) -> dt.datetime | None:
 
 
 def _kind(value: Any) -> str:
-    names = {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}
-    return names.get(type(value), "number")
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    return "null" if value is None else names.get(type(value), "a number")
 
 
 def _unusable(path: Path, why: str) -> LedgerRead:
