@@ -94,9 +94,11 @@ def test_units_cpus_accepted(value: Any, nano: int) -> None:
         (0, "more than 0"),
         (-1, "more than 0"),
         ("abc", "not a number of cores"),
-        ("nan", "more than 0"),
+        ("nan", "not a number of cores"),  # text is plain decimal digits, as the schema says
+        ("1e-10", "not a number of cores"),
+        (float("nan"), "more than 0"),
         (float("inf"), "more than 0"),
-        ("1e-10", "at most 9 decimal places"),
+        (1e-10, "at most 9 decimal places"),
         (True, "number of cores"),
         (None, "number of cores"),
     ],
