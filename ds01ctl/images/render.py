@@ -72,7 +72,7 @@ def _base(repo: ConfigRepo, image: Image) -> str:
     if base.image is not None:
         return mirrored(base.image, site.image_mirrors)
     assert base.framework is not None
-    arch = site.catalog.architecture
+    arch: str | None = site.catalog.architecture
     if arch is None:
         from ds01ctl.resolve.desired import site_architecture
         from ds01ctl.workflow import gpu_inventory

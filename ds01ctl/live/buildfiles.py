@@ -25,7 +25,9 @@ def read_directory(path: str | Path) -> dict[str, bytes]:
             hint="check the Site's images.wheelhouse / images.apt_repo",
         ) from None
     for entry in entries:
-        if entry.name.startswith(".") or not stat.S_ISREG(entry.stat(follow_symlinks=False).st_mode):
+        if entry.name.startswith(".") or not stat.S_ISREG(
+            entry.stat(follow_symlinks=False).st_mode
+        ):
             continue
         with open(entry.path, "rb") as handle:
             found[entry.name] = handle.read()

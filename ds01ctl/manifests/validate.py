@@ -340,9 +340,7 @@ def _check_direct_reference(
     )
 
 
-def _check_requirements_file(
-    repo: ConfigRepo, image: Image, item: Loaded, site: SiteSpec
-) -> None:
+def _check_requirements_file(repo: ConfigRepo, image: Image, item: Loaded, site: SiteSpec) -> None:
     assert image.spec.requirements_file is not None
     display_root = repo.loading.display_root if repo.loading else ""
     found = read_requirements(
@@ -364,7 +362,7 @@ def _check_requirements_file(
             error(
                 "image.requirement",
                 f"{image.ref}: {problem.message}",
-                hint="one requirement per line; package indexes are the Site's choice",
+                hint="one requirement per line, such as numpy==2.1.0",
                 file=found.shown,
                 line=problem.line,
                 col=problem.col,

@@ -150,7 +150,7 @@ def _run_as_user(client: docker.APIClient, image: str, script: str) -> str:
     try:
         client.start(container)
         status = client.wait(container, timeout=60)
-        output = client.logs(container).decode()
+        output: str = client.logs(container).decode()
         assert status["StatusCode"] == 0, output
         return output
     finally:
@@ -160,7 +160,7 @@ def _run_as_user(client: docker.APIClient, image: str, script: str) -> str:
 def test_image_build_bakes_user_and_installs_tiers_offline(
     client: docker.APIClient, built: tuple[ImageBuild, str], debian_base: str
 ) -> None:
-    build, image_id = built
+    _, image_id = built
     output = _run_as_user(
         client,
         image_id,

@@ -112,12 +112,30 @@ def test_image_dockerfile_tag_follows_every_input() -> None:
     build = _minimal()
     account = UserAccount("h.baker", 1005, 100)
     changed = [
-        generate(_spec(), owner="h.baker", name="plain", base="other:1", account=account,
-                 presets=shipped()),
-        generate(_spec(pip_packages=["six"]), owner="h.baker", name="plain",
-                 base="ds01ctl-local/debian:bookworm", account=account, presets=shipped()),
-        generate(_spec(), owner="h.baker", name="plain", base="ds01ctl-local/debian:bookworm",
-                 account=UserAccount("h.baker", 1006, 100), presets=shipped()),
+        generate(
+            _spec(),
+            owner="h.baker",
+            name="plain",
+            base="other:1",
+            account=account,
+            presets=shipped(),
+        ),
+        generate(
+            _spec(pip_packages=["six"]),
+            owner="h.baker",
+            name="plain",
+            base="ds01ctl-local/debian:bookworm",
+            account=account,
+            presets=shipped(),
+        ),
+        generate(
+            _spec(),
+            owner="h.baker",
+            name="plain",
+            base="ds01ctl-local/debian:bookworm",
+            account=UserAccount("h.baker", 1006, 100),
+            presets=shipped(),
+        ),
     ]
     assert len({build.tag, *(c.tag for c in changed)}) == 4
 
@@ -133,8 +151,12 @@ def test_image_dockerfile_changed_pip_package_keeps_earlier_tiers() -> None:
         env={"GREETING": HOSTILE_ENV},
     )
     two = generate(
-        spec, owner=LOGIN, name="env1", base="sha256:" + "ab" * 32,
-        account=UserAccount(LOGIN, BIG_UID, BIG_UID), presets=shipped(),
+        spec,
+        owner=LOGIN,
+        name="env1",
+        base="sha256:" + "ab" * 32,
+        account=UserAccount(LOGIN, BIG_UID, BIG_UID),
+        presets=shipped(),
         requirements=["numpy==2.1.0"],
         sources=BuildSources(
             wheelhouse={"six-1.16.0-py2.py3-none-any.whl": b"wheel"},
@@ -166,8 +188,9 @@ def test_image_dockerfile_user_text_never_unquoted_in_shell() -> None:
 def test_image_dockerfile_needs_account_for_user_setup() -> None:
     with pytest.raises(ValueError, match="account"):
         generate(_spec(), owner="a", name="b", base="x:1", account=None, presets=shipped())
-    build = generate(_spec(user_setup=False), owner="a", name="b", base="x:1", account=None,
-                     presets=shipped())
+    build = generate(
+        _spec(user_setup=False), owner="a", name="b", base="x:1", account=None, presets=shipped()
+    )
     assert "passwd" not in build.dockerfile
     assert L.DS01_HAS_USER_SETUP not in _labels(build.dockerfile)
 
