@@ -207,7 +207,9 @@ class SiteSpec(Model):
     """Host facts and site policy."""
 
     state_dir: str = Field(
-        "/var/lib/ds01ctl", description="Where the journal, saved plans and the ledger live."
+        "/var/lib/ds01ctl",
+        description="Where the journal, saved plans and the ledger live; a relative path is "
+        "taken from the directory of the Site manifest.",
     )
     gpus: GpuSource = Field(GpuSource(), description="Where live GPU state comes from.")
     catalog: Catalog = Field(
