@@ -26,8 +26,8 @@ import yaml
 from ds01ctl.apply.driver import _setup_script, user_image_tag
 from ds01ctl.apply.executor import NullReporter
 from ds01ctl.live.docker import connect
+from ds01ctl.model.spec import ContainerSpec
 from ds01ctl.resolve.images import with_default_tag
-from ds01ctl.resolve.spec import ContainerSpec
 from ds01ctl.workflow import ApplySettings, apply_changes, make_plan
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -117,7 +117,7 @@ def sequential_script(client: docker.APIClient, specs: list[ContainerSpec]) -> N
             labels=spec.label_map,
             stop_signal=spec.stop_signal,
             host_config=client.create_host_config(
-                binds=[b.docker for b in spec.binds],
+                binds=[b.text for b in spec.binds],
                 nano_cpus=spec.nano_cpus,
                 mem_limit=spec.memory,
                 memswap_limit=spec.memory_swap,

@@ -6,7 +6,6 @@ pure functions; commands in `cli.py` call one function here and render what it r
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import os
@@ -19,18 +18,18 @@ from typing import TYPE_CHECKING
 
 from ds01ctl import __version__
 from ds01ctl.errors import Ds01Error, PlanRejected, StalePlan, ValidationFailed
-from ds01ctl.live.inventory import GpuInventory
 from ds01ctl.manifests import Site, Workspace
 from ds01ctl.manifests.site import site_network_name
 from ds01ctl.manifests.validate import ConfigRepo, validate_path
-from ds01ctl.plan.actions import Action, ActionKind, Plan
+from ds01ctl.model.inventory import GpuInventory
+from ds01ctl.plan.actions import Plan
 from ds01ctl.resolve.images import with_default_tag
 
 if TYPE_CHECKING:
     import docker
 
     from ds01ctl.apply.executor import Outcome, Reporter
-    from ds01ctl.live.docker import DockerState
+    from ds01ctl.model.observed import Observed
     from ds01ctl.resolve.desired import Desired
 
 
@@ -39,7 +38,7 @@ class PlanResult:
     repo: ConfigRepo
     plan: Plan
     desired: Desired
-    docker: DockerState
+    observed: Observed
 
 
 def load_repo(path: Path, today: dt.date) -> ConfigRepo:
@@ -76,9 +75,9 @@ def make_plan(
     """Validate, observe, resolve and diff: the plan for the config repo at `path`."""
     from ds01ctl.ledger import load_pending_since
     from ds01ctl.live.accounts import lookup_accounts, uid_logins
-    from ds01ctl.live.docker import connect, observe_docker
+    from ds01ctl.live.docker import connect, observe_docker, with_layer_changes
     from ds01ctl.live.paths import mount_problems
-    from ds01ctl.plan.diff import diff
+    from ds01ctl.plan.diff import diff, removed_containers
     from ds01ctl.resolve.desired import World, resolve
 
     now = now or dt.datetime.now(dt.UTC)
@@ -99,6 +98,12 @@ def make_plan(
         raise PlanRejected(problems)
     logins = uid_logins(p.uid for p in inventory.processes if p.uid is not None)
     plan = diff(desired, state, inventory, prune=prune, logins=logins)
+    removed = removed_containers(plan)
+    if removed:
+        # How much each removed container's writable layer changed is costly to read (the
+        # engine walks the layer): read it only for those, then diff again to show it.
+        state = with_layer_changes(client, state, removed)
+        plan = diff(desired, state, inventory, prune=prune, logins=logins)
     meta = {
         "ds01ctl_version": __version__,
         "site": repo.site.metadata.name,
@@ -111,38 +116,10 @@ def make_plan(
         "config_root": str(repo.root.resolve()),
         "prune": prune,
     }
-    actions = _with_snapshot_notes(plan.actions, client)
-    return PlanResult(
-        repo, Plan(**{**plan.__dict__, "actions": actions, "meta": meta}), desired, state
-    )
+    return PlanResult(repo, Plan(**{**plan.__dict__, "meta": meta}), desired, state)
 
 
-def _with_snapshot_notes(
-    actions: tuple[Action, ...], client: docker.APIClient
-) -> tuple[Action, ...]:
-    """Say, before apply, which workspaces will be snapshotted and how much they changed."""
-    return tuple(_snapshot_note(action, client) for action in actions)
-
-
-def _snapshot_note(action: Action, client: docker.APIClient) -> Action:
-    from ds01ctl.apply.snapshots import layer_changes
-    from ds01ctl.units import about_size
-
-    if action.kind not in (ActionKind.REPLACE, ActionKind.DELETE) or action.container_id is None:
-        return action
-    changes = layer_changes(client, action.container_id)
-    if changes.empty:
-        return action
-    kept = action.kind is ActionKind.DELETE or bool(action.spec and action.spec.snapshot_on_replace)
-    fate = "they will be snapshotted first" if kept else "they are discarded (on_replace: discard)"
-    text = (
-        f"its container has {changes.paths} changed path(s), {about_size(changes.size)}, "
-        f"outside its mounts; {fate}"
-    )
-    return dataclasses.replace(action, note="; ".join(filter(None, [action.note, text])))
-
-
-def _missing_images(desired: Desired, state: DockerState, client: docker.APIClient) -> list[str]:
+def _missing_images(desired: Desired, state: Observed, client: docker.APIClient) -> list[str]:
     """Images neither on this host nor pullable: a plan error, not an apply-time surprise."""
     from docker.errors import DockerException
 

@@ -21,10 +21,11 @@ from ds01ctl import labels as L
 from ds01ctl.apply import driver, snapshots
 from ds01ctl.apply.journal import Journal
 from ds01ctl.errors import Ds01Error, InternalError
+from ds01ctl.live.docker import layer_changes
 from ds01ctl.live.paths import bind_problem
 from ds01ctl.manifests.site import MountRule
+from ds01ctl.model.spec import ContainerSpec, Power
 from ds01ctl.plan.actions import Action, ActionKind, Plan
-from ds01ctl.resolve.spec import ContainerSpec, Power
 
 if TYPE_CHECKING:
     import docker
@@ -333,7 +334,7 @@ def _retire(
     if inspect["State"]["Running"]:
         driver.stop(ctx.client, container, grace)
     note = None
-    if snapshot and not snapshots.layer_changes(ctx.client, container).empty:
+    if snapshot and not layer_changes(ctx.client, container).empty:
         taken = snapshots.take(
             ctx.client,
             container,

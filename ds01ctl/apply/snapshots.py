@@ -34,23 +34,6 @@ class Snapshot:
     size: int
 
 
-@dataclass(frozen=True)
-class LayerChanges:
-    paths: int
-    size: int  # bytes in the writable layer
-
-    @property
-    def empty(self) -> bool:
-        return self.paths == 0
-
-
-def layer_changes(client: docker.APIClient, container_id: str) -> LayerChanges:
-    changed = client.diff(container_id) or []
-    sized = client.containers(all=True, size=True, filters={"id": container_id})
-    size = int(sized[0].get("SizeRw") or 0) if sized else 0
-    return LayerChanges(len(changed), size)
-
-
 def take(
     client: docker.APIClient,
     container_id: str,

@@ -21,7 +21,7 @@ import yaml
 
 from ds01ctl.apply import driver
 from ds01ctl.apply.journal import read_records
-from ds01ctl.resolve.spec import ContainerSpec
+from ds01ctl.model.spec import ContainerSpec
 from ds01ctl.workflow import PlanResult, make_plan
 from tests.conftest import CliResult as Cli
 
