@@ -75,9 +75,9 @@ def validate(
     repo = validate_path(path, today=dt.datetime.now(dt.UTC).date())
     diags = repo.diagnostics
     failed = bool(repo.errors) or (strict and bool(diags))
-    line = report.summary(diags, len(repo.loaded), len(repo.files))
+    line = report.summary(diags, len(repo.named), len(repo.files))
     if json_out:
-        typer.echo(report.as_json(diags, valid=not failed, objects=len(repo.loaded)))
+        typer.echo(report.as_json(diags, valid=not failed, objects=len(repo.named)))
     elif github:
         report.github(diags, sys.stdout)
         typer.echo(line)
@@ -164,7 +164,10 @@ def plan(
 def apply(
     target: Annotated[
         Path,
-        typer.Argument(help="Config repo directory, or a plan file saved by `plan --out`."),
+        typer.Argument(
+            help="Config repo (or a manifest file or directory in it), or a plan file saved "
+            "by `plan --out`."
+        ),
     ] = Path("."),
     auto_approve: Annotated[
         bool, typer.Option("--auto-approve", help="Do not ask for confirmation.")
@@ -189,17 +192,26 @@ def apply(
     state_dir: Annotated[
         Path | None, typer.Option("--state-dir", help="Journal directory (default: the Site's).")
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-C",
+            help=(
+                "With a saved plan: the config repo to re-plan and check it against "
+                "(default: the one around the working directory)."
+            ),
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Carry out the plan: lock the engine, (re)plan, confirm, execute, journal."""
     from ds01ctl.apply.progress import JsonReporter, LineReporter
     from ds01ctl.errors import ApplyFailed
     from ds01ctl.plan import render_human, render_json
-    from ds01ctl.plan.planfile import config_root_of
     from ds01ctl.workflow import ApplySettings, apply_changes
 
-    plan_file = target if target.is_file() else None
-    path = Path(config_root_of(plan_file)) if plan_file else target
+    path, plan_file = _apply_sources(target, config)
     colour = _colour(sys.stdout)
 
     def confirm(plan: Plan) -> bool:
@@ -255,6 +267,24 @@ def apply(
         raise ApplyFailed(summary, hint="see `ds01ctl history`; fix the cause and apply again")
 
 
+def _apply_sources(target: Path, config: Path | None) -> tuple[Path, Path | None]:
+    """The config repo to plan from, and the saved plan to check against it, if any.
+
+    A saved plan never says which config repo to trust (anyone can write one): apply re-plans
+    the repo named by -C, or the one around the working directory.
+    """
+    from ds01ctl.manifests.repofiles import SUFFIXES
+
+    if target.is_file() and not target.name.endswith(SUFFIXES):
+        return config or Path("."), target
+    if config is not None:
+        raise Ds01Error(
+            "-C/--config names the config repo for a saved plan; PATH already names one",
+            hint=f"run `ds01ctl apply {target}`, or `ds01ctl apply PLANFILE -C {config}`",
+        )
+    return target, None
+
+
 @app.command()
 def history(
     path: PathArg = Path("."),
@@ -266,10 +296,16 @@ def history(
     """Past applies from the journal: what each did, and what was in flight if it died."""
 
     from ds01ctl.apply.journal import history as read_history
+    from ds01ctl.apply.journal import read_journal
+    from ds01ctl.statedir import existing_state_dir
     from ds01ctl.workflow import load_repo, state_dir_of
 
     repo = load_repo(path, dt.datetime.now(dt.UTC).date())
-    applies = read_history(state_dir_of(repo, state_dir))
+    journal = read_journal(existing_state_dir(state_dir_of(repo, state_dir)))
+    applies = read_history(journal)
+    skipped = journal.skipped_note()
+    if skipped is not None:  # on stderr, so that --json stays one document
+        typer.echo(f"warning: {skipped}", err=True)
     if json_out:
         typer.echo(json.dumps([a.__dict__ for a in applies], indent=2, sort_keys=True, default=str))
         return

@@ -21,7 +21,9 @@ CODES: dict[str, str] = {
     # reading files
     "path.not_found": "the path given does not exist",
     "path.no_manifests": "a directory holds no *.yaml / *.yml file",
-    "path.symlink_loop": "a symbolic link points back into itself",
+    "path.no_config_repo": "no directory from the path up to the git root holds a Site",
+    "path.symlink": "a symbolic link in the config repo (never followed)",
+    "path.not_regular": "a FIFO, socket or device in the config repo (never read)",
     "file.unreadable": "a file cannot be read (permissions, I/O error)",
     "file.too_large": "a file is larger than a manifest can be",
     "file.binary": "a file is not text",

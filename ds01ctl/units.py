@@ -18,6 +18,11 @@ _SIZE_UNITS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 NANO = 10**9
+# Docker refuses a CPU limit below 0.01 ("Range of CPUs is from 0.01 to ..."); a thousandth of
+# a core is finer than any scheduler honours, so more digits are a typo, not a wish.
+MIN_NANO_CPUS = NANO // 100
+CPU_DECIMALS = 3
+MAX_CPUS = 10**9  # far beyond any host, well inside Docker's int64 of nano-CPUs
 
 
 def parse_size(value: Any) -> int:
@@ -70,10 +75,14 @@ def parse_cpus(value: Any) -> int:
         raise ValueError(f"{value!r} is not a number of cores, such as 2 or 0.5") from None
     if not cores.is_finite() or cores <= 0:
         raise ValueError("cpus must be more than 0")
-    nano = cores * NANO
-    if nano != nano.to_integral_value():
-        raise ValueError("cpus has at most 9 decimal places")
-    return int(nano)
+    if cores > MAX_CPUS:
+        raise ValueError(f"cpus must be at most {MAX_CPUS} cores")
+    if cores * NANO < MIN_NANO_CPUS:
+        raise ValueError("cpus must be at least 0.01 (Docker's smallest CPU limit)")
+    milli = cores * 10**CPU_DECIMALS
+    if milli != milli.to_integral_value():
+        raise ValueError(f"cpus has at most {CPU_DECIMALS} decimal places, such as 0.25 or 1.5")
+    return int(cores * NANO)
 
 
 def format_cpus(nano: int) -> str:

@@ -73,37 +73,47 @@ def make_plan(
     state_dir: Path | None = None,
 ) -> PlanResult:
     """Validate, observe, resolve and diff: the plan for the config repo at `path`."""
-    from ds01ctl.ledger import load_pending_since
+    from ds01ctl.ledger import read_ledger
     from ds01ctl.live.accounts import lookup_accounts, uid_logins
     from ds01ctl.live.docker import connect, observe_docker, with_layer_changes
     from ds01ctl.live.paths import mount_problems
     from ds01ctl.plan.diff import diff, removed_containers
+    from ds01ctl.plan.staleness import restrict
     from ds01ctl.resolve.desired import World, resolve
+    from ds01ctl.statedir import existing_state_dir
 
     now = now or dt.datetime.now(dt.UTC)
     repo = repo or load_repo(path, now.date())
     assert repo.site is not None and repo.catalog is not None
     if prune:
         refuse_partial_prune(repo, path, targets=())
+    # Read before Docker is asked anything: a misplaced state dir is one line, at once.
+    ledger = read_ledger(existing_state_dir(state_dir_of(repo, state_dir)))
     client = client or connect()
     inventory = gpu_inventory(repo)
     state = observe_docker(client, repo.site.metadata.name)
     owners = {w.metadata.owner or "" for w, _ in repo.of(Workspace)}
     accounts = lookup_accounts(owners - set(repo.site.spec.users))
-    pending_since = load_pending_since(state_dir_of(repo, state_dir))
-    world = World(state, inventory, accounts, now, pending_since, mount_problems(repo))
+    world = World(state, inventory, accounts, now, ledger.pending_since, mount_problems(repo))
     desired = resolve(repo, world, repo.catalog)
     problems = list(desired.errors) + _missing_images(desired, state, client)
     if problems:
         raise PlanRejected(problems)
     logins = uid_logins(p.uid for p in inventory.processes if p.uid is not None)
-    plan = diff(desired, state, inventory, prune=prune, logins=logins)
+
+    def planned(observed: Observed) -> Plan:
+        plan = diff(desired, observed, inventory, prune=prune, logins=logins)
+        if repo.partial:
+            plan = restrict(plan, _named_targets(repo), why=f"only what {path} declares")
+        return plan
+
+    plan = planned(state)
     removed = removed_containers(plan)
     if removed:
         # How much each removed container's writable layer changed is costly to read (the
         # engine walks the layer): read it only for those, then diff again to show it.
         state = with_layer_changes(client, state, removed)
-        plan = diff(desired, state, inventory, prune=prune, logins=logins)
+        plan = planned(state)
     meta = {
         "ds01ctl_version": __version__,
         "site": repo.site.metadata.name,
@@ -116,7 +126,21 @@ def make_plan(
         "config_root": str(repo.root.resolve()),
         "prune": prune,
     }
-    return PlanResult(repo, Plan(**{**plan.__dict__, "meta": meta}), desired, state)
+    warnings = (*plan.warnings, *filter(None, [ledger.problem]))
+    return PlanResult(
+        repo,
+        Plan(**{**plan.__dict__, "meta": meta, "warnings": warnings}),
+        desired,
+        state,
+    )
+
+
+def _named_targets(repo: ConfigRepo) -> set[str]:
+    """The plan targets of the objects declared in the files named on the command line."""
+    return {
+        f"{type(m).__name__.lower()}/{m.metadata.owner or ''}/{m.metadata.name}"
+        for m in (item.manifest for item in repo.named)
+    }
 
 
 def _missing_images(desired: Desired, state: Observed, client: docker.APIClient) -> list[str]:
@@ -175,9 +199,14 @@ class ApplyResult:
 
 
 def state_dir_of(repo: ConfigRepo, override: Path | None) -> Path:
-    """The Site's state dir (a relative one is taken from the working directory)."""
+    """`--state-dir` (from the working directory), else the Site's state_dir: a relative one
+    is taken from the config repo's root, the directory of the Site manifest, so that every
+    command finds the same state wherever it is run from."""
     assert repo.site is not None
-    return (override or Path(repo.site.spec.state_dir)).absolute()
+    if override is not None:
+        return override.absolute()
+    site_dir = Path(repo.of(Site)[0][1].file).parent.absolute()
+    return Path(os.path.normpath(site_dir / repo.site.spec.state_dir))
 
 
 def apply_changes(
@@ -195,6 +224,7 @@ def apply_changes(
     from ds01ctl.apply.lock import engine_lock, lock_dir_default
     from ds01ctl.ledger import load_pending_since, record_pending
     from ds01ctl.live.docker import connect, engine_info
+    from ds01ctl.statedir import writable_state_dir
 
     now = dt.datetime.now(dt.UTC)
     repo = load_repo(path, now.date())
@@ -207,8 +237,9 @@ def apply_changes(
         )
     if settings.prune:
         refuse_partial_prune(repo, path, targets=settings.targets)
+    # Checked before Docker is asked anything: an apply that could not journal stops here.
+    state_dir = writable_state_dir(state_dir_of(repo, settings.state_dir))
     client = client or connect()
-    state_dir = state_dir_of(repo, settings.state_dir)
     engine = engine_info(client)
     with engine_lock(
         settings.lock_dir or lock_dir_default(), engine.id, timeout=settings.lock_timeout
@@ -250,7 +281,7 @@ def _plan_to_apply(
 ) -> tuple[Plan, str]:
     from ds01ctl.plan.planfile import load_plan
     from ds01ctl.plan.render_json import dumps, plan_document
-    from ds01ctl.plan.staleness import restrict, stale_reasons
+    from ds01ctl.plan.staleness import differences, restrict, stale_reasons
 
     if plan_file is None:
         plan = make_plan(
@@ -268,6 +299,13 @@ def _plan_to_apply(
         raise StalePlan(
             f"the saved plan is stale: {'; '.join(reasons)}",
             hint="make a new plan with `ds01ctl plan --out FILE`",
+        )
+    differs = differences(saved, fresh)
+    if differs:
+        raise StalePlan(
+            f"the saved plan is not what {repo.root} plans now: {'; '.join(differs)}",
+            hint="make a new plan with `ds01ctl plan --out FILE`, or name its config repo "
+            "with -C PATH",
         )
     return saved, _digest(plan_file.read_text())
 

@@ -22,6 +22,9 @@ _IMAGE_REF_RE = re.compile(
     r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
 )
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Docker's grammar for network names (moby's restricted name pattern); it also keeps out
+# `container:<name>`, which would join another container's network namespace.
+_NETWORK_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 
 
 def _check_mig(value: str) -> str:
@@ -44,9 +47,32 @@ def _check_env_name(value: str) -> str:
     return value
 
 
+def _check_env_value(value: str) -> str:
+    # The engine accepts the container, then fails to start it: execve takes C strings.
+    if "\0" in value:
+        raise ValueError("an environment value cannot contain a NUL character (\\0)")
+    return value
+
+
+def _check_network(value: str) -> str:
+    # `container:<name>` is Docker grammar, refused by the site's network policy with its own
+    # message (manifests/validate.py); anything else must be a plain network name.
+    kind, colon, rest = value.partition(":")
+    if colon and kind == "container" and _NETWORK_RE.fullmatch(rest):
+        return value
+    if not _NETWORK_RE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a Docker network name: letters, digits, '_', '.' and '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
 MigProfile = Annotated[str, AfterValidator(_check_mig)]
 ImageRef = Annotated[str, AfterValidator(_check_image_ref)]
 EnvName = Annotated[str, AfterValidator(_check_env_name)]
+EnvValue = Annotated[str, AfterValidator(_check_env_value)]
+NetworkName = Annotated[str, AfterValidator(_check_network)]
 
 
 class Model(BaseModel):
@@ -127,6 +153,7 @@ def exactly_one(model: Any, *fields: str) -> None:
 __all__ = [
     "API_VERSION",
     "EnvName",
+    "EnvValue",
     "FrameworkRef",
     "ImageRef",
     "Login",
@@ -135,6 +162,7 @@ __all__ = [
     "MigProfile",
     "Model",
     "Name",
+    "NetworkName",
     "SecretRef",
     "exactly_one",
 ]

@@ -4,7 +4,15 @@ from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from ds01ctl.manifests.common import EnvName, ImageRef, Manifest, MigProfile, Model, SecretRef
+from ds01ctl.manifests.common import (
+    EnvName,
+    EnvValue,
+    ImageRef,
+    Manifest,
+    MigProfile,
+    Model,
+    SecretRef,
+)
 from ds01ctl.units import ByteSize, NanoCpus, Seconds
 
 # ds01ctl derives these from the manifest; setting them by hand would contradict it.
@@ -79,7 +87,7 @@ class Engine(Model):
         default_factory=dict,
         description="Tuning arguments (--max-model-len …), without the leading dashes.",
     )
-    env: dict[EnvName, str | SecretRef] = Field(
+    env: dict[EnvName, EnvValue | SecretRef] = Field(
         default_factory=dict, description="Environment; secrets by reference only."
     )
 

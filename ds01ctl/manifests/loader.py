@@ -1,8 +1,16 @@
 """Loading a config repo: files → YAML documents with positions → typed manifests.
 
-A path is a file or a directory walked recursively (`*.yaml`, `*.yml`; dot-files and
-dot-directories skipped, so `.github/` can sit beside the manifests). Every problem becomes a
-`Diagnostic` naming `file:line:col`; nothing here raises for bad input.
+The path given is the config repo's root, or a file or directory inside it: the root is found
+from it (`repofiles.find_config_root`) and always walked whole (`*.yaml`, `*.yml`; dot-files
+and dot-directories skipped, so `.github/` can sit beside the manifests), because a file is
+only valid in its repo's context: the Site, the QuotaPolicy, the Images it names. What was
+named is the *scope*: validation reports on the files in it, and a plan acts only on the
+objects declared there. A path in no config repo is refused before anything is walked.
+
+Owners come from the first component below the root's own `users/`; a `users/` directory
+inside `users/<login>/` is refused, so no path can name a second owner. Symbolic links,
+FIFOs, sockets and devices are refused, never followed or read (see `repofiles`). Every
+problem becomes a `Diagnostic` naming `file:line:col`; nothing here raises for bad input.
 """
 
 from __future__ import annotations
@@ -19,11 +27,18 @@ from typing import Any
 from ds01ctl.diagnostics import Diagnostic, error
 from ds01ctl.manifests import KINDS, Manifest
 from ds01ctl.manifests.common import API_VERSION
+from ds01ctl.manifests.repofiles import (
+    MAX_FILE_BYTES,
+    SUFFIXES,
+    NotRegularFile,
+    file_type,
+    find_config_root,
+    read_regular,
+)
 from ds01ctl.manifests.schema_errors import pydantic_diagnostics, suggest
 from ds01ctl.yamlpos import YamlDoc, YamlError, end_mark, load_documents
 
-MAX_FILE_BYTES = 1024 * 1024  # a manifest file is a few KB; anything this large is a mistake
-SUFFIXES = (".yaml", ".yml")
+USERS = "users"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +62,22 @@ class LoadResult:
     diagnostics: list[Diagnostic]
     root: Path
     files: list[str] = field(default_factory=list)
+    display_root: str = ""  # how file names start: "" for `.`, else the root as given
+    scope: tuple[str, ...] | None = None  # what was named, relative to the root; None: all
+
+    def in_scope(self, display: str | None) -> bool:
+        """Whether a file (as shown in diagnostics) lies in what was named."""
+        if self.scope is None:
+            return True
+        if display is None:
+            return False
+        parts = _relative_parts(display, self.display_root)
+        return parts is not None and parts[: len(self.scope)] == self.scope
 
 
 def load_path(path: Path) -> LoadResult:
-    """Every manifest under `path`, with diagnostics for everything that could not be read."""
+    """Every manifest of the config repo around `path`, with diagnostics for everything that
+    could not be read; `scope` says what `path` named inside it."""
     # Loading makes many small objects and no garbage cycles worth collecting (a recursive
     # alias, at most, refused and freed afterwards): the cyclic GC would only rescan them.
     collecting = gc.isenabled()
@@ -63,114 +90,148 @@ def load_path(path: Path) -> LoadResult:
 
 
 def _load_path(path: Path) -> LoadResult:
-    is_dir = path.is_dir()
-    result = LoadResult([], [], path if is_dir else path.parent)
-    files = list(_discover(path, result.diagnostics))
-    result.files = [display for display, _ in files]
-    given_parts = len(path.parts) if is_dir else 0
+    refused = _refuse_path(path)
+    if refused is not None:
+        return LoadResult([], [refused], path)
+    root = find_config_root(path)
+    if root is None:
+        problem = error(
+            "path.no_config_repo",
+            f"{path} is not in a config repo: no directory from it up to the git root holds "
+            "a Site manifest",
+            file=str(path),
+            hint="point ds01ctl at a config repo, where its Site manifest is, or a file in it",
+        )
+        return LoadResult([], [problem], path)
+    display_root = _display_root(path, root)
+    result = LoadResult([], [], root, display_root=display_root)
+    named = Path(os.path.abspath(path)).relative_to(root).parts
+    result.scope = named or None
+    files = list(_walk(root, display_root, result.diagnostics))
+    result.files = [display for display, _ in files if result.in_scope(display)]
     for display, file_path in files:
-        _load_file(display, file_path, _path_owner(display, given_parts), result)
-    if is_dir and not files and not result.diagnostics:
+        parts = _relative_parts(display, display_root) or ()
+        nested = _nested_users(display, parts)
+        if nested is not None:
+            result.diagnostics.append(nested)
+            continue
+        _load_file(display, file_path, _path_owner(parts), result)
+    if not result.files and not any(result.in_scope(d.file) for d in result.diagnostics):
+        what = "holds no" if os.path.isdir(path) else "is not a"
         result.diagnostics.append(
             error(
                 "path.no_manifests",
-                f"{path} holds no *.yaml or *.yml file",
+                f"{path} {what} *.yaml or *.yml file ds01ctl reads",
                 file=str(path),
-                hint="point ds01ctl at the config repo's root",
+                hint="point ds01ctl at the config repo's root, or a manifest in it",
             )
         )
     return result
 
 
-def _discover(path: Path, diagnostics: list[Diagnostic]) -> Iterator[tuple[str, Path]]:
+def _refuse_path(path: Path) -> Diagnostic | None:
     try:
-        info = path.stat()
+        os.stat(path)
     except FileNotFoundError:
-        diagnostics.append(error("path.not_found", f"{path} does not exist", file=str(path)))
-        return
+        return error("path.not_found", f"{path} does not exist", file=str(path))
     except OSError as exc:
-        diagnostics.append(_os_problem(str(path), exc))
-        return
-    if not stat.S_ISDIR(info.st_mode):
-        yield str(path), path
-        return
-    display = "" if path == Path(".") else str(path)  # `validate .` shows repo-relative paths
-    yield from _walk(path, display, {(info.st_dev, info.st_ino)}, diagnostics)
+        return _os_problem(str(path), exc)
+    return None
+
+
+def _display_root(path: Path, root: Path) -> str:
+    """The root as file names start: `validate .` and `validate users/x.yaml` show
+    repo-relative names when run at the root; an absolute path gives absolute names."""
+    if path.is_absolute():
+        return str(root)
+    relative = os.path.relpath(root)
+    return "" if relative == "." else relative
+
+
+def _relative_parts(display: str, display_root: str) -> tuple[str, ...] | None:
+    relative = os.path.relpath(display, display_root or ".")
+    parts = Path(relative).parts
+    return None if parts[:1] == ("..",) else parts
 
 
 def _walk(
-    directory: Path, display: str, seen: set[tuple[int, int]], diagnostics: list[Diagnostic]
+    directory: Path, display: str, diagnostics: list[Diagnostic]
 ) -> Iterator[tuple[str, Path]]:
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except OSError as exc:
-        diagnostics.append(_os_problem(display, exc))
+        diagnostics.append(_os_problem(display or ".", exc))
         return
     for entry in entries:
         if entry.name.startswith("."):
             continue
         shown = os.path.join(display, entry.name)
         try:
-            is_dir = entry.is_dir()  # follows symlinks
-            info = entry.stat() if is_dir else None
+            mode = entry.stat(follow_symlinks=False).st_mode  # lstat: links are not followed
         except OSError as exc:
             diagnostics.append(_os_problem(shown, exc))
             continue
-        if info is not None:
-            identity = (info.st_dev, info.st_ino)
-            if identity in seen:
-                diagnostics.append(
-                    error(
-                        "path.symlink_loop",
-                        f"{shown} leads back to a directory already read",
-                        file=shown,
-                        hint="remove the symbolic link",
-                    )
-                )
-                continue
-            yield from _walk(Path(entry.path), shown, seen | {identity}, diagnostics)
-        elif entry.name.endswith(SUFFIXES):
-            yield shown, Path(entry.path)
+        if stat.S_ISDIR(mode):
+            yield from _walk(Path(entry.path), shown, diagnostics)
+        elif stat.S_ISREG(mode):
+            if entry.name.endswith(SUFFIXES):
+                yield shown, Path(entry.path)
+        else:
+            diagnostics.append(_not_regular(shown, file_type(mode), entry.path))
+
+
+def _not_regular(display: str, what: str, path: str | None = None) -> Diagnostic:
+    if what == "symbolic link":
+        try:
+            target = f" to {os.readlink(path)}" if path is not None else ""
+        except OSError:
+            target = ""
+        return error(
+            "path.symlink",
+            f"{display} is a symbolic link{target}; a config repo holds no symbolic links",
+            file=display,
+            hint="commit the file or directory itself instead of a link to it",
+        )
+    return error(
+        "path.not_regular",
+        f"{display} is a {what}, not a regular file or directory",
+        file=display,
+        hint="remove it from the config repo",
+    )
 
 
 def _os_problem(display: str, exc: OSError) -> Diagnostic:
     if exc.errno == errno.ELOOP:
-        return error(
-            "path.symlink_loop",
-            f"{display} is a symbolic link loop",
-            file=display,
-            hint="remove the symbolic link",
-        )
-    if exc.errno == errno.ENOENT and isinstance(exc.filename, str):
-        try:
-            target = os.readlink(exc.filename)
-        except OSError:
-            target = None
-        if target is not None:  # listed by the walk, yet absent: a dangling link
-            return error(
-                "file.unreadable",
-                f"cannot read {display}: it is a symbolic link to {target}, which does not exist",
-                file=display,
-                hint="fix or remove the link",
-            )
+        return _not_regular(display, "symbolic link")
     reason = exc.strerror or str(exc)
     return error("file.unreadable", f"cannot read {display}: {reason}", file=display)
 
 
-def _path_owner(display: str, given_parts: int) -> str | None:
-    """`<login>` for a file under `users/<login>/`, relative to the path the user gave (a
-    directory of `given_parts` components, or 0 for a file)."""
-    relative = Path(display).parts[given_parts:]
-    for i in range(len(relative) - 2, -1, -1):
-        if relative[i] == "users" and i + 1 < len(relative) - 1:
-            return relative[i + 1]
-    return None
+def _path_owner(parts: tuple[str, ...]) -> str | None:
+    """`<login>` for a file under the root's `users/<login>/` (`parts` relative to the root)."""
+    return parts[1] if len(parts) >= 3 and parts[0] == USERS else None
+
+
+def _nested_users(display: str, parts: tuple[str, ...]) -> Diagnostic | None:
+    """A `users/` directory inside `users/<login>/` would look like a second owner: refused."""
+    if _path_owner(parts) is None or USERS not in parts[2:-1]:
+        return None
+    login = parts[1]
+    return error(
+        "owner.path_mismatch",
+        f"{display} lies in a {USERS}/ directory inside {USERS}/{login}/; only the config "
+        f"repo's own {USERS}/ says who owns a file",
+        file=display,
+        hint=f"move it out of that {USERS}/ directory, into {USERS}/{login}/",
+    )
 
 
 def _read_text(display: str, file_path: Path, diagnostics: list[Diagnostic]) -> str | None:
     try:
-        with open(file_path, "rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
+        data = read_regular(file_path, MAX_FILE_BYTES)
+    except NotRegularFile as exc:
+        diagnostics.append(_not_regular(display, exc.what, str(file_path)))
+        return None
     except OSError as exc:
         diagnostics.append(_os_problem(display, exc))
         return None

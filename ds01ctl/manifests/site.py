@@ -4,7 +4,7 @@ from typing import ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
-from ds01ctl.manifests.common import Login, Manifest, Model
+from ds01ctl.manifests.common import Login, Manifest, Model, NetworkName
 from ds01ctl.names import MAX_ID
 from ds01ctl.units import ByteSize, Seconds
 
@@ -78,7 +78,7 @@ class MountRule(Model):
 class ContainerDefaults(Model):
     """Settings every managed container gets unless its manifest says otherwise."""
 
-    network: str | None = Field(
+    network: NetworkName | None = Field(
         None,
         description=(
             "Docker network of containers whose manifest names none; the site network when "
@@ -159,7 +159,9 @@ class SiteSpec(Model):
     """Host facts and site policy."""
 
     state_dir: str = Field(
-        "/var/lib/ds01ctl", description="Where the journal, saved plans and the ledger live."
+        "/var/lib/ds01ctl",
+        description="Where the journal, saved plans and the ledger live; a relative path is "
+        "taken from the directory of the Site manifest.",
     )
     gpus: GpuSource = Field(GpuSource(), description="Where live GPU state comes from.")
     catalog: Catalog = Field(

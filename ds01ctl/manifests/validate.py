@@ -19,7 +19,7 @@ from ds01ctl.diagnostics import Diagnostic, error, warning
 from ds01ctl.manifests import Image, Manifest, QuotaPolicy, Site, Workspace
 from ds01ctl.manifests.common import FrameworkRef
 from ds01ctl.manifests.imagepolicy import IMAGE_HINT, image_problem
-from ds01ctl.manifests.loader import Loaded, load_path
+from ds01ctl.manifests.loader import USERS, Loaded, LoadResult, load_path
 from ds01ctl.manifests.mounts import check_mount, expand_owner
 from ds01ctl.manifests.schema_errors import suggest
 from ds01ctl.manifests.site import SiteSpec, default_network, site_network_name
@@ -38,6 +38,19 @@ class ConfigRepo:
     files: list[str]
     diagnostics: list[Diagnostic] = field(default_factory=list)
     catalog: FrameworkCatalog | None = None
+    loading: LoadResult | None = None  # where the files came from, and what was named
+
+    @property
+    def partial(self) -> bool:
+        """Whether a file or directory inside the repo was named, not the repo itself."""
+        return self.loading is not None and self.loading.scope is not None
+
+    @property
+    def named(self) -> list[Loaded]:
+        """The manifests declared in what was named (all of them for the whole repo)."""
+        if self.loading is None:
+            return self.loaded
+        return [item for item in self.loaded if self.loading.in_scope(item.file)]
 
     def of(self, kind: type[M]) -> list[tuple[M, Loaded]]:
         return [(item.manifest, item) for item in self.loaded if isinstance(item.manifest, kind)]
@@ -58,9 +71,18 @@ class ConfigRepo:
 
 
 def validate_path(path: Path, *, today: dt.date) -> ConfigRepo:
-    """Load `path` and run every static check; diagnostics come sorted by place."""
+    """Load the config repo around `path` and run every static check; diagnostics come sorted
+    by place.
+
+    When `path` names a file or directory inside the repo, every check still runs over the
+    whole repo (the Site, the QuotaPolicy and the other manifests are its context), but only
+    diagnostics about the named files are kept, plus errors in files outside `users/` (the
+    Site, the QuotaPolicy: the named files cannot be judged without them). Other users' files
+    are context only: their problems are theirs. `files` and `named` are the named ones;
+    `loaded` keeps every manifest, for references and plans.
+    """
     result = load_path(path)
-    repo = ConfigRepo(result.root, [], result.files, list(result.diagnostics))
+    repo = ConfigRepo(result.root, [], result.files, list(result.diagnostics), loading=result)
     repo.loaded = _unique(result.loaded, repo.diagnostics)
     _check_singletons(repo)
     site_spec = repo.site.spec if repo.site else SiteSpec()
@@ -69,8 +91,18 @@ def validate_path(path: Path, *, today: dt.date) -> ConfigRepo:
     _check_owners(repo)
     _check_images(repo, site_spec)
     _check_workspaces(repo, site_spec, today)
+    repo.diagnostics = [d for d in repo.diagnostics if _concerns_scope(d, result)]
     repo.diagnostics.sort(key=Diagnostic.sort_key)
     return repo
+
+
+def _concerns_scope(diagnostic: Diagnostic, loading: LoadResult) -> bool:
+    if loading.in_scope(diagnostic.file) or diagnostic.file is None:
+        return True
+    if not diagnostic.is_error:
+        return False
+    relative = Path(os.path.relpath(diagnostic.file, loading.display_root or ".")).parts
+    return relative[:1] != (USERS,)
 
 
 def _unique(loaded: list[Loaded], diagnostics: list[Diagnostic]) -> list[Loaded]:

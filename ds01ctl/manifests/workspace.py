@@ -6,12 +6,14 @@ from pydantic import BeforeValidator, Field, model_validator
 
 from ds01ctl.manifests.common import (
     EnvName,
+    EnvValue,
     FrameworkRef,
     ImageRef,
     Manifest,
     MigProfile,
     Model,
     Name,
+    NetworkName,
     exactly_one,
 )
 from ds01ctl.units import ByteSize, NanoCpus, Seconds
@@ -74,8 +76,8 @@ class WorkspaceSpec(Model):
     mounts: WorkspaceMounts = Field(
         WorkspaceMounts(), description="Host directories for /workspace, /data and /models."
     )
-    env: dict[EnvName, str] = Field(default_factory=dict, description="Environment variables.")
-    network: str | None = Field(
+    env: dict[EnvName, EnvValue] = Field(default_factory=dict, description="Environment variables.")
+    network: NetworkName | None = Field(
         None,
         description=(
             "Docker network; the site default when unset (host only where the site allows it)."

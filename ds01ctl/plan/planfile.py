@@ -87,18 +87,6 @@ def load_plan(path: Path, *, state_dir: Path) -> Plan:
         raise _not_a_plan(path, detail) from None
 
 
-def config_root_of(path: Path) -> str:
-    """The config repo a saved plan was made from (apply re-reads it to re-check the plan)."""
-    raw = _read_json(path)
-    _check_version(raw, "ds01ctl_planfile", PLANFILE_VERSION, path)
-    plan = raw.get("plan")
-    meta = plan.get("meta") if isinstance(plan, dict) else None
-    root = meta.get("config_root") if isinstance(meta, dict) else None
-    if not isinstance(root, str):
-        raise _not_a_plan(path, "it does not say which config repo it was made from")
-    return root
-
-
 # --- writing --------------------------------------------------------------------------------
 
 

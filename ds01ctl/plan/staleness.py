@@ -3,13 +3,20 @@
 A saved plan records a fingerprint of every container it acts on; apply re-observes and
 refuses the whole plan if any of them changed, if something now exists where it planned a
 create, or if a GPU it would take is held by someone else now.
+
+A saved plan is also untrusted input: its digest only catches accidents, since anyone can
+recompute it. So apply re-plans from the config repo named on the command line and carries out
+the saved plan only if it is exactly that fresh plan (`differences`): every saved action equal
+to the fresh action on its target in kind, container and full spec, and no fresh action missing
+from it. The saved file thus decides nothing a fresh plan would not.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
-from ds01ctl.plan.actions import ActionKind, Plan
+from ds01ctl.plan.actions import Action, ActionKind, Plan
 
 
 def stale_reasons(saved: Plan, fresh: Plan) -> list[str]:
@@ -37,7 +44,51 @@ def stale_reasons(saved: Plan, fresh: Plan) -> list[str]:
     return reasons
 
 
-def restrict(plan: Plan, targets: Iterable[str]) -> Plan:
+def differences(saved: Plan, fresh: Plan) -> list[str]:
+    """How `saved` differs from `fresh` in what apply would do; empty when they agree."""
+    saved_by, fresh_by = _by_target(saved.actions), _by_target(fresh.actions)
+    found = []
+    for target in sorted(saved_by.keys() | fresh_by.keys()):
+        mine, theirs = saved_by.get(target, []), fresh_by.get(target, [])
+        if not theirs:
+            found.append(f"{target}: a fresh plan does nothing to it")
+        elif not mine:
+            found.append(f"{target}: a fresh plan has actions on it that the saved one lacks")
+        elif [_payload(a) for a in mine] != [_payload(a) for a in theirs]:
+            found.append(f"{target}: {_what_differs(mine, theirs)} differs from a fresh plan")
+    return found
+
+
+def _by_target(actions: Iterable[Action]) -> dict[str, list[Action]]:
+    grouped: dict[str, list[Action]] = {}
+    for action in actions:
+        grouped.setdefault(action.target, []).append(action)
+    return grouped
+
+
+def _payload(action: Action) -> tuple[object, ...]:
+    """What the executor acts on; ids, reasons, notes and change lists only explain it."""
+    return (action.kind, action.container_id, action.fingerprint, action.spec)
+
+
+def _what_differs(mine: list[Action], theirs: list[Action]) -> str:
+    if [a.kind for a in mine] != [a.kind for a in theirs]:
+        return "the action"
+    fields: set[str] = set()
+    for a, b in zip(mine, theirs, strict=True):
+        if a.container_id != b.container_id or a.fingerprint != b.fingerprint:
+            fields.add("the container")
+        if a.spec is None or b.spec is None:
+            if a.spec != b.spec:
+                fields.add("spec")
+            continue
+        for f in dataclasses.fields(a.spec):
+            if getattr(a.spec, f.name) != getattr(b.spec, f.name):
+                fields.add(f"spec.{f.name}")
+    return ", ".join(sorted(fields)) or "the action"
+
+
+def restrict(plan: Plan, targets: Iterable[str], *, why: str = "--target") -> Plan:
     """Only the actions on `targets`, plus what they depend on (GPU-freeing steps)."""
     by_id = {a.id: a for a in plan.actions}
     keep = {a.id for a in plan.actions if a.target in set(targets)}
@@ -54,6 +105,6 @@ def restrict(plan: Plan, targets: Iterable[str]) -> Plan:
         unmanaged=plan.unmanaged,
         pending=plan.pending,
         gpus=plan.gpus,
-        warnings=(*plan.warnings, "only part of the plan is applied (--target)"),
+        warnings=(*plan.warnings, f"only part of the plan is applied ({why})"),
         meta=plan.meta,
     )

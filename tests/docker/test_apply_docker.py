@@ -7,7 +7,9 @@ Every scenario ends the same way: apply, then plan again, and the plan is empty.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -335,7 +337,9 @@ def test_plan_out_then_apply_file(lab: Lab) -> None:
     made = lab.plan_cli("--out", str(plan_file))
     assert made.code == 0, made.output
     assert f"apply it with: ds01ctl apply {plan_file}" in made.stdout
-    applied = lab.cli("apply", str(plan_file), "--state-dir", str(lab.state_dir))
+    applied = lab.cli(
+        "apply", str(plan_file), "-C", str(lab.root), "--state-dir", str(lab.state_dir)
+    )
     assert applied.code == 0, applied.output
     _the_container(lab, "alice", name)
     lab.assert_converged()
@@ -345,12 +349,14 @@ def test_saved_plan_applies_once(lab: Lab) -> None:
     a = lab.workspace("alice", "sa")
     b = lab.workspace("h.baker", "sb")
     plan_file = _save_plan(lab, lab.workdir / "plan.json")
-    applied = lab.cli("apply", str(plan_file), "--state-dir", str(lab.state_dir))
+    applied = lab.cli(
+        "apply", str(plan_file), "-C", str(lab.root), "--state-dir", str(lab.state_dir)
+    )
     assert applied.code == 0, applied.output
     _the_container(lab, "alice", a)
     _the_container(lab, "h.baker", b)
 
-    again = lab.cli("apply", str(plan_file), "--state-dir", str(lab.state_dir))
+    again = lab.cli("apply", str(plan_file), "-C", str(lab.root), "--state-dir", str(lab.state_dir))
     assert again.code == 1
     assert "stale" in again.stderr and f"workspace/alice/{a}: it exists now" in again.stderr
     assert len(lab.containers()) == 2
@@ -371,7 +377,7 @@ def test_saved_plan_is_stale_after_docker_update(lab: Lab) -> None:
     lab.docker(
         "update", "--memory", "200m", "--memory-swap", "512m", lab.container_name("alice", a)
     )
-    stale = lab.cli("apply", str(plan_file), "--state-dir", str(lab.state_dir))
+    stale = lab.cli("apply", str(plan_file), "-C", str(lab.root), "--state-dir", str(lab.state_dir))
     assert stale.code == 1, stale.output
     [line] = stale.stderr.splitlines()
     assert line.startswith("error: the saved plan is stale")
@@ -392,6 +398,8 @@ def test_saved_plan_with_target_touches_nothing_else(lab: Lab) -> None:
     done = lab.cli(
         "apply",
         str(plan_file),
+        "-C",
+        str(lab.root),
         "--state-dir",
         str(lab.state_dir),
         "--target",
@@ -399,6 +407,73 @@ def test_saved_plan_with_target_touches_nothing_else(lab: Lab) -> None:
     )
     # Refusing the combination, or applying only the target: either is fine; both is not.
     assert lab.containers_of("h.baker", b) == [], done.output
+
+
+def _forge(plan_file: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    """Edit a saved plan and recompute its digest, as anyone who can write the file can."""
+    body = json.loads(plan_file.read_text())
+    del body["digest"]
+    edit(body["plan"])
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    body["digest"] = "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    plan_file.write_text(json.dumps(body, sort_keys=True, indent=2))
+
+
+def test_forged_plan_with_docker_socket_is_refused(lab: Lab) -> None:
+    # A saved plan, edited to mount the Docker socket, its digest recomputed; applied from the
+    # config repo's root, where apply finds the repo to re-plan by itself.
+    name = lab.workspace("alice", "forged")
+    plan_file = _save_plan(lab, lab.workdir / "plan.json")
+    socket = {"source": "/var/run/docker.sock", "target": "/var/run/docker.sock"}
+
+    def add_socket(plan: dict[str, Any]) -> None:
+        [action] = plan["actions"]
+        action["spec"]["binds"].append({**socket, "read_only": False})
+
+    _forge(plan_file, add_socket)
+    command = lab.cli_command("apply", str(plan_file), "--state-dir", str(lab.state_dir))
+    done = subprocess.run(
+        command,
+        cwd=lab.root,
+        env=lab.cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("error: the saved plan is not what"), line
+    assert f"workspace/alice/{name}: spec.binds differs from a fresh plan" in line
+    assert "Traceback" not in done.stderr
+    for container in lab.containers():
+        binds = lab.client.inspect_container(container["Id"])["HostConfig"]["Binds"] or []
+        assert not any("docker.sock" in bind for bind in binds), binds
+    assert lab.containers_of("alice", name) == []
+    lab.apply()  # the repo's own plan still applies, without the socket
+    _the_container(lab, "alice", name)
+    binds = _inspect(lab, "alice", name)["HostConfig"]["Binds"]
+    assert not any("docker.sock" in bind for bind in binds), binds
+
+
+def test_forged_plan_with_an_extra_action_is_refused(lab: Lab) -> None:
+    # The fresh plan must hold every saved action: one the repo does not plan is refused.
+    name = lab.workspace("alice", "fa")
+    plan_file = _save_plan(lab, lab.workdir / "plan.json")
+
+    def add_action(plan: dict[str, Any]) -> None:
+        extra = json.loads(json.dumps(plan["actions"][0]))
+        extra["id"] += 1
+        extra["target"] = f"workspace/h.baker/{name}"
+        extra["spec"]["owner"] = "h.baker"
+        plan["actions"].append(extra)
+
+    _forge(plan_file, add_action)
+    done = lab.cli("apply", str(plan_file), "-C", str(lab.root), "--state-dir", str(lab.state_dir))
+    assert done.code == 1, done.output
+    [line] = done.stderr.splitlines()
+    assert line.startswith("error: the saved plan is") and f"workspace/h.baker/{name}:" in line
+    assert lab.containers() == []
 
 
 CORRUPTIONS: dict[str, Callable[[str], str]] = {
@@ -418,7 +493,7 @@ def test_corrupted_plan_file_is_a_one_line_error(lab: Lab, corruption: str) -> N
     bad = CORRUPTIONS[corruption](text)
     assert bad != text
     plan_file.write_text(bad)
-    done = lab.cli("apply", str(plan_file), "--state-dir", str(lab.state_dir))
+    done = lab.cli("apply", str(plan_file), "-C", str(lab.root), "--state-dir", str(lab.state_dir))
     assert done.code == 1
     assert done.stdout == ""
     assert len(done.stderr.splitlines()) == 1, done.stderr
@@ -431,7 +506,7 @@ def test_corrupted_plan_file_is_a_one_line_error(lab: Lab, corruption: str) -> N
 def test_plan_file_errors_name_the_real_flag(lab: Lab) -> None:
     plan_file = lab.workdir / "plan.json"
     plan_file.write_text("{}")
-    done = lab.cli("apply", str(plan_file), "--state-dir", str(lab.state_dir))
+    done = lab.cli("apply", str(plan_file), "-C", str(lab.root), "--state-dir", str(lab.state_dir))
     assert done.code == 1
     assert "plan -out" not in done.stderr, done.stderr
     assert "plan --out FILE" in done.stderr
@@ -460,3 +535,14 @@ def test_plan_prune_of_a_partial_repo_is_refused(lab: Lab) -> None:
     assert "will be destroyed" not in done.stdout
     assert done.code == 1, done.output
     assert "--prune needs the whole config repo" in done.stderr
+
+
+def test_plan_of_one_users_directory_acts_on_it_alone(lab: Lab) -> None:
+    # `plan users/alice` reads the whole repo (Site, quotas) and plans alice's objects only.
+    a = lab.workspace("alice", "pa")
+    lab.workspace("h.baker", "pb")
+    done = lab.cli("plan", str(lab.root / "users" / "alice"), "--json")
+    assert done.code == 0, done.output
+    plan = json.loads(done.stdout)
+    assert _actions(plan) == [("create", f"workspace/alice/{a}", "new")]
+    assert any("only part of the plan" in w for w in plan["warnings"]), plan["warnings"]

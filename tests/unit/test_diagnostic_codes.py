@@ -19,7 +19,9 @@ PACKAGE = Path(__file__).resolve().parents[2] / "ds01ctl"
 PINNED = {
     "path.not_found",
     "path.no_manifests",
-    "path.symlink_loop",
+    "path.no_config_repo",
+    "path.symlink",
+    "path.not_regular",
     "file.unreadable",
     "file.too_large",
     "file.binary",

@@ -1,0 +1,73 @@
+"""A saved plan is carried out only if it is exactly what a fresh plan of the repo would do."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ds01ctl.model.spec import Bind, ContainerSpec, Power, UserAccount
+from ds01ctl.plan.actions import Action, ActionKind, Plan, Reason
+from ds01ctl.plan.staleness import differences
+
+SPEC = ContainerSpec(
+    kind="workspace",
+    owner="ann",
+    name="nb",
+    container_name="nb._.1000",
+    image="img:1",
+    image_tag="img:nb._.1000",
+    account=UserAccount("ann", 1000, 1000),
+    command=("bash",),
+    working_dir="/workspace",
+    env=(),
+    binds=(Bind("/workspace", "/home/ann/workspace"),),
+    network="bridge",
+    network_defaulted=False,
+    shm_size=1,
+    ulimits=(),
+    stop_signal="SIGHUP",
+    stop_grace=10,
+    gpus=(),
+    nano_cpus=10**9,
+    memory=2**30,
+    memory_swap=2**30,
+    pids=100,
+    restart_policy="no",
+    tty=True,
+    power=Power.ANY,
+    snapshot_on_replace=True,
+)
+
+
+def _create(spec: ContainerSpec = SPEC, action_id: int = 0) -> Action:
+    return Action(action_id, ActionKind.CREATE, spec.key, Reason.NEW, spec=spec)
+
+
+def test_staleness_same_plan_agrees() -> None:
+    fresh = Plan((_create(),))
+    saved = Plan((dataclasses.replace(_create(), note="explained differently", id=7),))
+    assert differences(saved, fresh) == []
+
+
+def test_staleness_edited_spec_is_named() -> None:
+    socket = Bind("/var/run/docker.sock", "/var/run/docker.sock")
+    forged = dataclasses.replace(SPEC, binds=(*SPEC.binds, socket))
+    assert differences(Plan((_create(forged),)), Plan((_create(),))) == [
+        "workspace/ann/nb: spec.binds differs from a fresh plan"
+    ]
+
+
+def test_staleness_extra_and_missing_actions_are_named() -> None:
+    other = dataclasses.replace(SPEC, owner="bob")
+    assert differences(Plan((_create(), _create(other, 1))), Plan((_create(),))) == [
+        "workspace/bob/nb: a fresh plan does nothing to it"
+    ]
+    assert differences(Plan(()), Plan((_create(),))) == [
+        "workspace/ann/nb: a fresh plan has actions on it that the saved one lacks"
+    ]
+
+
+def test_staleness_other_kind_is_named() -> None:
+    deleted = Action(0, ActionKind.DELETE, SPEC.key, Reason.NO_MANIFEST, container_id="c1")
+    assert differences(Plan((deleted,)), Plan((_create(),))) == [
+        "workspace/ann/nb: the action differs from a fresh plan"
+    ]
