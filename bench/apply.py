@@ -23,8 +23,9 @@ from typing import Any
 import docker
 import yaml
 
-from ds01ctl.apply.driver import _setup_script, user_image_tag
 from ds01ctl.apply.executor import NullReporter
+from ds01ctl.drivers.docker import DockerDriver
+from ds01ctl.drivers.docker.containers import _setup_script, user_image_tag
 from ds01ctl.live.docker import connect
 from ds01ctl.model.spec import ContainerSpec
 from ds01ctl.resolve.images import with_default_tag
@@ -156,7 +157,7 @@ def main() -> None:
     make_repo(root, site, args.workspaces, args.users)
     specs: list[ContainerSpec] = []
     try:
-        plan = make_plan(root, client=client).plan
+        plan = make_plan(root, driver=DockerDriver(client)).plan
         specs = [a.spec for a in plan.actions if a.spec is not None]
         assert len(specs) == args.workspaces, plan.debug_text()
         started = time.perf_counter()
@@ -170,11 +171,15 @@ def main() -> None:
         )
         started = time.perf_counter()
         result = apply_changes(
-            root, settings, confirm=lambda _plan: True, reporter=NullReporter(), client=client
+            root,
+            settings,
+            confirm=lambda _plan: True,
+            reporter=NullReporter(),
+            driver=DockerDriver(client),
         )
         apply_s = time.perf_counter() - started
         assert result.outcome is not None and result.outcome.ok, result.outcome
-        again = make_plan(root, client=client).plan
+        again = make_plan(root, driver=DockerDriver(client)).plan
         assert again.actions == (), again.debug_text()
         rows: list[tuple[str, Any]] = [
             ("workspaces / users", f"{args.workspaces} / {args.users}"),

@@ -47,7 +47,8 @@ from typing import Any
 import docker
 import yaml
 
-from ds01ctl.apply import driver
+from ds01ctl.drivers.docker import DockerDriver
+from ds01ctl.drivers.docker import containers as driver
 from ds01ctl.live.docker import connect
 from ds01ctl.manifests.validate import ConfigRepo, validate_path
 from ds01ctl.model.spec import ContainerSpec
@@ -186,11 +187,11 @@ def setup(bench: Bench, workspaces: int) -> None:
     users, per_user = write_repo(bench, workspaces)
     print(f"setup: site {bench.site}, {workspaces} workspaces ({users} users × ≤{per_user})")
     started = time.perf_counter()
-    plan = make_plan(bench.root, client=bench.client).plan
+    plan = make_plan(bench.root, driver=DockerDriver(bench.client)).plan
     specs = [a.spec for a in plan.actions if a.kind is ActionKind.CREATE and a.spec is not None]
     assert len(plan.actions) == len(specs) == workspaces, plan.debug_text()
     create_all(bench, specs)
-    again = make_plan(bench.root, client=bench.client).plan
+    again = make_plan(bench.root, driver=DockerDriver(bench.client)).plan
     assert again.actions == () and again.drift == (), again.debug_text()
     print(f"setup: created and started {workspaces} containers in {seconds(started)}; plan empty")
 
@@ -269,7 +270,7 @@ def plan_phases(repo: ConfigRepo, client: Any) -> Phases:
     """What `ds01ctl plan` does after loading: make_plan, then the human rendering."""
     with phase_timers() as spent:
         start = time.perf_counter()
-        result = make_plan(repo.root, client=client, repo=repo)
+        result = make_plan(repo.root, driver=DockerDriver(client), repo=repo)
         planned = time.perf_counter()
         render_human.render(render_json.plan_document(result.plan), colour=False)
         rendered = time.perf_counter()

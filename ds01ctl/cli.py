@@ -354,14 +354,13 @@ def snapshots_list(
 ) -> None:
     """Snapshots of this site's workspaces, oldest first."""
 
-    from ds01ctl.apply.snapshots import list_snapshots
-    from ds01ctl.live.docker import connect
+    from ds01ctl.drivers.docker import DockerDriver
     from ds01ctl.units import format_size
     from ds01ctl.workflow import load_repo
 
     repo = load_repo(path, dt.datetime.now(dt.UTC).date())
     assert repo.site is not None
-    found = list_snapshots(connect(), repo.site.metadata.name)
+    found = DockerDriver.connect().snapshots(repo.site.metadata.name)
     if json_out:
         typer.echo(json.dumps([s.__dict__ for s in found], indent=2, sort_keys=True))
         return
@@ -379,8 +378,7 @@ def snapshots_restore(
     path: Annotated[Path, typer.Option("--config", help="Config repo.")] = Path("."),
 ) -> None:
     """Point the workspace's manifest at the snapshot (comments kept); then plan and apply."""
-    from ds01ctl.apply.snapshots import list_snapshots
-    from ds01ctl.live.docker import connect
+    from ds01ctl.drivers.docker import DockerDriver
     from ds01ctl.manifests import Workspace
     from ds01ctl.manifests.rewrite import set_workspace_image
     from ds01ctl.workflow import load_repo
@@ -388,7 +386,11 @@ def snapshots_restore(
     repo = load_repo(path, dt.datetime.now(dt.UTC).date())
     assert repo.site is not None
     snap = next(
-        (s for s in list_snapshots(connect(), repo.site.metadata.name) if s.reference == reference),
+        (
+            s
+            for s in DockerDriver.connect().snapshots(repo.site.metadata.name)
+            if s.reference == reference
+        ),
         None,
     )
     if snap is None:
@@ -414,15 +416,14 @@ def snapshots_prune(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete all but the newest KEEP snapshots of each workspace."""
-    from ds01ctl.apply.snapshots import list_snapshots
-    from ds01ctl.live.docker import connect
+    from ds01ctl.drivers.docker import DockerDriver
     from ds01ctl.workflow import load_repo
 
     repo = load_repo(path, dt.datetime.now(dt.UTC).date())
     assert repo.site is not None
-    client = connect()
+    driver = DockerDriver.connect()
     by_object: dict[str, list[str]] = {}
-    for snap in list_snapshots(client, repo.site.metadata.name):
+    for snap in driver.snapshots(repo.site.metadata.name):
         by_object.setdefault(snap.of, []).append(snap.reference)
     doomed = [ref for refs in by_object.values() for ref in refs[: max(len(refs) - keep, 0)]]
     if not doomed:
@@ -432,7 +433,7 @@ def snapshots_prune(
     if not yes and not (sys.stdin.isatty() and typer.confirm(f"Delete {len(doomed)} snapshot(s)?")):
         raise Ds01Error("prune not confirmed", hint="pass --yes to prune without a terminal")
     for ref in doomed:
-        client.remove_image(ref)
+        driver.remove_snapshot(ref)
     typer.echo(f"Deleted {len(doomed)} snapshot(s).")
 
 

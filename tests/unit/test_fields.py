@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ds01ctl.apply import driver
+from ds01ctl.drivers.docker import containers as driver
 from ds01ctl.model.spec import ContainerSpec
 from ds01ctl.plan.fields import FIELDS, LIMIT_FIELDS, Binding, ContainerField, OnChange
 from tests.observed import observed_container, observed_entry

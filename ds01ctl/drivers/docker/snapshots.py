@@ -10,28 +10,16 @@ label is blanked in the snapshot, so nothing made from it is ever taken for a ma
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ds01ctl import labels as L
+from ds01ctl.model.driver import Snapshot
 from ds01ctl.names import docker_safe
 
 if TYPE_CHECKING:
     import docker
 
 REPOSITORY = "ds01ctl-snapshot"
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    reference: str
-    image_id: str
-    of: str  # `<kind>/<owner>/<name>`
-    owner: str
-    taken_at: str
-    reason: str
-    site: str
-    size: int
 
 
 def take(
