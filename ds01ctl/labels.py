@@ -92,13 +92,6 @@ def encode_list(values: Iterable[str]) -> str:
     return ";".join(values)
 
 
-def decode_list(value: str | None) -> tuple[str, ...]:
-    """Read `a;b` (ours) and `a,b` (DS01's documented form)."""
-    if not value:
-        return ()
-    return tuple(v.strip() for v in value.replace(",", ";").split(";") if v.strip())
-
-
 def encode_pairs(pairs: Mapping[str, str | int]) -> str:
     return ";".join(f"{k}={v}" for k, v in sorted(pairs.items()))
 
