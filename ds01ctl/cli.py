@@ -55,10 +55,7 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Tracebacks for internal errors.")] = False,
 ) -> None:
     """ds01ctl: manifests in, containers out."""
-    _state["debug"] = debug
-
-
-_state = {"debug": False}
+    # --debug and --json are read by `main`, which catches what escapes a command.
 
 
 @app.command()
@@ -487,27 +484,40 @@ def _colour(stream: TextIO) -> bool:
     return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
-def _fail(exc: Ds01Error) -> NoReturn:
+def _fail(exc: Ds01Error, *, json_out: bool) -> NoReturn:
+    """One line for people on stderr; with --json also the error envelope on stdout, so a
+    program reading stdout always gets JSON (`code` is part of that contract)."""
     typer.echo(f"error: {exc}", err=True)
+    if json_out:
+        error = {"code": exc.code, "message": exc.message, "hint": exc.hint}
+        typer.echo(json.dumps({"error": error}, sort_keys=True))
+        sys.exit(EXIT_ERROR)
     sys.exit(exc.exit_code)
+
+
+def _flag(name: str, argv: list[str]) -> bool:
+    """Whether a flag was given: errors are caught here, around typer, where its parse of
+    the command line is gone (or never happened: a usage error)."""
+    return name in argv[1:]
 
 
 def main() -> None:
     """Console entry point: the one place errors become messages and exit codes."""
+    json_out = _flag("--json", sys.argv)
     try:
         app()
     except ValidationFailed as exc:
         from ds01ctl import report
 
         report.human(exc.diagnostics, sys.stderr, colour=_colour(sys.stderr))
-        _fail(exc)
+        _fail(exc, json_out=json_out)
     except Ds01Error as exc:
-        _fail(exc)
+        _fail(exc, json_out=json_out)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
     except Exception:
-        if _state["debug"]:
+        if _flag("--debug", sys.argv):
             raise
         typer.echo(
             "error: internal error in ds01ctl (this is a bug); run again with --debug "
