@@ -1,6 +1,6 @@
 """The command line: parse, call one core function, render, return an exit code.
 
-Heavy modules (docker, pynvml, deepdiff) are imported inside the commands that need them, so
+Heavy modules (docker, pynvml) are imported inside the commands that need them, so
 `--help` and `validate` start fast. `Ds01Error` is caught here, once; anything else is a bug.
 """
 

@@ -25,7 +25,9 @@ MLC_MODELS_MOUNT = "aime.mlc.MODELS_MOUNT"  # host path at /models, or `-`
 MLC_VERSION = "aime.mlc.MLC_VERSION"  # mlc's container format version
 MLC_GPUS = "aime.mlc.GPUS"  # never read by mlc; we write the device UUIDs, `;`-separated
 MLC_CONTAINER_VERSION = "4"
-NO_MOUNT = "-"
+NO_MOUNT = "-"  # an mlc mount label with nothing mounted there
+NO_GPUS = "-"  # aime.mlc.GPUS of a container without GPUs
+NO_ARCH = "-"  # aime.mlc.ARCH of an image not from the catalog
 
 # --- DS01's namespace (config/label-schema.yaml) --------------------------------------------
 DS01_USER = "ds01.user"  # raw login of the owner

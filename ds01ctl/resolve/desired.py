@@ -256,7 +256,7 @@ def _image(
         return f"image builds (Image {ws.metadata.owner}/{spec.image}) are not supported yet"
     if spec.image_ref is not None:
         reference = mirrored(spec.image_ref, site.image_mirrors)
-        return ImageChoice(reference, spec.image_ref, L.NO_MOUNT, custom=True)
+        return ImageChoice(reference, spec.image_ref, L.NO_ARCH, custom=True)
     assert spec.framework is not None
     arch = site_architecture(site.catalog.architecture, inventory)
     found = catalog.lookup(spec.framework.name, spec.framework.version, arch)

@@ -121,7 +121,7 @@ def _labels(
     spec: ContainerSpec, site_name: str, site: SiteSpec, image: ImageChoice
 ) -> dict[str, str]:
     mounts = {b.target: b.source for b in spec.binds}
-    gpus = L.encode_list(spec.gpus) or L.NO_MOUNT
+    gpus = L.encode_list(spec.gpus) or L.NO_GPUS
     labels = dict(site.container_defaults.labels)
     labels.update(
         {
