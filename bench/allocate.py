@@ -40,7 +40,7 @@ from typing import Any
 
 from ds01ctl.errors import DockerUnavailable
 from ds01ctl.live.docker import connect
-from ds01ctl.live.inventory import Device, Gpu, GpuInventory, MigInstance
+from ds01ctl.model.inventory import Device, Gpu, GpuInventory, MigInstance
 from ds01ctl.resolve.allocate import Allocation, GpuRequest, allocate
 
 GPUS = 8

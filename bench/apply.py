@@ -23,11 +23,12 @@ from typing import Any
 import docker
 import yaml
 
-from ds01ctl.apply.driver import _setup_script, user_image_tag
 from ds01ctl.apply.executor import NullReporter
+from ds01ctl.drivers.docker import DockerDriver
+from ds01ctl.drivers.docker.containers import _setup_script, user_image_tag
 from ds01ctl.live.docker import connect
+from ds01ctl.model.spec import ContainerSpec
 from ds01ctl.resolve.images import with_default_tag
-from ds01ctl.resolve.spec import ContainerSpec
 from ds01ctl.workflow import ApplySettings, apply_changes, make_plan
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -117,7 +118,7 @@ def sequential_script(client: docker.APIClient, specs: list[ContainerSpec]) -> N
             labels=spec.label_map,
             stop_signal=spec.stop_signal,
             host_config=client.create_host_config(
-                binds=[b.docker for b in spec.binds],
+                binds=[b.text for b in spec.binds],
                 nano_cpus=spec.nano_cpus,
                 mem_limit=spec.memory,
                 memswap_limit=spec.memory_swap,
@@ -156,7 +157,7 @@ def main() -> None:
     make_repo(root, site, args.workspaces, args.users)
     specs: list[ContainerSpec] = []
     try:
-        plan = make_plan(root, client=client).plan
+        plan = make_plan(root, driver=DockerDriver(client)).plan
         specs = [a.spec for a in plan.actions if a.spec is not None]
         assert len(specs) == args.workspaces, plan.debug_text()
         started = time.perf_counter()
@@ -170,11 +171,15 @@ def main() -> None:
         )
         started = time.perf_counter()
         result = apply_changes(
-            root, settings, confirm=lambda _plan: True, reporter=NullReporter(), client=client
+            root,
+            settings,
+            confirm=lambda _plan: True,
+            reporter=NullReporter(),
+            driver=DockerDriver(client),
         )
         apply_s = time.perf_counter() - started
         assert result.outcome is not None and result.outcome.ok, result.outcome
-        again = make_plan(root, client=client).plan
+        again = make_plan(root, driver=DockerDriver(client)).plan
         assert again.actions == (), again.debug_text()
         rows: list[tuple[str, Any]] = [
             ("workspaces / users", f"{args.workspaces} / {args.users}"),

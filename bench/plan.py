@@ -11,7 +11,7 @@ wrapping the functions make_plan calls (observe, resolve, diff; `other` is the r
 (a) the floor, the bare low-level list + inspect of the same containers with a plain
 docker-py client, interleaved with the plan runs, and (b) DS01's way, one `docker inspect`
 process per container (one run: it is slow). Also: the API requests of one plan (as
-DockerState counts them and as HTTP requests on the wire) and the wall time of a whole
+Observed counts them and as HTTP requests on the wire) and the wall time of a whole
 `python -m ds01ctl plan` process. Goal: plan ≤ 1.3× the floor.
 
 Then a `docker update` made outside ds01ctl must show in the very next plan (no caching).
@@ -47,12 +47,13 @@ from typing import Any
 import docker
 import yaml
 
-from ds01ctl.apply import driver
+from ds01ctl.drivers.docker import DockerDriver
+from ds01ctl.drivers.docker import containers as driver
 from ds01ctl.live.docker import connect
 from ds01ctl.manifests.validate import ConfigRepo, validate_path
+from ds01ctl.model.spec import ContainerSpec
 from ds01ctl.plan import render_human, render_json
 from ds01ctl.plan.actions import ActionKind
-from ds01ctl.resolve.spec import ContainerSpec
 from ds01ctl.workflow import PlanResult, make_plan
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -129,6 +130,7 @@ class Bench:
     site: str
     token: str
     made_tags: set[str] = field(default_factory=set)
+    made_networks: set[str] = field(default_factory=set)
     bare: Any = field(default_factory=lambda: docker.APIClient(**docker.utils.kwargs_from_env()))
     # ↑ a plain client for the floor: what a bare script gets, whatever `connect` does
 
@@ -166,6 +168,9 @@ def create_all(bench: Bench, specs: list[ContainerSpec]) -> None:
     """Create and start every container as apply does; one account image per user first, so
     that parallel workers never prepare the same one twice."""
     bench.made_tags.update(s.image_tag for s in specs)
+    for network in sorted({s.network for s in specs}):  # the site network, as apply makes it
+        if driver.ensure_network(bench.client, network, site=bench.site, inter_container=False):
+            bench.made_networks.add(network)
     first = {s.account.login: s for s in reversed(specs)}
     for spec in first.values():
         driver.prepare_image(bench.client, spec)
@@ -182,11 +187,11 @@ def setup(bench: Bench, workspaces: int) -> None:
     users, per_user = write_repo(bench, workspaces)
     print(f"setup: site {bench.site}, {workspaces} workspaces ({users} users × ≤{per_user})")
     started = time.perf_counter()
-    plan = make_plan(bench.root, client=bench.client).plan
+    plan = make_plan(bench.root, driver=DockerDriver(bench.client)).plan
     specs = [a.spec for a in plan.actions if a.kind is ActionKind.CREATE and a.spec is not None]
     assert len(plan.actions) == len(specs) == workspaces, plan.debug_text()
     create_all(bench, specs)
-    again = make_plan(bench.root, client=bench.client).plan
+    again = make_plan(bench.root, driver=DockerDriver(bench.client)).plan
     assert again.actions == () and again.drift == (), again.debug_text()
     print(f"setup: created and started {workspaces} containers in {seconds(started)}; plan empty")
 
@@ -198,6 +203,9 @@ def cleanup(bench: Bench) -> None:
     for tag in sorted(bench.made_tags):
         with suppress(docker.errors.APIError):
             bench.client.remove_image(tag)
+    for network in sorted(bench.made_networks):
+        with suppress(docker.errors.APIError):
+            bench.client.remove_network(network)
     shutil.rmtree(bench.tmp, ignore_errors=True)
     print(f"cleanup: removed {len(ids)} containers, {len(bench.made_tags)} tags, the temp dir")
 
@@ -262,7 +270,7 @@ def plan_phases(repo: ConfigRepo, client: Any) -> Phases:
     """What `ds01ctl plan` does after loading: make_plan, then the human rendering."""
     with phase_timers() as spent:
         start = time.perf_counter()
-        result = make_plan(repo.root, client=client, repo=repo)
+        result = make_plan(repo.root, driver=DockerDriver(client), repo=repo)
         planned = time.perf_counter()
         render_human.render(render_json.plan_document(result.plan), colour=False)
         rendered = time.perf_counter()
@@ -407,15 +415,15 @@ def report(r: Results) -> None:
     print(row("(b) DS01: docker inspect × N", r.ds01, "one run"))
     print(row("ds01ctl plan process (wall)", r.process, "python -m ds01ctl plan"))
     print()
-    state = r.counted.docker
+    state = r.counted.observed
     print(
-        f"API requests of one plan: {state.requests} (DockerState), {len(r.http_plan)} HTTP "
+        f"API requests of one plan: {state.requests} (Observed), {len(r.http_plan)} HTTP "
         f"(slowest {ms(max(r.http_plan))}); floor: {len(r.http_floor)} HTTP "
         f"(slowest {ms(max(r.http_floor))})"
     )
     print(
         f"the engine holds {len(state.containers)} containers, {len(state.ours())} of this site, "
-        f"{sum(c.inspect is not None for c in state.containers)} inspected by the plan"
+        f"{sum(c.config is not None for c in state.containers)} inspected by the plan"
     )
     ratio = statistics.median(total) / statistics.median(r.floor)
     verdict = "met" if ratio <= GOAL else "NOT met"

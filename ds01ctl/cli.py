@@ -1,6 +1,6 @@
 """The command line: parse, call one core function, render, return an exit code.
 
-Heavy modules (docker, pynvml, deepdiff) are imported inside the commands that need them, so
+Heavy modules (docker, pynvml) are imported inside the commands that need them, so
 `--help` and `validate` start fast. `Ds01Error` is caught here, once; anything else is a bug.
 """
 
@@ -55,10 +55,7 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Tracebacks for internal errors.")] = False,
 ) -> None:
     """ds01ctl: manifests in, containers out."""
-    _state["debug"] = debug
-
-
-_state = {"debug": False}
+    # --debug and --json are read by `main`, which catches what escapes a command.
 
 
 @app.command()
@@ -380,14 +377,13 @@ def snapshots_list(
 ) -> None:
     """Snapshots of this site's workspaces, oldest first."""
 
-    from ds01ctl.apply.snapshots import list_snapshots
-    from ds01ctl.live.docker import connect
+    from ds01ctl.drivers.docker import DockerDriver
     from ds01ctl.units import format_size
     from ds01ctl.workflow import load_repo
 
     repo = load_repo(path, dt.datetime.now(dt.UTC).date())
     assert repo.site is not None
-    found = list_snapshots(connect(), repo.site.metadata.name)
+    found = DockerDriver.connect().snapshots(repo.site.metadata.name)
     if json_out:
         typer.echo(json.dumps([s.__dict__ for s in found], indent=2, sort_keys=True))
         return
@@ -405,8 +401,7 @@ def snapshots_restore(
     path: Annotated[Path, typer.Option("--config", help="Config repo.")] = Path("."),
 ) -> None:
     """Point the workspace's manifest at the snapshot (comments kept); then plan and apply."""
-    from ds01ctl.apply.snapshots import list_snapshots
-    from ds01ctl.live.docker import connect
+    from ds01ctl.drivers.docker import DockerDriver
     from ds01ctl.manifests import Workspace
     from ds01ctl.manifests.rewrite import set_workspace_image
     from ds01ctl.workflow import load_repo
@@ -414,7 +409,11 @@ def snapshots_restore(
     repo = load_repo(path, dt.datetime.now(dt.UTC).date())
     assert repo.site is not None
     snap = next(
-        (s for s in list_snapshots(connect(), repo.site.metadata.name) if s.reference == reference),
+        (
+            s
+            for s in DockerDriver.connect().snapshots(repo.site.metadata.name)
+            if s.reference == reference
+        ),
         None,
     )
     if snap is None:
@@ -440,15 +439,14 @@ def snapshots_prune(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete all but the newest KEEP snapshots of each workspace."""
-    from ds01ctl.apply.snapshots import list_snapshots
-    from ds01ctl.live.docker import connect
+    from ds01ctl.drivers.docker import DockerDriver
     from ds01ctl.workflow import load_repo
 
     repo = load_repo(path, dt.datetime.now(dt.UTC).date())
     assert repo.site is not None
-    client = connect()
+    driver = DockerDriver.connect()
     by_object: dict[str, list[str]] = {}
-    for snap in list_snapshots(client, repo.site.metadata.name):
+    for snap in driver.snapshots(repo.site.metadata.name):
         by_object.setdefault(snap.of, []).append(snap.reference)
     doomed = [ref for refs in by_object.values() for ref in refs[: max(len(refs) - keep, 0)]]
     if not doomed:
@@ -458,7 +456,7 @@ def snapshots_prune(
     if not yes and not (sys.stdin.isatty() and typer.confirm(f"Delete {len(doomed)} snapshot(s)?")):
         raise Ds01Error("prune not confirmed", hint="pass --yes to prune without a terminal")
     for ref in doomed:
-        client.remove_image(ref)
+        driver.remove_snapshot(ref)
     typer.echo(f"Deleted {len(doomed)} snapshot(s).")
 
 
@@ -512,27 +510,40 @@ def _colour(stream: TextIO) -> bool:
     return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
-def _fail(exc: Ds01Error) -> NoReturn:
+def _fail(exc: Ds01Error, *, json_out: bool) -> NoReturn:
+    """One line for people on stderr; with --json also the error envelope on stdout, so a
+    program reading stdout always gets JSON (`code` is part of that contract)."""
     typer.echo(f"error: {exc}", err=True)
+    if json_out:
+        error = {"code": exc.code, "message": exc.message, "hint": exc.hint}
+        typer.echo(json.dumps({"error": error}, sort_keys=True))
+        sys.exit(EXIT_ERROR)
     sys.exit(exc.exit_code)
+
+
+def _flag(name: str, argv: list[str]) -> bool:
+    """Whether a flag was given: errors are caught here, around typer, where its parse of
+    the command line is gone (or never happened: a usage error)."""
+    return name in argv[1:]
 
 
 def main() -> None:
     """Console entry point: the one place errors become messages and exit codes."""
+    json_out = _flag("--json", sys.argv)
     try:
         app()
     except ValidationFailed as exc:
         from ds01ctl import report
 
         report.human(exc.diagnostics, sys.stderr, colour=_colour(sys.stderr))
-        _fail(exc)
+        _fail(exc, json_out=json_out)
     except Ds01Error as exc:
-        _fail(exc)
+        _fail(exc, json_out=json_out)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
     except Exception:
-        if _state["debug"]:
+        if _flag("--debug", sys.argv):
             raise
         typer.echo(
             "error: internal error in ds01ctl (this is a bug); run again with --debug "

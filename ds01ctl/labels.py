@@ -25,7 +25,9 @@ MLC_MODELS_MOUNT = "aime.mlc.MODELS_MOUNT"  # host path at /models, or `-`
 MLC_VERSION = "aime.mlc.MLC_VERSION"  # mlc's container format version
 MLC_GPUS = "aime.mlc.GPUS"  # never read by mlc; we write the device UUIDs, `;`-separated
 MLC_CONTAINER_VERSION = "4"
-NO_MOUNT = "-"
+NO_MOUNT = "-"  # an mlc mount label with nothing mounted there
+NO_GPUS = "-"  # aime.mlc.GPUS of a container without GPUs
+NO_ARCH = "-"  # aime.mlc.ARCH of an image not from the catalog
 
 # --- DS01's namespace (config/label-schema.yaml) --------------------------------------------
 DS01_USER = "ds01.user"  # raw login of the owner
@@ -97,13 +99,6 @@ def ownership(labels: Mapping[str, str], site: str) -> Ownership:
 
 def encode_list(values: Iterable[str]) -> str:
     return ";".join(values)
-
-
-def decode_list(value: str | None) -> tuple[str, ...]:
-    """Read `a;b` (ours) and `a,b` (DS01's documented form)."""
-    if not value:
-        return ()
-    return tuple(v.strip() for v in value.replace(",", ";").split(";") if v.strip())
 
 
 def encode_pairs(pairs: Mapping[str, str | int]) -> str:

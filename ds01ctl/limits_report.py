@@ -137,13 +137,12 @@ def limits_report(path: Path, user: str | None, *, with_usage: bool) -> LimitsRe
 
 
 def _usage(repo: Any) -> tuple[dict[str, Usage], str | None]:
-    from ds01ctl.live.docker import connect, observe_docker
+    from ds01ctl.drivers.docker import DockerDriver
     from ds01ctl.resolve.usage import usage_by_owner
     from ds01ctl.workflow import gpu_inventory
 
     try:
-        client = connect()
-        state = observe_docker(client, repo.site.metadata.name)
+        state = DockerDriver.connect().observe(repo.site.metadata.name)
         inventory = gpu_inventory(repo)
     except Ds01Error as exc:
         return {}, f"use not shown: {exc}"

@@ -6,7 +6,6 @@ pure functions; commands in `cli.py` call one function here and render what it r
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import os
@@ -19,18 +18,16 @@ from typing import TYPE_CHECKING
 
 from ds01ctl import __version__
 from ds01ctl.errors import Ds01Error, PlanRejected, StalePlan, ValidationFailed
-from ds01ctl.live.inventory import GpuInventory
 from ds01ctl.manifests import Site, Workspace
 from ds01ctl.manifests.site import site_network_name
 from ds01ctl.manifests.validate import ConfigRepo, validate_path
-from ds01ctl.plan.actions import Action, ActionKind, Plan
-from ds01ctl.resolve.images import with_default_tag
+from ds01ctl.model.inventory import GpuInventory
+from ds01ctl.plan.actions import Plan
 
 if TYPE_CHECKING:
-    import docker
-
     from ds01ctl.apply.executor import Outcome, Reporter
-    from ds01ctl.live.docker import DockerState
+    from ds01ctl.model.driver import Driver
+    from ds01ctl.model.observed import Observed
     from ds01ctl.resolve.desired import Desired
 
 
@@ -39,7 +36,7 @@ class PlanResult:
     repo: ConfigRepo
     plan: Plan
     desired: Desired
-    docker: DockerState
+    observed: Observed
 
 
 def load_repo(path: Path, today: dt.date) -> ConfigRepo:
@@ -68,17 +65,17 @@ def make_plan(
     path: Path,
     *,
     prune: bool = False,
-    client: docker.APIClient | None = None,
+    driver: Driver | None = None,
     now: dt.datetime | None = None,
     repo: ConfigRepo | None = None,
     state_dir: Path | None = None,
 ) -> PlanResult:
     """Validate, observe, resolve and diff: the plan for the config repo at `path`."""
+    from ds01ctl.drivers.docker import DockerDriver
     from ds01ctl.ledger import read_ledger
     from ds01ctl.live.accounts import lookup_accounts, uid_logins
-    from ds01ctl.live.docker import connect, observe_docker
     from ds01ctl.live.paths import mount_problems
-    from ds01ctl.plan.diff import diff
+    from ds01ctl.plan.diff import diff, removed_containers
     from ds01ctl.plan.staleness import restrict
     from ds01ctl.resolve.desired import World, resolve
     from ds01ctl.statedir import existing_state_dir
@@ -90,20 +87,31 @@ def make_plan(
         refuse_partial_prune(repo, path, targets=())
     # Read before Docker is asked anything: a misplaced state dir is one line, at once.
     ledger = read_ledger(existing_state_dir(state_dir_of(repo, state_dir)))
-    client = client or connect()
+    driver = driver or DockerDriver.connect()
     inventory = gpu_inventory(repo)
-    state = observe_docker(client, repo.site.metadata.name)
+    state = driver.observe(repo.site.metadata.name)
     owners = {w.metadata.owner or "" for w, _ in repo.of(Workspace)}
     accounts = lookup_accounts(owners - set(repo.site.spec.users))
     world = World(state, inventory, accounts, now, ledger.pending_since, mount_problems(repo))
     desired = resolve(repo, world, repo.catalog)
-    problems = list(desired.errors) + _missing_images(desired, state, client)
+    problems = list(desired.errors) + _missing_images(desired, driver)
     if problems:
         raise PlanRejected(problems)
     logins = uid_logins(p.uid for p in inventory.processes if p.uid is not None)
-    plan = diff(desired, state, inventory, prune=prune, logins=logins)
-    if repo.partial:
-        plan = restrict(plan, _named_targets(repo), why=f"only what {path} declares")
+
+    def planned(observed: Observed) -> Plan:
+        plan = diff(desired, observed, inventory, prune=prune, logins=logins)
+        if repo.partial:
+            plan = restrict(plan, _named_targets(repo), why=f"only what {path} declares")
+        return plan
+
+    plan = planned(state)
+    removed = removed_containers(plan)
+    if removed:
+        # How much each removed container's writable layer changed is costly to read (the
+        # engine walks the layer): read it only for those, then diff again to show it.
+        state = driver.with_layer_changes(state, removed)
+        plan = planned(state)
     meta = {
         "ds01ctl_version": __version__,
         "site": repo.site.metadata.name,
@@ -116,11 +124,10 @@ def make_plan(
         "config_root": str(repo.root.resolve()),
         "prune": prune,
     }
-    actions = _with_snapshot_notes(plan.actions, client)
     warnings = (*plan.warnings, *filter(None, [ledger.problem]))
     return PlanResult(
         repo,
-        Plan(**{**plan.__dict__, "actions": actions, "meta": meta, "warnings": warnings}),
+        Plan(**{**plan.__dict__, "meta": meta, "warnings": warnings}),
         desired,
         state,
     )
@@ -134,49 +141,17 @@ def _named_targets(repo: ConfigRepo) -> set[str]:
     }
 
 
-def _with_snapshot_notes(
-    actions: tuple[Action, ...], client: docker.APIClient
-) -> tuple[Action, ...]:
-    """Say, before apply, which workspaces will be snapshotted and how much they changed."""
-    return tuple(_snapshot_note(action, client) for action in actions)
-
-
-def _snapshot_note(action: Action, client: docker.APIClient) -> Action:
-    from ds01ctl.apply.snapshots import layer_changes
-    from ds01ctl.units import about_size
-
-    if action.kind not in (ActionKind.REPLACE, ActionKind.DELETE) or action.container_id is None:
-        return action
-    changes = layer_changes(client, action.container_id)
-    if changes.empty:
-        return action
-    kept = action.kind is ActionKind.DELETE or bool(action.spec and action.spec.snapshot_on_replace)
-    fate = "they will be snapshotted first" if kept else "they are discarded (on_replace: discard)"
-    text = (
-        f"its container has {changes.paths} changed path(s), {about_size(changes.size)}, "
-        f"outside its mounts; {fate}"
-    )
-    return dataclasses.replace(action, note="; ".join(filter(None, [action.note, text])))
-
-
-def _missing_images(desired: Desired, state: DockerState, client: docker.APIClient) -> list[str]:
+def _missing_images(desired: Desired, driver: Driver) -> list[str]:
     """Images neither on this host nor pullable: a plan error, not an apply-time surprise."""
-    from docker.errors import DockerException
-
     problems = []
-    for reference in sorted({s.image for s in desired.specs}):
-        if with_default_tag(reference) in state.images:
-            continue
-        try:
-            client.inspect_distribution(reference)
-        except DockerException as exc:
-            reason = str(exc).splitlines()[0][:160]
-            users = ", ".join(s.key for s in desired.specs if s.image == reference)
-            problems.append(
-                f"image {reference} (for {users}) is not on this host and cannot be pulled: "
-                f"{reason}; build or load it, or map it to a local mirror in the Site's "
-                "image_mirrors"
-            )
+    unavailable = driver.unavailable_images(sorted({s.image for s in desired.specs}))
+    for reference, reason in sorted(unavailable.items()):
+        users = ", ".join(s.key for s in desired.specs if s.image == reference)
+        problems.append(
+            f"image {reference} (for {users}) is not on this host and cannot be pulled: "
+            f"{reason}; build or load it, or map it to a local mirror in the Site's "
+            "image_mirrors"
+        )
     return problems
 
 
@@ -232,14 +207,14 @@ def apply_changes(
     confirm: Callable[[Plan], bool],
     reporter: Reporter,
     plan_file: Path | None = None,
-    client: docker.APIClient | None = None,
+    driver: Driver | None = None,
 ) -> ApplyResult:
     """Lock the engine, plan (or load and re-check a saved plan), confirm, execute."""
     from ds01ctl.apply.executor import Context, execute
     from ds01ctl.apply.journal import Journal
     from ds01ctl.apply.lock import engine_lock, lock_dir_default
+    from ds01ctl.drivers.docker import DockerDriver
     from ds01ctl.ledger import load_pending_since, record_pending
-    from ds01ctl.live.docker import connect, engine_info
     from ds01ctl.statedir import writable_state_dir
 
     now = dt.datetime.now(dt.UTC)
@@ -255,12 +230,11 @@ def apply_changes(
         refuse_partial_prune(repo, path, targets=settings.targets)
     # Checked before Docker is asked anything: an apply that could not journal stops here.
     state_dir = writable_state_dir(state_dir_of(repo, settings.state_dir))
-    client = client or connect()
-    engine = engine_info(client)
+    driver = driver or DockerDriver.connect()
     with engine_lock(
-        settings.lock_dir or lock_dir_default(), engine.id, timeout=settings.lock_timeout
+        settings.lock_dir or lock_dir_default(), driver.backend_id, timeout=settings.lock_timeout
     ):
-        plan, digest = _plan_to_apply(path, repo, settings, client, state_dir, plan_file)
+        plan, digest = _plan_to_apply(path, repo, settings, driver, state_dir, plan_file)
         # Waiting times feed the fair order of GPU placement: apply, the writer, keeps them.
         record_pending(
             state_dir, (p.target for p in plan.pending), now, load_pending_since(state_dir)
@@ -272,7 +246,7 @@ def apply_changes(
         try:
             site = repo.site
             ctx = Context(
-                client,
+                driver,
                 site.metadata.name,
                 settings.force,
                 site.spec.mount_policy,
@@ -291,7 +265,7 @@ def _plan_to_apply(
     path: Path,
     repo: ConfigRepo,
     settings: ApplySettings,
-    client: docker.APIClient,
+    driver: Driver,
     state_dir: Path,
     plan_file: Path | None,
 ) -> tuple[Plan, str]:
@@ -301,14 +275,14 @@ def _plan_to_apply(
 
     if plan_file is None:
         plan = make_plan(
-            path, prune=settings.prune, client=client, repo=repo, state_dir=state_dir
+            path, prune=settings.prune, driver=driver, repo=repo, state_dir=state_dir
         ).plan
         if settings.targets:
             plan = restrict(plan, settings.targets)
         return plan, _digest(dumps(plan_document(plan, mask_secrets=False)))
     saved = load_plan(plan_file, state_dir=state_dir)
     fresh = make_plan(
-        path, prune=bool(saved.meta.get("prune")), client=client, repo=repo, state_dir=state_dir
+        path, prune=bool(saved.meta.get("prune")), driver=driver, repo=repo, state_dir=state_dir
     ).plan
     reasons = stale_reasons(saved, fresh)
     if reasons:

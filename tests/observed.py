@@ -1,4 +1,4 @@
-"""Observed Docker state written as plain data, and the one converter to today's `DockerState`.
+"""Observed engine state written as plain data, and the one converter to the core's `Observed`.
 
 Scenario cases (tests/scenarios/*/observed.yaml) describe what the engine showed in a neutral
 shape, one key per fact ds01ctl reads, rather than as raw `docker inspect` JSON:
@@ -14,90 +14,41 @@ shape, one key per fact ds01ctl reads, rather than as raw `docker inspect` JSON:
          stop_signal, stop_timeout, gpus, nano_cpus, memory, memory_swap, pids,
          restart_policy, cap_drop, cap_add, security_opt}
 
-`docker_state` is the only place that knows how those facts look in Docker's inspect JSON;
-when the core reads its own observed model, only it changes. A key with a dot (for example
-`HostConfig.SecurityOpt`) is copied to that path of the inspect JSON as it is, so a new
-field needs no change here; any other unknown key is refused, so a typo cannot pass silently.
-`observed_entry` goes the other way: the container ds01ctl creates for a spec, as such data.
+`observed_state` builds the core's `Observed` from it, as the Docker driver's observation
+would have (keys map one to one onto `ContainerConfig`; an unknown key is refused, so a typo
+cannot pass silently). `observed_entry` goes the other way: the container ds01ctl creates
+for a spec, as such data.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
 from ds01ctl import labels as L
-from ds01ctl.live.docker import DockerState, EngineInfo, LiveContainer
-from ds01ctl.resolve.spec import ContainerSpec, UserAccount
+from ds01ctl.live.docker import parse_docker_time
+from ds01ctl.model.observed import (
+    ContainerConfig,
+    EngineInfo,
+    ImageConfig,
+    Limits,
+    Observed,
+    ObservedContainer,
+)
+from ds01ctl.model.spec import ContainerSpec, UserAccount
 
 NEVER = "0001-01-01T00:00:00Z"  # Docker's time for "not yet"
+DEFAULT_STOP_GRACE = 10  # what the engine reports for a container created without one
 
-
-def _ulimits(value: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """`{name: limit}` (soft = hard) or `{name: [soft, hard]}`."""
-    pairs = {n: v if isinstance(v, list) else [v, v] for n, v in value.items()}
-    return [{"Name": n, "Soft": s, "Hard": h} for n, (s, h) in pairs.items()]
-
-
-def _device_requests(value: list[str]) -> list[dict[str, Any]] | None:
-    if not value:
-        return None  # what Docker shows for a container created without GPUs
-    return [
-        {
-            "Driver": "",
-            "Count": 0,
-            "DeviceIDs": list(value),
-            "Capabilities": [["gpu"]],
-            "Options": {},
-        }
-    ]
-
-
-def _pairs(value: Mapping[str, Any]) -> list[str]:
-    return [f"{k}={v}" for k, v in value.items()]
-
-
-def _restart_policy(value: str) -> dict[str, Any]:
-    return {"Name": value, "MaximumRetryCount": 0}
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-def _list_or_none(value: list[str]) -> list[str] | None:
-    return list(value) or None  # Docker shows an empty list as null
-
-
-# neutral key → (inspect section, inspect key, to Docker's form)
-_INSPECT: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
-    "user": ("Config", "User", _same),
-    "cmd": ("Config", "Cmd", list),
-    "tty": ("Config", "Tty", _same),
-    "working_dir": ("Config", "WorkingDir", _same),
-    "env": ("Config", "Env", _pairs),
-    "stop_signal": ("Config", "StopSignal", _same),
-    "stop_timeout": ("Config", "StopTimeout", _same),
-    "binds": ("HostConfig", "Binds", list),
-    "network": ("HostConfig", "NetworkMode", _same),
-    "shm_size": ("HostConfig", "ShmSize", _same),
-    "ulimits": ("HostConfig", "Ulimits", _ulimits),
-    "gpus": ("HostConfig", "DeviceRequests", _device_requests),
-    "nano_cpus": ("HostConfig", "NanoCpus", _same),
-    "memory": ("HostConfig", "Memory", _same),
-    "memory_swap": ("HostConfig", "MemorySwap", _same),
-    "pids": ("HostConfig", "PidsLimit", _same),
-    "restart_policy": ("HostConfig", "RestartPolicy", _restart_policy),
-    "cap_drop": ("HostConfig", "CapDrop", _list_or_none),
-    "cap_add": ("HostConfig", "CapAdd", _list_or_none),
-    "security_opt": ("HostConfig", "SecurityOpt", _list_or_none),
-}
-# Keys `live_container` reads itself.
-_OWN = frozenset(
+# Keys of a container entry, beside those `ContainerConfig` takes by the same meaning.
+_KEYS = frozenset(
     {"name", "id", "state", "labels", "image", "image_id", "created", "finished"}
-    | {"image_env", "image_labels"}
+    | {"image_env", "image_labels", "user", "cmd", "tty", "working_dir", "env", "binds"}
+    | {"network", "shm_size", "ulimits", "stop_signal", "stop_timeout", "gpus", "nano_cpus"}
+    | {"memory", "memory_swap", "pids", "restart_policy", "cap_drop", "cap_add"}
+    | {"security_opt"}
 )
 
 
@@ -117,8 +68,13 @@ def when(value: Any) -> dt.datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-def docker_state(observed: Mapping[str, Any], site: str) -> DockerState:
-    """Today's `DockerState` for observed data, as `observe_docker` would have built it."""
+def _time(value: Any) -> dt.datetime | None:
+    """A container's time as the driver reads it; None for absent or Docker's "never"."""
+    return parse_docker_time(docker_time(value))
+
+
+def observed_state(observed: Mapping[str, Any], site: str) -> Observed:
+    """The core's `Observed` for observed data, as the Docker driver would have built it."""
     e = observed["engine"]
     engine = EngineInfo(
         str(e["id"]),
@@ -130,63 +86,75 @@ def docker_state(observed: Mapping[str, Any], site: str) -> DockerState:
     )
     entries = sorted(observed.get("containers") or [], key=lambda c: c["id"])
     images = {str(k): str(v) for k, v in (observed.get("images") or {}).items()}
-    containers = tuple(live_container(entry, site) for entry in entries)
-    return DockerState(engine, containers, MappingProxyType(images))
+    containers = tuple(observed_container(entry, site) for entry in entries)
+    return Observed(engine, containers, MappingProxyType(images))
 
 
-def live_container(entry: Mapping[str, Any], site: str) -> LiveContainer:
-    """One observed container as `observe_docker` builds it for site `site`."""
-    unknown = sorted(k for k in entry if k not in _OWN and k not in _INSPECT and "." not in k)
+def _ulimits(value: Mapping[str, Any]) -> tuple[tuple[str, int, int], ...]:
+    """`{name: limit}` (soft = hard) or `{name: [soft, hard]}`."""
+    pairs = {n: v if isinstance(v, list) else [v, v] for n, v in value.items()}
+    return tuple(sorted((str(n), int(s), int(h)) for n, (s, h) in pairs.items()))
+
+
+def _strings(value: Mapping[str, Any] | None) -> Mapping[str, str]:
+    return MappingProxyType({str(k): str(v) for k, v in (value or {}).items()})
+
+
+def observed_container(entry: Mapping[str, Any], site: str) -> ObservedContainer:
+    """One observed container as the Docker driver builds it for site `site`."""
+    unknown = sorted(k for k in entry if k not in _KEYS)
     if unknown:
         raise ValueError(
-            f"container {entry.get('name')}: unknown key(s) {', '.join(unknown)}; add a row to "
-            "tests/observed.py, or write the inspect path (e.g. HostConfig.SecurityOpt)"
+            f"container {entry.get('name')}: unknown key(s) {', '.join(unknown)}; add it to "
+            "the core's ContainerConfig and a key here"
         )
     labels = {str(k): str(v) for k, v in (entry.get("labels") or {}).items()}
     owner = L.ownership(labels, site)
-    state = str(entry["state"])
-    inspect: dict[str, Any] = {
-        "Id": entry["id"],
-        "Name": "/" + entry["name"],
-        "Created": docker_time(entry.get("created")),
-        "Image": entry.get("image_id", ""),
-        "State": {
-            "Status": state,
-            "Running": state in ("running", "restarting", "paused"),
-            "Paused": state == "paused",
-            "Restarting": state == "restarting",
-            "FinishedAt": docker_time(entry.get("finished")),
-        },
-        "Config": {"Image": entry.get("image", ""), "Labels": dict(labels)},
-        "HostConfig": {},
-    }
-    for key, value in entry.items():
-        if key in _INSPECT:
-            section, name, to_docker = _INSPECT[key]
-            inspect[section][name] = to_docker(value)
-        elif "." in key:
-            *path, last = key.split(".")
-            place = inspect
-            for part in path:
-                place = place.setdefault(part, {})
-            place[last] = value
+    config = ContainerConfig(
+        name=str(entry["name"]),
+        image_tag=entry.get("image") or None,
+        user=entry.get("user") or "",
+        command=tuple(entry.get("cmd") or ()),
+        tty=entry.get("tty") or False,
+        working_dir=entry.get("working_dir") or "",
+        env=_strings(entry.get("env")),
+        labels=MappingProxyType(dict(labels)),
+        stop_signal=entry.get("stop_signal") or "",
+        stop_grace=entry.get("stop_timeout") or DEFAULT_STOP_GRACE,
+        binds=tuple(sorted(entry.get("binds") or ())),
+        network=entry.get("network") or "",
+        shm_size=entry.get("shm_size") or 0,
+        ulimits=_ulimits(entry.get("ulimits") or {}),
+        gpus=tuple(sorted(entry.get("gpus") or ())),
+        limits=Limits(
+            nano_cpus=entry.get("nano_cpus") or 0,
+            memory=entry.get("memory") or 0,
+            memory_swap=entry.get("memory_swap") or 0,
+            pids=entry.get("pids") or 0,
+        ),
+        restart_policy=entry.get("restart_policy") or "no",
+        cap_drop=tuple(sorted(entry.get("cap_drop") or ())),
+        cap_add=tuple(sorted(entry.get("cap_add") or ())),
+        security_opt=tuple(sorted(entry.get("security_opt") or ())),
+        created=_time(entry.get("created")),
+        finished=_time(entry.get("finished")),
+    )
     ours = owner is L.Ownership.OURS
-    image_config = {
-        "Env": _pairs(entry.get("image_env") or {}),
-        "Labels": dict(entry.get("image_labels") or {}),
-    }
-    return LiveContainer(
+    image_config = ImageConfig(
+        _strings(entry.get("image_env")), _strings(entry.get("image_labels"))
+    )
+    return ObservedContainer(
         id=str(entry["id"]),
         name=str(entry["name"]),
-        state=state,
+        state=str(entry["state"]),
         labels=MappingProxyType(labels),
         image=str(entry.get("image", "")),
         image_id=str(entry.get("image_id", "")),
         ownership=owner,
-        # As observe_docker: only containers that may be ours or hold GPUs are inspected,
-        # and only ours get their image's Env and Labels.
-        inspect=None if owner is L.Ownership.FOREIGN else MappingProxyType(inspect),
-        image_config=MappingProxyType(image_config) if ours else {},
+        # As the driver: only containers that may be ours or hold GPUs are inspected, and
+        # only ours get their image's Env and Labels.
+        config=None if owner is L.Ownership.FOREIGN else config,
+        image_config=image_config if ours else ImageConfig(),
     )
 
 
@@ -232,7 +200,7 @@ def observed_entry(
         "env": {**image_env, **dict(spec.environment)},
         "image_env": image_env,
         "image_labels": image_labels,
-        "binds": [b.docker for b in spec.binds],
+        "binds": [b.text for b in spec.binds],
         "network": spec.network,
         "shm_size": spec.shm_size,
         "ulimits": dict(spec.ulimits),

@@ -18,16 +18,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, assert_never
 
 from ds01ctl import labels as L
-from ds01ctl.apply import driver, snapshots
 from ds01ctl.apply.journal import Journal
 from ds01ctl.errors import Ds01Error, InternalError
 from ds01ctl.live.paths import bind_problem
 from ds01ctl.manifests.site import MountRule
+from ds01ctl.model.spec import ContainerSpec, Power
 from ds01ctl.plan.actions import Action, ActionKind, Plan
-from ds01ctl.resolve.spec import ContainerSpec, Power
 
 if TYPE_CHECKING:
-    import docker
+    from ds01ctl.model.driver import Driver
 
 # Test hook: `<target>=<seconds>` sleeps inside that action, after its intent is journaled,
 # so a test can kill a real apply mid-way. Unset in normal use.
@@ -82,7 +81,7 @@ class Outcome:
 
 @dataclass
 class Context:
-    client: docker.APIClient
+    driver: Driver
     site: str
     force: bool
     mount_policy: list[MountRule]  # bind sources are checked again right before a create
@@ -221,13 +220,13 @@ def _run_one(action: Action, ctx: Context) -> str | None:
         case ActionKind.DELETE:
             return _delete(action, ctx)
         case ActionKind.START:
-            driver.start(ctx.client, _container(action))
+            ctx.driver.start(_container(action))
             return None
         case ActionKind.STOP:
-            driver.stop(ctx.client, _container(action), _spec(action).stop_grace)
+            ctx.driver.stop(_container(action), _spec(action).stop_grace)
             return None
         case ActionKind.CLEANUP:
-            driver.remove(ctx.client, _container(action))
+            ctx.driver.remove(_container(action))
             return None
         case ActionKind.BUILD | ActionKind.SNAPSHOT:
             raise InternalError(f"{action.kind.value} actions are not planned by this version")
@@ -259,9 +258,9 @@ def _create(action: Action, ctx: Context) -> str | None:
     note = _network(ctx, spec)
     _prepare(ctx, spec)
     _check_mounts(ctx, spec)
-    container = driver.create(ctx.client, spec)
+    container = ctx.driver.create(spec)
     if spec.power is Power.RUNNING:
-        driver.start(ctx.client, container)
+        ctx.driver.start(container)
     return note
 
 
@@ -270,8 +269,8 @@ def _network(ctx: Context, spec: ContainerSpec) -> str | None:
     if ctx.site_network is None or spec.network != ctx.site_network:
         return None
     with ctx.image_lock(f"network:{spec.network}"):  # one create when several run at once
-        made = driver.ensure_network(
-            ctx.client, spec.network, site=ctx.site, inter_container=ctx.inter_container
+        made = ctx.driver.ensure_network(
+            spec.network, site=ctx.site, inter_container=ctx.inter_container
         )
     return f"network {spec.network} created" if made else None
 
@@ -279,7 +278,7 @@ def _network(ctx: Context, spec: ContainerSpec) -> str | None:
 def _prepare(ctx: Context, spec: ContainerSpec) -> None:
     # One account setup per (image, uid) even when several creates run at once.
     with ctx.image_lock(f"{spec.image}:{spec.account.uid}"):
-        driver.prepare_image(ctx.client, spec)
+        ctx.driver.prepare_image(spec)
 
 
 def _check_mounts(ctx: Context, spec: ContainerSpec) -> None:
@@ -294,7 +293,7 @@ def _check_mounts(ctx: Context, spec: ContainerSpec) -> None:
 
 
 def _update(action: Action, ctx: Context) -> str | None:
-    driver.update(ctx.client, _container(action), _spec(action))
+    ctx.driver.update(_container(action), _spec(action))
     return None
 
 
@@ -307,9 +306,9 @@ def _replace(action: Action, ctx: Context) -> str | None:
     note = "; ".join(n for n in (note, made) if n) or None
     _prepare(ctx, spec)
     _check_mounts(ctx, spec)
-    container = driver.create(ctx.client, spec)
+    container = ctx.driver.create(spec)
     if spec.power is Power.RUNNING or (was_running and spec.power is Power.ANY):
-        driver.start(ctx.client, container)
+        ctx.driver.start(container)
     return note
 
 
@@ -321,32 +320,27 @@ def _retire(
     action: Action, ctx: Context, container: str, *, snapshot: bool, reason: str
 ) -> str | None:
     """Stop, snapshot the writable layer if it changed, remove: nothing of the user's is lost."""
-    sessions = driver.sessions(ctx.client, container)
+    sessions = ctx.driver.sessions(container)
     if sessions and not ctx.force:
         raise Refused(
             f"{action.target} has {sessions} process(es) besides its shell "
             "(live `docker exec` sessions)",
             hint="ask its owner to close them, or run apply with --force",
         )
-    inspect = ctx.client.inspect_container(container)
-    grace = int((inspect.get("Config") or {}).get("StopTimeout") or 10)
-    if inspect["State"]["Running"]:
-        driver.stop(ctx.client, container, grace)
+    made_from = ctx.driver.made_from(container)
+    if ctx.driver.running(container):
+        ctx.driver.stop(container, ctx.driver.stop_grace(container))
     note = None
-    if snapshot and not snapshots.layer_changes(ctx.client, container).empty:
-        taken = snapshots.take(
-            ctx.client,
-            container,
-            target=action.target,
-            site=ctx.site,
-            reason=reason,
-            now=ctx.clock(),
+    if snapshot and not ctx.driver.layer_changes(container).empty:
+        taken = ctx.driver.snapshot(
+            container, target=action.target, site=ctx.site, reason=reason, now=ctx.clock()
         )
         note = f"snapshot {taken.reference}"
-    driver.remove(ctx.client, container)
-    driver.untag(ctx.client, (inspect.get("Config") or {}).get("Image", ""))
+    ctx.driver.remove(container)
+    if made_from:
+        ctx.driver.release_image(made_from)
     return note
 
 
 def _running(ctx: Context, container: str) -> bool:
-    return bool(ctx.client.inspect_container(container)["State"]["Running"])
+    return ctx.driver.running(container)

@@ -44,8 +44,8 @@ from dataclasses import dataclass, field
 
 from ds01ctl import labels as L
 from ds01ctl.manifests.image import ImageSpec
+from ds01ctl.model.spec import UserAccount
 from ds01ctl.names import docker_safe
-from ds01ctl.resolve.spec import UserAccount
 
 HASH_VERSION = "1"  # bump when the generated text changes for unchanged inputs
 VENV = "/opt/venv"

@@ -19,8 +19,8 @@ from ds01ctl.manifests import Image
 from ds01ctl.manifests.imagefiles import read_requirements
 from ds01ctl.manifests.site import SiteImages
 from ds01ctl.manifests.validate import ConfigRepo
+from ds01ctl.model.spec import UserAccount
 from ds01ctl.resolve.images import mirrored
-from ds01ctl.resolve.spec import UserAccount
 
 
 def render_image(repo: ConfigRepo, owner: str, name: str) -> ImageBuild:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pwd
 from collections.abc import Iterable
 
-from ds01ctl.resolve.spec import UserAccount
+from ds01ctl.model.spec import UserAccount
 
 
 def lookup_accounts(logins: Iterable[str]) -> dict[str, UserAccount]:

@@ -1,102 +1,42 @@
-"""Reading the Docker engine: one list call, then `inspect` only for the containers we manage.
+"""Reading the Docker engine into the core's `Observed`: one list call, then `inspect` only
+for the containers that may be ours or hold GPUs.
 
 The list endpoint carries names, state and labels, enough to decide ownership; the fields it
 lacks (limits, device requests, binds) need `inspect`, which we ask only for containers of
-this site and for mlc/DS01 ones (they may hold GPUs). Images come from one more call.
+this site and for mlc/DS01 ones (they may hold GPUs). Images come from one more call. This
+is the one place that knows how those facts look in Docker's JSON. Costly reads are
+targeted: `with_layer_changes` asks `docker diff` and the writable layer's size only for the
+containers a draft plan removes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+import re
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ds01ctl import labels as L
 from ds01ctl.errors import DockerUnavailable
+from ds01ctl.model.observed import (
+    ContainerConfig,
+    EngineInfo,
+    ImageConfig,
+    LayerChanges,
+    Limits,
+    Observed,
+    ObservedContainer,
+)
 
 if TYPE_CHECKING:
     import docker
 
 MIN_API_VERSION = (1, 41)
-
-
-@dataclass(frozen=True, slots=True)
-class EngineInfo:
-    id: str
-    name: str
-    version: str
-    api_version: str
-    cpus: int
-    memory: int
-    security_options: tuple[str, ...] = ()  # `docker info` SecurityOptions: name=userns, ...
-    default_runtime: str = "runc"
-
-
-@dataclass(frozen=True, slots=True)
-class LiveContainer:
-    """A container as the engine reported it; `inspect` is None when we did not ask."""
-
-    id: str
-    name: str
-    state: str  # created | running | paused | restarting | exited | dead
-    labels: Mapping[str, str]
-    image: str
-    image_id: str
-    ownership: L.Ownership
-    inspect: Mapping[str, Any] | None = None
-    image_config: Mapping[str, Any] = field(default_factory=dict)  # its image's Env, Labels
-
-    @property
-    def running(self) -> bool:
-        return self.state in ("running", "restarting", "paused")
-
-    @property
-    def kind(self) -> str:
-        return L.get(self.labels, L.DS01_KIND) or "workspace"
-
-    @property
-    def owner(self) -> str | None:
-        return (
-            L.get(self.labels, L.DS01_OWNER)
-            or L.get(self.labels, L.DS01_USER)
-            or L.get(self.labels, L.MLC_USER)
-        )
-
-    @property
-    def object_name(self) -> str:
-        found = L.get(self.labels, L.DS01_NAME) or L.get(self.labels, L.MLC_NAME)
-        return found or self.name.split("._.")[0]
-
-    @property
-    def key(self) -> str:
-        return f"{self.kind}/{self.owner or '?'}/{self.object_name}"
-
-    @property
-    def gpu_ids(self) -> tuple[str, ...]:
-        """Device IDs from `HostConfig.DeviceRequests` (inspect only; env vars are no claim)."""
-        if self.inspect is None:
-            return ()
-        requests = (self.inspect.get("HostConfig") or {}).get("DeviceRequests") or []
-        return tuple(sorted(i for r in requests for i in (r.get("DeviceIDs") or [])))
-
-
-@dataclass(frozen=True, slots=True)
-class DockerState:
-    """One observation of the engine."""
-
-    engine: EngineInfo
-    containers: tuple[LiveContainer, ...]
-    images: Mapping[str, str]  # reference (repo:tag) → image ID
-    requests: int = field(default=0)  # API calls it took, for the benchmark
-
-    def ours(self) -> tuple[LiveContainer, ...]:
-        return tuple(c for c in self.containers if c.ownership is L.Ownership.OURS)
-
-    def helpers(self) -> tuple[LiveContainer, ...]:
-        """This site's helper containers: an apply removes its own, so these are leftovers."""
-        return tuple(c for c in self.containers if c.ownership is L.Ownership.HELPER)
+DEFAULT_STOP_GRACE = 10  # seconds: what the engine waits when a container names none
+_NEVER = "0001-01-01T00:00:00Z"  # Docker's time for "not yet"
 
 
 def connect(base_url: str | None = None, timeout: int = 60) -> docker.APIClient:
@@ -176,7 +116,7 @@ def engine_info(client: docker.APIClient) -> EngineInfo:
     )
 
 
-def observe_docker(client: docker.APIClient, site: str) -> DockerState:
+def observe_docker(client: docker.APIClient, site: str) -> Observed:
     """Containers (inspected where it matters) and local images, in a few API calls."""
     from docker.errors import APIError, NotFound
 
@@ -188,10 +128,10 @@ def observe_docker(client: docker.APIClient, site: str) -> DockerState:
     for entry in sorted(listed, key=lambda e: e["Id"]):
         labels = MappingProxyType(dict(entry.get("Labels") or {}))
         owner = L.ownership(labels, site)
-        inspect = None
+        config = None
         if owner is not L.Ownership.FOREIGN:
             try:
-                inspect = MappingProxyType(client.inspect_container(entry["Id"]))
+                config = container_config(client.inspect_container(entry["Id"]))
             except NotFound:
                 continue  # removed between the list and the inspect
             except APIError as exc:
@@ -201,7 +141,7 @@ def observe_docker(client: docker.APIClient, site: str) -> DockerState:
             requests += 1
         names = entry.get("Names") or ["/"]
         containers.append(
-            LiveContainer(
+            ObservedContainer(
                 id=entry["Id"],
                 name=names[0].lstrip("/"),
                 state=str(entry.get("State", "")),
@@ -209,7 +149,7 @@ def observe_docker(client: docker.APIClient, site: str) -> DockerState:
                 image=str(entry.get("Image", "")),
                 image_id=str(entry.get("ImageID", "")),
                 ownership=owner,
-                inspect=inspect,
+                config=config,
             )
         )
     images: dict[str, str] = {}
@@ -219,30 +159,111 @@ def observe_docker(client: docker.APIClient, site: str) -> DockerState:
                 images[tag] = image["Id"]
     requests += 1
     containers, extra = _with_image_configs(client, containers)
-    return DockerState(engine, tuple(containers), MappingProxyType(images), requests + extra)
+    return Observed(engine, tuple(containers), MappingProxyType(images), requests + extra)
+
+
+def container_config(inspect: Mapping[str, Any]) -> ContainerConfig:
+    """`docker inspect` of a container as the core's record, with the engine's defaults."""
+    config = inspect.get("Config") or {}
+    host = inspect.get("HostConfig") or {}
+    state = inspect.get("State") or {}
+    requests = host.get("DeviceRequests") or []
+    ulimits = host.get("Ulimits") or []
+    return ContainerConfig(
+        name=str(inspect.get("Name", "")).lstrip("/"),
+        image_tag=config.get("Image") or None,
+        user=config.get("User") or "",
+        command=tuple(config.get("Cmd") or ()),
+        tty=config.get("Tty") or False,
+        working_dir=config.get("WorkingDir") or "",
+        env=_pairs(config.get("Env")),
+        labels=MappingProxyType(dict(config.get("Labels") or {})),
+        stop_signal=config.get("StopSignal") or "",
+        stop_grace=config.get("StopTimeout") or DEFAULT_STOP_GRACE,
+        binds=tuple(sorted(host.get("Binds") or ())),
+        network=host.get("NetworkMode") or "",
+        shm_size=host.get("ShmSize") or 0,
+        ulimits=tuple(sorted((u["Name"], int(u["Soft"]), int(u["Hard"])) for u in ulimits)),
+        gpus=tuple(sorted(i for r in requests for i in (r.get("DeviceIDs") or []))),
+        limits=Limits(
+            nano_cpus=host.get("NanoCpus") or 0,
+            memory=host.get("Memory") or 0,
+            memory_swap=host.get("MemorySwap") or 0,
+            pids=host.get("PidsLimit") or 0,
+        ),
+        restart_policy=str((host.get("RestartPolicy") or {}).get("Name") or "no"),
+        cap_drop=tuple(sorted(host.get("CapDrop") or ())),
+        cap_add=tuple(sorted(host.get("CapAdd") or ())),
+        security_opt=tuple(sorted(host.get("SecurityOpt") or ())),
+        created=parse_docker_time(str(inspect.get("Created") or "")),
+        finished=parse_docker_time(str(state.get("FinishedAt") or "")),
+    )
+
+
+def _pairs(entries: Iterable[str] | None) -> Mapping[str, str]:
+    """`KEY=value` entries (Docker's Env) as a mapping; a repeated key: the last wins."""
+    return MappingProxyType({k: v for k, _, v in (e.partition("=") for e in entries or ())})
+
+
+def parse_docker_time(text: str) -> dt.datetime | None:
+    """Docker's RFC 3339 times carry nanoseconds; Python reads at most microseconds."""
+    if not text or text.startswith(_NEVER[:4]):
+        return None
+    trimmed = re.sub(r"(\.\d{6})\d+", r"\1", text).replace("Z", "+00:00")
+    try:
+        return dt.datetime.fromisoformat(trimmed)
+    except ValueError:
+        return None
 
 
 def _with_image_configs(
-    client: docker.APIClient, containers: list[LiveContainer]
-) -> tuple[list[LiveContainer], int]:
+    client: docker.APIClient, containers: list[ObservedContainer]
+) -> tuple[list[ObservedContainer], int]:
     """What each of our containers inherits from its image (Env, Labels), one inspect per
     distinct image: so a comparison can tell what the container itself was given."""
     from docker.errors import NotFound
 
-    configs: dict[str, Mapping[str, Any]] = {}
+    configs: dict[str, ImageConfig] = {}
     for image_id in sorted({c.image_id for c in containers if c.ownership is L.Ownership.OURS}):
         try:
             config = client.inspect_image(image_id).get("Config") or {}
         except NotFound:
             config = {}
-        configs[image_id] = MappingProxyType(
-            {"Env": config.get("Env") or [], "Labels": config.get("Labels") or {}}
+        configs[image_id] = ImageConfig(
+            env=_pairs(config.get("Env")),
+            labels=MappingProxyType(dict(config.get("Labels") or {})),
         )
     return [
-        replace(c, image_config=configs[c.image_id]) if c.image_id in configs else c
+        dataclasses.replace(c, image_config=configs[c.image_id]) if c.image_id in configs else c
         for c in containers
     ], len(configs)
 
 
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+def layer_changes(client: docker.APIClient, container_id: str) -> LayerChanges:
+    """How much the writable layer changed: `docker diff` and its size (two calls, the size
+    one costly for the engine: ask it only for containers about to be removed)."""
+    changed = client.diff(container_id) or []
+    sized = client.containers(all=True, size=True, filters={"id": container_id})
+    size = int(sized[0].get("SizeRw") or 0) if sized else 0
+    return LayerChanges(len(changed), size)
+
+
+def with_layer_changes(
+    client: docker.APIClient, observed: Observed, container_ids: Iterable[str]
+) -> Observed:
+    """`observed` with the layer changes of the named containers read (a targeted read)."""
+    from docker.errors import NotFound
+
+    wanted = set(container_ids)
+    if not wanted:
+        return observed
+    containers = []
+    for c in observed.containers:
+        layer = None
+        if c.id in wanted:
+            with contextlib.suppress(NotFound):  # gone since: apply will find out
+                layer = layer_changes(client, c.id)
+        containers.append(c if layer is None else dataclasses.replace(c, layer=layer))
+    return dataclasses.replace(
+        observed, containers=tuple(containers), requests=observed.requests + 2 * len(wanted)
+    )

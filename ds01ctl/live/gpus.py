@@ -28,7 +28,7 @@ from pydantic_core import ErrorDetails
 
 from ds01ctl.errors import InventoryError
 from ds01ctl.fsutil import write_atomically
-from ds01ctl.live.inventory import DEFAULT_COMPUTE_SLICES, Architecture, GpuInventory
+from ds01ctl.model.inventory import DEFAULT_COMPUTE_SLICES, Architecture, GpuInventory
 from ds01ctl.yamlpos import Mark, YamlDoc, YamlError, YamlPath, load_documents
 
 _HEX_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"

@@ -17,8 +17,8 @@ from types import ModuleType
 from typing import Any
 
 from ds01ctl.errors import InventoryError
-from ds01ctl.live.inventory import Gpu, GpuInventory, GpuProcess, MigInstance
 from ds01ctl.live.procs import container_id_from_cgroup, read_proc_file, uid_from_status
+from ds01ctl.model.inventory import Gpu, GpuInventory, GpuProcess, MigInstance
 
 MIB = 1024 * 1024
 

@@ -31,7 +31,7 @@ from ds01ctl.manifests import Workspace
 from ds01ctl.manifests.mounts import fixed_prefix, is_engine_path
 from ds01ctl.manifests.site import MountRule
 from ds01ctl.manifests.validate import ConfigRepo
-from ds01ctl.resolve.spec import Bind
+from ds01ctl.model.spec import Bind
 
 _MAX_LINKS = 40  # as the kernel's own limit on symlinks in one lookup
 

@@ -1,4 +1,5 @@
-"""Reading `/proc` for a GPU process: the container it runs in and the user it runs as.
+"""Reading `/proc` and `/sys/fs/cgroup`: the container a GPU process runs in, the user it runs
+as, and the processes a container holds.
 
 The parsers take the text of `/proc/<pid>/cgroup` and `/proc/<pid>/status`, so they are pure;
 reading a file of a process that is gone or not ours gives None rather than an error.
@@ -36,3 +37,40 @@ def read_proc_file(path: Path) -> str | None:
         return path.read_text(encoding="utf-8", errors="replace")
     except OSError:  # the process exited, or it is not ours to read
         return None
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup_dirs(container_id: str, init_cgroup: str | None) -> list[str]:
+    """Where a container's cgroup may lie below the cgroup root, most likely first.
+
+    From its init process's `/proc/<pid>/cgroup` when readable (the `pids` controller of
+    cgroup v1, or the unified `0::` line of v2), then the usual layouts of the cgroupfs
+    and systemd drivers under v1 (`pids/…`) and v2 (the root itself)."""
+    found = []
+    for line in (init_cgroup or "").splitlines():
+        fields = line.split(":", 2)
+        if len(fields) == 3 and container_id in fields[2]:
+            path = fields[2].strip().lstrip("/")
+            if "pids" in fields[1].split(","):
+                found.append(f"pids/{path}")
+            elif fields[0] == "0" and not fields[1]:
+                found.append(path)
+    for layout in (f"docker/{container_id}", f"system.slice/docker-{container_id}.scope"):
+        found += [f"pids/{layout}", layout]
+    return list(dict.fromkeys(found))
+
+
+def container_processes(
+    container_id: str, init_pid: int, root: Path = CGROUP_ROOT, proc: Path = Path("/proc")
+) -> int | None:
+    """How many processes a running container holds, from its cgroup's `cgroup.procs` (one
+    file read instead of a `docker top` the engine answers by running `ps`); None when no
+    cgroup of it is found here (a remote or rootless engine): ask the engine then."""
+    init_cgroup = read_proc_file(proc / str(init_pid) / "cgroup") if init_pid > 0 else None
+    for relative in cgroup_dirs(container_id, init_cgroup):
+        text = read_proc_file(root / relative / "cgroup.procs")
+        if text is not None:
+            return len([line for line in text.split() if line.isdigit()])
+    return None

@@ -19,9 +19,9 @@ from fnmatch import fnmatchcase
 
 from ds01ctl.names import docker_safe
 
-SNAPSHOT_REPOSITORY = "ds01ctl-snapshot"  # apply/snapshots.py commits to this repository
+SNAPSHOT_REPOSITORY = "ds01ctl-snapshot"  # drivers/docker/snapshots.py commits to this repository
 CONTAINER_TAG_MARK = "._."  # `<name>._.<uid>`: mlc's container name, used as a tag
-ACCOUNT_TAG_PREFIX = "ds01ctl-user-"  # apply/driver.py's image with an account baked in
+ACCOUNT_TAG_PREFIX = "ds01ctl-user-"  # the Docker driver's image with an account baked in
 _HEX = re.compile(r"^[0-9a-f]+$")
 # Docker Hub's spellings of the default registry and namespace name the same local image.
 _DEFAULT_PREFIXES = ("docker.io/", "index.docker.io/", "registry-1.docker.io/")

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from ds01ctl.resolve.spec import ContainerSpec
+from ds01ctl.model.pending import PendingItem
+from ds01ctl.model.spec import ContainerSpec
 
 
 class ActionKind(StrEnum):
@@ -91,12 +92,6 @@ class Unmanaged:
     container: str
     owner: str | None
     why: str
-
-
-@dataclass(frozen=True, slots=True)
-class PendingItem:
-    target: str
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)

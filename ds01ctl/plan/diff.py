@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from ds01ctl import labels as L
-from ds01ctl.live.docker import DockerState, LiveContainer
-from ds01ctl.live.inventory import GpuInventory
+from ds01ctl.model.inventory import GpuInventory
+from ds01ctl.model.observed import Observed, ObservedContainer
+from ds01ctl.model.spec import ContainerSpec, Power
+from ds01ctl.model.spechash import as_made_by, known, older, spec_hash
 from ds01ctl.plan.actions import (
     Action,
     ActionKind,
@@ -30,9 +32,8 @@ from ds01ctl.plan.actions import (
     Unmanaged,
 )
 from ds01ctl.plan.fields import FIELDS, differences, recorded_limits
-from ds01ctl.plan.spechash import as_made_by, known, older, spec_hash
 from ds01ctl.resolve.desired import Desired
-from ds01ctl.resolve.spec import ContainerSpec, Power
+from ds01ctl.units import about_size
 
 PLANNED_KINDS = frozenset({"workspace"})  # endpoints come with their own issue
 UPGRADE_WHY = (
@@ -61,7 +62,7 @@ class _Draft:
     reason: Reason
     changes: tuple[FieldChange, ...] = ()
     spec: ContainerSpec | None = None
-    live: LiveContainer | None = None
+    live: ObservedContainer | None = None
     note: str | None = None
     frees: tuple[str, ...] = field(default=())
     takes: tuple[str, ...] = field(default=())
@@ -69,16 +70,16 @@ class _Draft:
 
 def diff(
     desired: Desired,
-    docker: DockerState,
+    observed: Observed,
     inventory: GpuInventory,
     *,
     prune: bool,
     logins: Mapping[int, str] | None = None,
 ) -> Plan:
-    """The plan that takes `docker` to `desired`. `logins` names the owners of GPU processes
+    """The plan that takes `observed` to `desired`. `logins` names the owners of GPU processes
     that belong to no container (uid → login)."""
     warnings = list(desired.warnings)
-    by_key, duplicates = _claimants(_plannable(docker, warnings), desired)
+    by_key, duplicates = _claimants(_plannable(observed, warnings), desired)
     drafts: list[_Draft] = []
     drift: list[Drift] = []
     for dup in duplicates:
@@ -92,7 +93,7 @@ def diff(
                 frees=dup.gpu_ids,
             )
         )
-    drafts.extend(_leftover_helpers(docker))
+    drafts.extend(_leftover_helpers(observed))
     for hold in desired.released:
         live = by_key.get(hold.key)
         if live is not None:
@@ -136,19 +137,20 @@ def diff(
         actions=actions,
         drift=tuple(sorted(drift, key=lambda d: d.target)),
         orphans=tuple(orphans),
-        unmanaged=_unmanaged(docker.containers) + _rogue_gpu_use(inventory, docker, logins or {}),
+        unmanaged=_unmanaged(observed.containers)
+        + _rogue_gpu_use(inventory, observed, logins or {}),
         pending=desired.pending,
-        gpus=_gpu_rows(inventory, docker, actions),
-        budgets=_budgets(desired, docker, inventory, actions, orphans),
+        gpus=_gpu_rows(inventory, observed, actions),
+        budgets=_budgets(desired, observed, inventory, actions, orphans),
         warnings=tuple(warnings),
         notes=desired.notes,
     )
 
 
-def _leftover_helpers(docker: DockerState) -> list[_Draft]:
+def _leftover_helpers(observed: Observed) -> list[_Draft]:
     """Helpers an interrupted apply left behind (apply removes its own): removed, and shown."""
     drafts = []
-    for helper in docker.helpers():
+    for helper in observed.helpers():
         what = L.get(helper.labels, L.DS01_HELPER)
         owner = L.get(helper.labels, L.DS01_OWNER) or "?"
         note = f"container {helper.name} ({what} helper) was left by an interrupted apply"
@@ -164,10 +166,10 @@ def _leftover_helpers(docker: DockerState) -> list[_Draft]:
     return drafts
 
 
-def _plannable(docker: DockerState, warnings: list[str]) -> list[LiveContainer]:
+def _plannable(observed: Observed, warnings: list[str]) -> list[ObservedContainer]:
     """Our containers of kinds this version plans; any other kind is reported, never touched."""
     found = []
-    for container in docker.ours():
+    for container in observed.ours():
         if container.kind in PLANNED_KINDS:
             found.append(container)
         else:
@@ -179,18 +181,18 @@ def _plannable(docker: DockerState, warnings: list[str]) -> list[LiveContainer]:
 
 
 def _claimants(
-    ours: Iterable[LiveContainer], desired: Desired
-) -> tuple[dict[str, LiveContainer], list[LiveContainer]]:
+    ours: Iterable[ObservedContainer], desired: Desired
+) -> tuple[dict[str, ObservedContainer], list[ObservedContainer]]:
     """One container per object key; the others claiming the same key are duplicates.
 
     The container named as the spec names it wins, then the smallest name: deterministic.
     """
     names = {s.key: s.container_name for s in desired.specs}
-    groups: dict[str, list[LiveContainer]] = {}
+    groups: dict[str, list[ObservedContainer]] = {}
     for container in ours:
         groups.setdefault(container.key, []).append(container)
-    chosen: dict[str, LiveContainer] = {}
-    duplicates: list[LiveContainer] = []
+    chosen: dict[str, ObservedContainer] = {}
+    duplicates: list[ObservedContainer] = []
     for key, group in sorted(groups.items()):
         group.sort(key=lambda c: (c.name != names.get(key), c.name, c.id))
         chosen[key] = group[0]
@@ -199,9 +201,9 @@ def _claimants(
 
 
 def _compare(
-    spec: ContainerSpec, live: LiveContainer, devices: set[str]
+    spec: ContainerSpec, live: ObservedContainer, devices: set[str]
 ) -> tuple[list[_Draft], list[Drift], str | None]:
-    assert live.inspect is not None, "containers of this site are always inspected"
+    assert live.config is not None, "containers of this site are always inspected"
     version = L.get(live.labels, L.DS01_HASH_VERSION)
     if version is not None and not known(version):
         return (
@@ -251,7 +253,7 @@ def _compare(
 
 def _replace(
     spec: ContainerSpec,
-    live: LiveContainer,
+    live: ObservedContainer,
     changes: list[FieldChange],
     reason: Reason,
     note: str | None,
@@ -270,7 +272,7 @@ def _replace(
     )
 
 
-def _power(spec: ContainerSpec, live: LiveContainer) -> _Draft | None:
+def _power(spec: ContainerSpec, live: ObservedContainer) -> _Draft | None:
     if spec.power is Power.RUNNING and not live.running:
         return _Draft(ActionKind.START, spec.key, Reason.POWER, spec=spec, live=live)
     if spec.power is Power.STOPPED and live.running:
@@ -298,15 +300,36 @@ def _order(drafts: list[_Draft]) -> tuple[Action, ...]:
                 spec=draft.spec,
                 container_id=draft.live.id if draft.live else None,
                 fingerprint=_fingerprint(draft.live) if draft.live else None,
-                note=draft.note,
+                note=_with_layer_note(draft),
             )
         )
     return tuple(actions)
 
 
-def _fingerprint(live: LiveContainer) -> Fingerprint:
+def _with_layer_note(draft: _Draft) -> str | None:
+    """Say, before apply, which workspaces will be snapshotted and how much they changed
+    (known only where the shell read the layer: for containers a draft plan removes)."""
+    layer = draft.live.layer if draft.live else None
+    if draft.kind not in (ActionKind.REPLACE, ActionKind.DELETE) or layer is None or layer.empty:
+        return draft.note
+    kept = draft.kind is ActionKind.DELETE or bool(draft.spec and draft.spec.snapshot_on_replace)
+    fate = "they will be snapshotted first" if kept else "they are discarded (on_replace: discard)"
+    text = (
+        f"its container has {layer.paths} changed path(s), {about_size(layer.size)}, "
+        f"outside its mounts; {fate}"
+    )
+    return "; ".join(filter(None, [draft.note, text]))
+
+
+def removed_containers(plan: Plan) -> tuple[str, ...]:
+    """The containers `plan` removes (replaces or deletes): whose layers are worth reading."""
+    kinds = (ActionKind.REPLACE, ActionKind.DELETE)
+    return tuple(a.container_id for a in plan.actions if a.kind in kinds and a.container_id)
+
+
+def _fingerprint(live: ObservedContainer) -> Fingerprint:
     """The container as observed: id, hash, and every field of the table (none volatile)."""
-    assert live.inspect is not None
+    assert live.config is not None
     values = tuple((row.name, _jsonable(row.live(live))) for row in FIELDS)
     state = ("running", live.running)
     return Fingerprint(live.id, L.get(live.labels, L.DS01_SPEC_HASH), (*values, state))
@@ -320,7 +343,7 @@ def _jsonable(value: object) -> object:
     return value
 
 
-def _unmanaged(containers: Iterable[LiveContainer]) -> tuple[Unmanaged, ...]:
+def _unmanaged(containers: Iterable[ObservedContainer]) -> tuple[Unmanaged, ...]:
     """mlc/DS01 containers one by one (candidates for adoption); other sites' by count."""
     found = []
     other_sites: dict[str, int] = {}
@@ -341,10 +364,10 @@ def _unmanaged(containers: Iterable[LiveContainer]) -> tuple[Unmanaged, ...]:
 
 
 def _gpu_rows(
-    inventory: GpuInventory, docker: DockerState, actions: tuple[Action, ...]
+    inventory: GpuInventory, observed: Observed, actions: tuple[Action, ...]
 ) -> tuple[GpuRow, ...]:
     before: dict[str, str] = {}
-    for c in docker.containers:
+    for c in observed.containers:
         for uuid in c.gpu_ids:
             before[uuid] = c.key if c.ownership is L.Ownership.OURS else c.name
     for process in inventory.processes:
@@ -365,11 +388,11 @@ def _gpu_rows(
 
 
 def _rogue_gpu_use(
-    inventory: GpuInventory, docker: DockerState, logins: Mapping[int, str]
+    inventory: GpuInventory, observed: Observed, logins: Mapping[int, str]
 ) -> tuple[Unmanaged, ...]:
     """GPU processes outside ds01ctl's containers: a raw `docker run --gpus`, bare metal."""
-    ours = {c.id for c in docker.ours()}
-    by_id = {c.id: c for c in docker.containers}
+    ours = {c.id for c in observed.ours()}
+    by_id = {c.id: c for c in observed.containers}
     found = []
     for process in inventory.processes:
         if process.container_id in ours:
@@ -387,7 +410,7 @@ def _rogue_gpu_use(
 
 def _budgets(
     desired: Desired,
-    docker: DockerState,
+    observed: Observed,
     inventory: GpuInventory,
     actions: tuple[Action, ...],
     orphans: list[str],
@@ -399,7 +422,7 @@ def _budgets(
 
     before: dict[str, Fraction] = {}
     after: dict[str, Fraction] = {}
-    for container in docker.ours():
+    for container in observed.ours():
         owner = container.owner or ""
         before[owner] = before.get(owner, Fraction(0)) + units(container.gpu_ids)
         if container.key in orphans:  # not pruned: it keeps what it holds

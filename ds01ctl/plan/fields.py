@@ -1,11 +1,12 @@
 """The container field table: one row per field ds01ctl sets, read from both sides.
 
-Each row says how to read the field from the observed container and from a `ContainerSpec`,
-how to compare them (`strict`, or `over_image` for env and labels, which a container also
-inherits from its image) and whether a change is applied in place (`docker update`) or forces
-a replace.
-The diff and the per-field tests are generated from this table, so a new row cannot go
-untested or unhandled.
+Each row says how to read the field from the observed container (`ObservedContainer`) and
+from a `ContainerSpec`, how to compare them (`strict`, or `over_image` for env and labels,
+which a container also inherits from its image), whether a change is applied in place (an
+update of the live container) or forces a replace, and which driver binding carries the
+value when a container is created or updated. The diff, the per-field tests and the driver's
+create and update calls are generated from this table, so a new row cannot go untested,
+unhandled or unmade: a driver spells each `Binding` in its own API (drivers/docker/fields.py).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from enum import StrEnum
 from typing import Any
 
 from ds01ctl import labels as L
-from ds01ctl.live.docker import LiveContainer
+from ds01ctl.model.observed import ContainerConfig, ObservedContainer
+from ds01ctl.model.spec import ContainerSpec
 from ds01ctl.plan.actions import FieldChange
-from ds01ctl.resolve.spec import ContainerSpec
 
 
 class Compare(StrEnum):
@@ -29,18 +30,52 @@ class Compare(StrEnum):
 
 
 class OnChange(StrEnum):
-    UPDATE = "update"  # `docker update` on the live container
+    UPDATE = "update"  # updated on the live container
     REPLACE = "replace"  # only a new container can carry it
+
+
+class Binding(StrEnum):
+    """What a driver sets when it creates (and, for `update` rows, updates) a container.
+
+    The core says which binding a row is; each driver spells it in its own API."""
+
+    CONTAINER_NAME = "container_name"
+    IMAGE_TAG = "image_tag"
+    USER = "user"
+    COMMAND = "command"
+    TTY = "tty"
+    WORKING_DIR = "working_dir"
+    ENV = "env"
+    BINDS = "binds"
+    NETWORK = "network"
+    SHM_SIZE = "shm_size"
+    ULIMITS = "ulimits"
+    STOP_SIGNAL = "stop_signal"
+    STOP_GRACE = "stop_grace"
+    GPUS = "gpus"
+    CAP_DROP = "cap_drop"
+    CAP_ADD = "cap_add"
+    SECURITY_OPT = "security_opt"
+    LABELS = "labels"
+    NANO_CPUS = "nano_cpus"
+    MEMORY = "memory"
+    MEMORY_SWAP = "memory_swap"
+    PIDS = "pids"
+    RESTART_POLICY = "restart_policy"
 
 
 @dataclass(frozen=True, slots=True)
 class ContainerField:
     name: str
-    live: Callable[[LiveContainer], Any]
-    desired: Callable[[ContainerSpec], Any]
+    live: Callable[[ObservedContainer], Any]  # reads `config`: only inspected containers
+    desired: Callable[[ContainerSpec], Any]  # the spec's value, in the comparison's form
     on_change: OnChange
     compare: Compare = Compare.STRICT
-    update_key: str | None = None  # the raw update endpoint's key, for UPDATE rows
+    # The driver binding that carries the value (None: carried by another row, as the
+    # `image` label is by `labels`), and the value given to it when it differs from
+    # `desired` (the labels with ds01ctl's bookkeeping, the env as pairs).
+    binding: Binding | None = None
+    value: Callable[[ContainerSpec], Any] | None = None
 
     def equal(self, live: Any, desired: Any) -> bool:
         if self.compare is Compare.OVER_IMAGE:
@@ -50,6 +85,10 @@ class ContainerField:
             )
         return bool(live == desired)
 
+    def given(self, spec: ContainerSpec) -> Any:
+        """What the driver is given for this row when it creates or updates `spec`."""
+        return (self.value or self.desired)(spec)
+
 
 def own(live: tuple[dict[str, str], dict[str, str]]) -> dict[str, str]:
     """The entries of an OVER_IMAGE value that the image did not hand down."""
@@ -57,24 +96,13 @@ def own(live: tuple[dict[str, str], dict[str, str]]) -> dict[str, str]:
     return {k: v for k, v in everything.items() if inherited.get(k) != v}
 
 
-def _section(c: LiveContainer, name: str) -> Mapping[str, Any]:
-    return (c.inspect or {}).get(name) or {}
+def _made(c: ObservedContainer) -> ContainerConfig:
+    assert c.config is not None, "only inspected containers are compared"
+    return c.config
 
 
-def _config(key: str, default: Any = None) -> Callable[[LiveContainer], Any]:
-    return lambda c: _section(c, "Config").get(key) or default
-
-
-def _host(key: str, default: Any = None) -> Callable[[LiveContainer], Any]:
-    return lambda c: _section(c, "HostConfig").get(key) or default
-
-
-def _pairs(entries: list[str] | None) -> dict[str, str]:
-    return {k: v for k, _, v in (e.partition("=") for e in entries or [])}
-
-
-def _env(c: LiveContainer) -> tuple[dict[str, str], dict[str, str]]:
-    return _pairs(_section(c, "Config").get("Env")), _pairs(c.image_config.get("Env"))
+def _env(c: ObservedContainer) -> tuple[dict[str, str], dict[str, str]]:
+    return dict(_made(c).env), dict(c.image_config.env)
 
 
 # Labels that record how ds01ctl compares (not what the container is): the hash and the
@@ -82,126 +110,155 @@ def _env(c: LiveContainer) -> tuple[dict[str, str], dict[str, str]]:
 _BOOKKEEPING = (L.DS01_LIMITS, L.DS01_SPEC_HASH, L.DS01_HASH_VERSION)
 
 
-def _labels(c: LiveContainer) -> tuple[dict[str, str], dict[str, str]]:
-    everything = dict(_section(c, "Config").get("Labels") or {})
+def _labels(c: ObservedContainer) -> tuple[dict[str, str], dict[str, str]]:
+    everything = dict(_made(c).labels)
     for key in _BOOKKEEPING:
         everything.pop(key, None)
-    return everything, dict(c.image_config.get("Labels") or {})
+    return everything, dict(c.image_config.labels)
 
 
-def _sorted_host(key: str) -> Callable[[LiveContainer], tuple[str, ...]]:
-    return lambda c: tuple(sorted(_section(c, "HostConfig").get(key) or ()))
-
-
-def _ulimits(c: LiveContainer) -> tuple[tuple[str, int, int], ...]:
-    found = _section(c, "HostConfig").get("Ulimits") or []
-    return tuple(sorted((u["Name"], int(u["Soft"]), int(u["Hard"])) for u in found))
-
-
-def _restart(c: LiveContainer) -> str:
-    return str((_section(c, "HostConfig").get("RestartPolicy") or {}).get("Name") or "no")
-
+R, U = OnChange.REPLACE, OnChange.UPDATE
 
 FIELDS: tuple[ContainerField, ...] = (
     ContainerField(
         "container_name",
-        lambda c: str((c.inspect or {}).get("Name", "")).lstrip("/"),
+        lambda c: _made(c).name,
         lambda s: s.container_name,
-        OnChange.REPLACE,
+        R,
+        binding=Binding.CONTAINER_NAME,
+    ),
+    ContainerField("image", lambda c: L.get(c.labels, L.DS01_IMAGE), lambda s: s.image, R),
+    ContainerField(
+        "image_tag",
+        lambda c: _made(c).image_tag,
+        lambda s: s.image_tag,
+        R,
+        binding=Binding.IMAGE_TAG,
+    ),
+    ContainerField("user", lambda c: _made(c).user, lambda s: s.user, R, binding=Binding.USER),
+    ContainerField(
+        "command", lambda c: _made(c).command, lambda s: s.command, R, binding=Binding.COMMAND
+    ),
+    ContainerField("tty", lambda c: _made(c).tty, lambda s: s.tty, R, binding=Binding.TTY),
+    ContainerField(
+        "working_dir",
+        lambda c: _made(c).working_dir,
+        lambda s: s.working_dir,
+        R,
+        binding=Binding.WORKING_DIR,
     ),
     ContainerField(
-        "image",
-        lambda c: L.get(c.labels, L.DS01_IMAGE),
-        lambda s: s.image,
-        OnChange.REPLACE,
-    ),
-    ContainerField("image_tag", _config("Image"), lambda s: s.image_tag, OnChange.REPLACE),
-    ContainerField("user", _config("User", ""), lambda s: s.user, OnChange.REPLACE),
-    ContainerField(
-        "command", lambda c: tuple(_config("Cmd", [])(c)), lambda s: s.command, OnChange.REPLACE
-    ),
-    ContainerField("tty", _config("Tty", False), lambda s: s.tty, OnChange.REPLACE),
-    ContainerField(
-        "working_dir", _config("WorkingDir", ""), lambda s: s.working_dir, OnChange.REPLACE
-    ),
-    ContainerField(
-        "env", _env, lambda s: dict(s.environment), OnChange.REPLACE, Compare.OVER_IMAGE
+        "env",
+        _env,
+        lambda s: dict(s.environment),
+        R,
+        Compare.OVER_IMAGE,
+        binding=Binding.ENV,
+        value=lambda s: s.environment,
     ),
     ContainerField(
         "binds",
-        lambda c: tuple(sorted(_host("Binds", [])(c))),
-        lambda s: tuple(sorted(b.docker for b in s.binds)),
-        OnChange.REPLACE,
+        lambda c: _made(c).binds,
+        lambda s: tuple(sorted(b.text for b in s.binds)),
+        R,
+        binding=Binding.BINDS,
+        value=lambda s: tuple(b.text for b in s.binds),
     ),
-    ContainerField("network", _host("NetworkMode", ""), lambda s: s.network, OnChange.REPLACE),
-    ContainerField("shm_size", _host("ShmSize", 0), lambda s: s.shm_size, OnChange.REPLACE),
+    ContainerField(
+        "network", lambda c: _made(c).network, lambda s: s.network, R, binding=Binding.NETWORK
+    ),
+    ContainerField(
+        "shm_size", lambda c: _made(c).shm_size, lambda s: s.shm_size, R, binding=Binding.SHM_SIZE
+    ),
     ContainerField(
         "ulimits",
-        _ulimits,
+        lambda c: _made(c).ulimits,
         lambda s: tuple(sorted((n, v, v) for n, v in s.ulimits)),
-        OnChange.REPLACE,
+        R,
+        binding=Binding.ULIMITS,
     ),
     ContainerField(
-        "stop_signal", _config("StopSignal", ""), lambda s: s.stop_signal, OnChange.REPLACE
+        "stop_signal",
+        lambda c: _made(c).stop_signal,
+        lambda s: s.stop_signal,
+        R,
+        binding=Binding.STOP_SIGNAL,
     ),
     ContainerField(
-        "stop_grace", _config("StopTimeout", 10), lambda s: s.stop_grace, OnChange.REPLACE
+        "stop_grace",
+        lambda c: _made(c).stop_grace,
+        lambda s: s.stop_grace,
+        R,
+        binding=Binding.STOP_GRACE,
     ),
-    ContainerField("gpus", lambda c: c.gpu_ids, lambda s: tuple(sorted(s.gpus)), OnChange.REPLACE),
+    ContainerField(
+        "gpus", lambda c: c.gpu_ids, lambda s: tuple(sorted(s.gpus)), R, binding=Binding.GPUS
+    ),
     # Confinement: a container whose capabilities or security options differ (run with
     # seccomp=unconfined, say) is replaced; a privileged one drops no capability, so it is too.
     ContainerField(
-        "cap_drop", _sorted_host("CapDrop"), lambda s: tuple(sorted(s.cap_drop)), OnChange.REPLACE
+        "cap_drop",
+        lambda c: _made(c).cap_drop,
+        lambda s: tuple(sorted(s.cap_drop)),
+        R,
+        binding=Binding.CAP_DROP,
     ),
     ContainerField(
-        "cap_add", _sorted_host("CapAdd"), lambda s: tuple(sorted(s.cap_add)), OnChange.REPLACE
+        "cap_add",
+        lambda c: _made(c).cap_add,
+        lambda s: tuple(sorted(s.cap_add)),
+        R,
+        binding=Binding.CAP_ADD,
     ),
     ContainerField(
         "security_opt",
-        _sorted_host("SecurityOpt"),
+        lambda c: _made(c).security_opt,
         lambda s: tuple(sorted(s.security_opt)),
-        OnChange.REPLACE,
+        R,
+        binding=Binding.SECURITY_OPT,
     ),
     ContainerField(
         "labels",
         _labels,
         lambda s: {k: v for k, v in s.labels if k not in _BOOKKEEPING},
-        OnChange.REPLACE,
+        R,
         Compare.OVER_IMAGE,
+        binding=Binding.LABELS,
+        value=lambda s: s.label_map,
     ),
     ContainerField(
         "nano_cpus",
-        _host("NanoCpus", 0),
+        lambda c: _made(c).limits.nano_cpus,
         lambda s: s.nano_cpus,
-        OnChange.UPDATE,
-        update_key="NanoCpus",
+        U,
+        binding=Binding.NANO_CPUS,
     ),
     ContainerField(
-        "memory", _host("Memory", 0), lambda s: s.memory, OnChange.UPDATE, update_key="Memory"
+        "memory", lambda c: _made(c).limits.memory, lambda s: s.memory, U, binding=Binding.MEMORY
     ),
     ContainerField(
         "memory_swap",
-        _host("MemorySwap", 0),
+        lambda c: _made(c).limits.memory_swap,
         lambda s: s.memory_swap,
-        OnChange.UPDATE,
-        update_key="MemorySwap",
+        U,
+        binding=Binding.MEMORY_SWAP,
     ),
     ContainerField(
-        "pids", _host("PidsLimit", 0), lambda s: s.pids, OnChange.UPDATE, update_key="PidsLimit"
+        "pids", lambda c: _made(c).limits.pids, lambda s: s.pids, U, binding=Binding.PIDS
     ),
     ContainerField(
         "restart_policy",
-        _restart,
+        lambda c: _made(c).restart_policy,
         lambda s: s.restart_policy,
-        OnChange.UPDATE,
-        update_key="RestartPolicy",
+        U,
+        binding=Binding.RESTART_POLICY,
     ),
 )
 BY_NAME = {f.name: f for f in FIELDS}
 LIMIT_FIELDS = tuple(f.name for f in FIELDS if f.on_change is OnChange.UPDATE)
 
 
-def differences(container: LiveContainer, spec: ContainerSpec) -> list[FieldChange]:
+def differences(container: ObservedContainer, spec: ContainerSpec) -> list[FieldChange]:
     """Every field whose live value differs from the spec, in table order."""
     changes = []
     for row in FIELDS:
@@ -220,7 +277,3 @@ def recorded_limits(labels: Mapping[str, str]) -> dict[str, int | str]:
     """The live-updatable values the container was created with (label `ds01.limits`)."""
     raw = L.decode_pairs(L.get(labels, L.DS01_LIMITS))
     return {k: (int(v) if v.lstrip("-").isdigit() else v) for k, v in raw.items()}
-
-
-def limits_label(spec: ContainerSpec) -> str:
-    return L.encode_pairs({name: BY_NAME[name].desired(spec) for name in LIMIT_FIELDS})

@@ -17,6 +17,8 @@ from typing import Any
 
 from ds01ctl import __version__
 from ds01ctl.errors import InternalError
+from ds01ctl.model.pending import PendingItem
+from ds01ctl.model.spec import Bind, ContainerSpec, Power, UserAccount
 from ds01ctl.plan.actions import (
     Action,
     ActionKind,
@@ -25,12 +27,10 @@ from ds01ctl.plan.actions import (
     FieldChange,
     Fingerprint,
     GpuRow,
-    PendingItem,
     Plan,
     Reason,
     Unmanaged,
 )
-from ds01ctl.resolve.spec import Bind, ContainerSpec, Power, UserAccount
 
 # Bump FORMAT_VERSION for any change that would force a program parsing this document to change:
 # a key renamed, removed or given another type or meaning, an action kind or reason renamed.

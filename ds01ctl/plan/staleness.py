@@ -98,13 +98,9 @@ def restrict(plan: Plan, targets: Iterable[str], *, why: str = "--target") -> Pl
             if dep not in keep:
                 keep.add(dep)
                 frontier.append(dep)
-    return Plan(
+    # Everything but the actions is kept as it was (budgets and notes included).
+    return dataclasses.replace(
+        plan,
         actions=tuple(a for a in plan.actions if a.id in keep),
-        drift=plan.drift,
-        orphans=plan.orphans,
-        unmanaged=plan.unmanaged,
-        pending=plan.pending,
-        gpus=plan.gpus,
         warnings=(*plan.warnings, f"only part of the plan is applied ({why})"),
-        meta=plan.meta,
     )

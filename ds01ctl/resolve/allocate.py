@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
 
-from ds01ctl.live.inventory import Device
+from ds01ctl.model.inventory import Device
 
 
 @dataclass(frozen=True, slots=True)

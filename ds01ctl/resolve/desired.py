@@ -16,18 +16,18 @@ from fractions import Fraction
 from ds01ctl import labels as L
 from ds01ctl.catalog.frameworks import CatalogEntry, FrameworkCatalog
 from ds01ctl.confinement import isolates_root
-from ds01ctl.live.docker import DockerState, EngineInfo
-from ds01ctl.live.inventory import GpuInventory
 from ds01ctl.manifests import Endpoint, Image, Site, Workspace
 from ds01ctl.manifests.imagepolicy import IMAGE_HINT, image_problem
 from ds01ctl.manifests.site import SiteSpec, UserPin
 from ds01ctl.manifests.validate import ConfigRepo
-from ds01ctl.plan.actions import PendingItem
+from ds01ctl.model.inventory import GpuInventory
+from ds01ctl.model.observed import EngineInfo, Observed
+from ds01ctl.model.pending import PendingItem
+from ds01ctl.model.spec import ContainerSpec, UserAccount
 from ds01ctl.resolve.allocate import Allocation, GpuRequest, allocate
 from ds01ctl.resolve.holds import Hold, release_for_waiting, stopped_holds
 from ds01ctl.resolve.images import ARCH_OF_GENERATION, mirrored
 from ds01ctl.resolve.quota import EffectiveLimits, effective_limits, lifecycle_excess
-from ds01ctl.resolve.spec import ContainerSpec, UserAccount
 from ds01ctl.resolve.workspaces import ImageChoice, Resources, workspace_spec
 from ds01ctl.units import format_cpus, format_duration, format_size
 
@@ -36,7 +36,7 @@ from ds01ctl.units import format_cpus, format_duration, format_size
 class World:
     """What the shell observed for this plan."""
 
-    docker: DockerState
+    observed: Observed
     inventory: GpuInventory
     accounts: Mapping[str, UserAccount]  # owners found in the host's passwd
     now: dt.datetime  # when it was observed: "now" for every decision here
@@ -81,8 +81,8 @@ def resolve(repo: ConfigRepo, world: World, catalog: FrameworkCatalog) -> Desire
     site = repo.site
     assert site is not None, "validate guarantees a Site"
     policy = repo.policy.spec if repo.policy else None
-    errors = _engine_refusals(site.spec, world.docker.engine)
-    warnings = _unsupported(repo) + _engine_warnings(world.docker.engine)
+    errors = _engine_refusals(site.spec, world.observed.engine)
+    warnings = _unsupported(repo) + _engine_warnings(world.observed.engine)
     pending: list[PendingItem] = []
     limits: dict[str, EffectiveLimits] = {}
     drafts: list[_Draft] = []
@@ -196,12 +196,12 @@ def _draft(
     resources = _resources(ws, limits, site.spec.container_defaults.shm_size)
     if isinstance(resources, str):
         return PendingItem(key, resources)
-    if resources.nano_cpus > world.docker.engine.cpus * 10**9 > 0:
+    if resources.nano_cpus > world.observed.engine.cpus * 10**9 > 0:
         # The engine would refuse it; refusing it here keeps everyone else's plan going.
         return PendingItem(
             key,
             f"refused: asks {format_cpus(resources.nano_cpus)} CPUs; this host has "
-            f"{world.docker.engine.cpus} (lower cpus in the manifest)",
+            f"{world.observed.engine.cpus} (lower cpus in the manifest)",
         )
     max_ws = limits["max_workspaces"]
     if max_ws is not None and nth > max_ws:
@@ -256,7 +256,7 @@ def _image(
         return f"image builds (Image {ws.metadata.owner}/{spec.image}) are not supported yet"
     if spec.image_ref is not None:
         reference = mirrored(spec.image_ref, site.image_mirrors)
-        return ImageChoice(reference, spec.image_ref, L.NO_MOUNT, custom=True)
+        return ImageChoice(reference, spec.image_ref, L.NO_ARCH, custom=True)
     assert spec.framework is not None
     arch = site_architecture(site.catalog.architecture, inventory)
     found = catalog.lookup(spec.framework.name, spec.framework.version, arch)
@@ -312,15 +312,15 @@ def _allocate(
 ) -> tuple[Allocation, list[Hold], list[str]]:
     """Place GPU requests; release expired holds of stopped workspaces only for waiters."""
     asking = {d.request.key for d in drafts}
-    ours = {c.key: c.gpu_ids for c in world.docker.ours() if c.gpu_ids and c.key in asking}
-    ours_ids = {c.id for c in world.docker.ours()}
+    ours = {c.key: c.gpu_ids for c in world.observed.ours() if c.gpu_ids and c.key in asking}
+    ours_ids = {c.id for c in world.observed.ours()}
     # Taken: devices named by any container that is not a request here (others', ours that
     # are orphaned or set aside as pending), and devices a stray process uses, unless one of
     # our containers names it (that one keeps it; the process is reported as GPU misuse).
-    named_by_ours = {u for c in world.docker.ours() for u in c.gpu_ids}
+    named_by_ours = {u for c in world.observed.ours() for u in c.gpu_ids}
     taken = {
         u
-        for c in world.docker.containers
+        for c in world.observed.containers
         if c.id not in ours_ids or c.key not in asking
         for u in c.gpu_ids
     }
@@ -343,7 +343,7 @@ def _allocate(
             budgets=budgets,
         )
 
-    holds = stopped_holds(world.docker.ours(), hold_of)
+    holds = stopped_holds(world.observed.ours(), hold_of)
     allocation, released = release_for_waiting(place, requests, ours, holds, world.now)
     notes = [
         f"{h.key} is not running and keeps its GPU until {h.expires_at:%Y-%m-%d %H:%M} UTC; "
@@ -377,7 +377,7 @@ def _within_aggregates(
 ) -> tuple[list[_Draft], list[PendingItem]]:
     """An owner's containers together stay within aggregate CPUs and memory; workspaces that
     exist keep their place, and the newest declared ones wait."""
-    existing = {c.key for c in world.docker.ours()}
+    existing = {c.key for c in world.observed.ours()}
     kept: list[_Draft] = []
     pending: list[PendingItem] = []
     used: dict[str, tuple[int, int]] = {}

@@ -10,14 +10,11 @@ With nobody waiting, nothing is released: recreating it would only churn.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from ds01ctl.live.docker import LiveContainer
+from ds01ctl.model.observed import ObservedContainer
 from ds01ctl.resolve.allocate import Allocation, GpuRequest
-
-_NEVER = "0001-01-01T00:00:00Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,19 +26,8 @@ class Hold:
     expires_at: dt.datetime
 
 
-def parse_docker_time(text: str) -> dt.datetime | None:
-    """Docker's RFC 3339 times carry nanoseconds; Python reads at most microseconds."""
-    if not text or text.startswith(_NEVER[:4]):
-        return None
-    trimmed = re.sub(r"(\.\d{6})\d+", r"\1", text).replace("Z", "+00:00")
-    try:
-        return dt.datetime.fromisoformat(trimmed)
-    except ValueError:
-        return None
-
-
 def stopped_holds(
-    containers: Iterable[LiveContainer], hold_of: Mapping[str, int | None]
+    containers: Iterable[ObservedContainer], hold_of: Mapping[str, int | None]
 ) -> list[Hold]:
     """Stopped containers that name GPUs, with when their hold ends.
 
@@ -51,11 +37,10 @@ def stopped_holds(
     """
     holds = []
     for container in containers:
-        if container.running or not container.gpu_ids or container.inspect is None:
+        made = container.config
+        if container.running or not container.gpu_ids or made is None:
             continue
-        state = container.inspect.get("State") or {}
-        since = parse_docker_time(str(state.get("FinishedAt") or ""))
-        since = since or parse_docker_time(str(container.inspect.get("Created") or ""))
+        since = made.finished or made.created
         seconds = hold_of.get(container.key)
         if since is None or seconds is None:
             continue  # no stop time known, or an unlimited hold: it keeps its GPUs

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ds01ctl.live.docker import LiveContainer
-from ds01ctl.live.inventory import GpuInventory
+from ds01ctl.model.inventory import GpuInventory
+from ds01ctl.model.observed import ObservedContainer
 
 
 @dataclass(frozen=True)
@@ -24,14 +24,14 @@ class Usage:
 
 
 def usage_by_owner(
-    containers: Iterable[LiveContainer], inventory: GpuInventory
+    containers: Iterable[ObservedContainer], inventory: GpuInventory
 ) -> dict[str, Usage]:
     found: dict[str, Usage] = {}
     for container in containers:
         owner = container.owner
-        if owner is None or container.inspect is None:
+        if owner is None or container.config is None:
             continue
-        host = container.inspect.get("HostConfig") or {}
+        limits = container.config.limits
         now = found.get(owner, Usage())
         units = sum(
             (inventory.units_of(u) for u in container.gpu_ids if inventory.device(u)), Fraction(0)
@@ -40,7 +40,7 @@ def usage_by_owner(
             gpu_units=now.gpu_units + units,
             workspaces=now.workspaces + (container.kind == "workspace"),
             endpoints=now.endpoints + (container.kind == "endpoint"),
-            nano_cpus=now.nano_cpus + int(host.get("NanoCpus") or 0),
-            memory=now.memory + int(host.get("Memory") or 0),
+            nano_cpus=now.nano_cpus + limits.nano_cpus,
+            memory=now.memory + limits.memory,
         )
     return found

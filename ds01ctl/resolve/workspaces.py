@@ -16,10 +16,9 @@ from ds01ctl.confinement import container_confinement
 from ds01ctl.manifests import Workspace
 from ds01ctl.manifests.mounts import expand_owner
 from ds01ctl.manifests.site import SiteSpec, default_network
-from ds01ctl.plan.fields import limits_label
-from ds01ctl.plan.spechash import CURRENT_VERSION, spec_hash
+from ds01ctl.model.spec import Bind, ContainerSpec, Power, UserAccount, limits_label
+from ds01ctl.model.spechash import CURRENT_VERSION, spec_hash
 from ds01ctl.resolve.images import container_tag
-from ds01ctl.resolve.spec import Bind, ContainerSpec, Power, UserAccount
 
 MLC_COMMAND = ("bash", "-c", "bash")  # what `mlc create` runs; `mlc open` execs bash beside it
 WORKDIR = "/workspace"
@@ -122,7 +121,7 @@ def _labels(
     spec: ContainerSpec, site_name: str, site: SiteSpec, image: ImageChoice
 ) -> dict[str, str]:
     mounts = {b.target: b.source for b in spec.binds}
-    gpus = L.encode_list(spec.gpus) or L.NO_MOUNT
+    gpus = L.encode_list(spec.gpus) or L.NO_GPUS
     labels = dict(site.container_defaults.labels)
     labels.update(
         {

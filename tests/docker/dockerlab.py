@@ -19,9 +19,10 @@ from typing import Any
 import docker
 import yaml
 
-from ds01ctl.apply import driver
 from ds01ctl.apply.journal import read_records
-from ds01ctl.resolve.spec import ContainerSpec
+from ds01ctl.drivers.docker import DockerDriver
+from ds01ctl.drivers.docker import containers as driver
+from ds01ctl.model.spec import ContainerSpec
 from ds01ctl.workflow import PlanResult, make_plan
 from tests.conftest import CliResult as Cli
 
@@ -119,7 +120,7 @@ class Lab:
         (self.root / "users" / owner / f"{name}.yaml").unlink()
 
     def plan(self, *, prune: bool = False) -> PlanResult:
-        return make_plan(self.root, prune=prune, client=self.client)
+        return make_plan(self.root, prune=prune, driver=DockerDriver(self.client))
 
     def create(self, spec: ContainerSpec) -> str:
         """Create a container the way apply does (the same driver)."""

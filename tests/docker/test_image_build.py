@@ -26,7 +26,7 @@ from ds01ctl.catalog.presets import shipped
 from ds01ctl.images.dockerfile import BuildSources, ImageBuild, generate
 from ds01ctl.live.buildfiles import read_directory
 from ds01ctl.manifests.image import ImageSpec
-from ds01ctl.resolve.spec import UserAccount
+from ds01ctl.model.spec import UserAccount
 
 pytestmark = pytest.mark.docker
 

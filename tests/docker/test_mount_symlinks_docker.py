@@ -16,6 +16,7 @@ import pytest
 
 from ds01ctl.apply.executor import Context, NullReporter, execute
 from ds01ctl.apply.journal import Journal
+from ds01ctl.drivers.docker import DockerDriver
 from tests.docker.dockerlab import UIDS, Lab
 
 pytestmark = pytest.mark.docker
@@ -80,7 +81,8 @@ def test_source_swapped_after_the_plan_fails_that_create_only(lab: Lab) -> None:
     assert planned.repo.site is not None
     journal = Journal(lab.state_dir, "swap-test")
     try:
-        context = Context(lab.client, lab.site, False, planned.repo.site.spec.mount_policy)
+        driver = DockerDriver(lab.client)
+        context = Context(driver, lab.site, False, planned.repo.site.spec.mount_policy)
         outcome = execute(planned.plan, context, journal, NullReporter())
     finally:
         journal.close()

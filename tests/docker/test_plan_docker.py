@@ -9,10 +9,10 @@ from collections.abc import Callable
 import pytest
 
 from ds01ctl import labels as L
+from ds01ctl.model.spec import Bind, ContainerSpec, limits_label
+from ds01ctl.model.spechash import spec_hash
 from ds01ctl.plan.actions import ActionKind, Reason, Unmanaged
-from ds01ctl.plan.fields import FIELDS, OnChange, limits_label
-from ds01ctl.plan.spechash import spec_hash
-from ds01ctl.resolve.spec import Bind, ContainerSpec
+from ds01ctl.plan.fields import FIELDS, OnChange
 from tests.docker.dockerlab import Lab
 
 pytestmark = pytest.mark.docker

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from ds01ctl.live.inventory import GpuInventory
 from ds01ctl.live.nvml import NvmlSource
+from ds01ctl.model.inventory import GpuInventory
 
 pynvml = pytest.importorskip("pynvml", reason="nvidia-ml-py (module pynvml) is not installed")
 

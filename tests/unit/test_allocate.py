@@ -13,7 +13,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ds01ctl.live.gpus import load_inventory_file
-from ds01ctl.live.inventory import Device, Gpu, GpuInventory, MigInstance
+from ds01ctl.model.inventory import Device, Gpu, GpuInventory, MigInstance
 from ds01ctl.resolve.allocate import Allocation, GpuRequest, Pending, allocate
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "gpus"

@@ -26,7 +26,7 @@ from fractions import Fraction
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ds01ctl.live.inventory import Device, Gpu, GpuInventory, MigInstance
+from ds01ctl.model.inventory import Device, Gpu, GpuInventory, MigInstance
 from ds01ctl.resolve.allocate import Allocation, GpuRequest, allocate
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -176,3 +176,25 @@ def test_cli_internal_error_with_debug_raises(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(RuntimeError, match="boom"):
         cli.main()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["plan", "--json", "no/such/repo"],
+        ["history", "--json", "no/such/repo"],
+        ["limits", "--json", "--config", "no/such/repo"],
+        ["snapshots", "list", "--json", "--config", "no/such/repo"],
+    ],
+)
+def test_cli_json_error_is_an_envelope_on_stdout(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["ds01ctl", *argv])
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    assert info.value.code == 1
+    out, err = capsys.readouterr()
+    error = json.loads(out)["error"]
+    assert set(error) == {"code", "message", "hint"} and error["code"]
+    assert "error: " in err  # and the human line stays on stderr

@@ -13,9 +13,9 @@ import yaml
 
 from ds01ctl.catalog.frameworks import FrameworkCatalog
 from ds01ctl.confinement import RESERVED_ENV, capability_problem, isolates_root
-from ds01ctl.live.docker import DockerState, EngineInfo
 from ds01ctl.live.gpus import load_inventory_file
 from ds01ctl.manifests.validate import validate_path
+from ds01ctl.model.observed import EngineInfo, Observed
 from ds01ctl.resolve.desired import Desired, World, resolve
 from tests.conftest import SITE_YAML
 from tests.unit.test_bad_input import TODAY
@@ -26,7 +26,7 @@ USERNS = ("name=seccomp,profile=default", "name=userns")
 
 
 def _resolve(repo: Any, tmp_path: Path, engine: EngineInfo = ENGINE) -> Desired:
-    docker = DockerState(engine, (), MappingProxyType({}))
+    docker = Observed(engine, (), MappingProxyType({}))
     world = World(docker, load_inventory_file(tmp_path / "gpus.yaml"), {}, NOW)
     return resolve(repo, world, FrameworkCatalog.load())
 

@@ -10,31 +10,34 @@ from typing import Any
 
 from ds01ctl import labels as L
 from ds01ctl.catalog.frameworks import FrameworkCatalog
-from ds01ctl.live.docker import DockerState, EngineInfo, LiveContainer
 from ds01ctl.live.gpus import load_inventory_file
-from ds01ctl.live.inventory import GpuProcess
+from ds01ctl.model.inventory import GpuProcess
+from ds01ctl.model.observed import EngineInfo, ImageConfig, Observed, ObservedContainer
+from ds01ctl.model.spec import ContainerSpec
+from ds01ctl.model.spechash import as_made_by, spec_hash
 from ds01ctl.plan.actions import ActionKind, Reason
 from ds01ctl.plan.diff import diff
-from ds01ctl.plan.spechash import as_made_by, spec_hash
 from ds01ctl.resolve.desired import World, resolve
-from ds01ctl.resolve.spec import ContainerSpec
-from tests.observed import live_container, observed_entry
+from tests.observed import observed_container, observed_entry
 from tests.unit.test_resolve import NOW, _repo, _workspace
 
 ENGINE = EngineInfo("engine", "host", "20.10", "1.41", 8, 32 * 1024**3)
 VANISHED = "MIG-00000000-dead-5000-8000-000000000000"
 
 
-def _as_docker_reports(spec: ContainerSpec, **changes: Any) -> LiveContainer:
+def _as_docker_reports(spec: ContainerSpec, **changes: Any) -> ObservedContainer:
     """The container `spec` makes, as `docker inspect` shows it."""
     spec = dataclasses.replace(spec, **changes)
-    return live_container(observed_entry(spec, id="c-" + spec.name), "unit")
+    return observed_container(observed_entry(spec, id="c-" + spec.name), "unit")
 
 
 def _plan(
-    tmp_path: Path, repo: Any, *containers: LiveContainer, processes: tuple[GpuProcess, ...] = ()
+    tmp_path: Path,
+    repo: Any,
+    *containers: ObservedContainer,
+    processes: tuple[GpuProcess, ...] = (),
 ) -> Any:
-    docker = DockerState(ENGINE, tuple(containers), MappingProxyType({}))
+    docker = Observed(ENGINE, tuple(containers), MappingProxyType({}))
     inventory = load_inventory_file(tmp_path / "gpus.yaml")
     inventory = dataclasses.replace(inventory, processes=processes)
     desired = resolve(repo, World(docker, inventory, {}, NOW), FrameworkCatalog.load())
@@ -94,7 +97,7 @@ def test_diff_container_of_an_unknown_kind_is_reported_and_left_alone(tmp_path: 
     assert any("kind 'robot'" in w for w in plan.warnings)
 
 
-def _made_by_version_1(spec: ContainerSpec) -> LiveContainer:
+def _made_by_version_1(spec: ContainerSpec) -> ObservedContainer:
     """The container ds01ctl with hash version 1 made for the same manifest: no confinement,
     no device-selecting environment, the default bridge network, labelled with the version-1
     hash."""
@@ -105,10 +108,9 @@ def _made_by_version_1(spec: ContainerSpec) -> LiveContainer:
     live = _as_docker_reports(
         spec, labels=tuple(sorted(labels.items())), cap_drop=(), security_opt=()
     )
-    assert live.inspect is not None
-    inspect = dict(live.inspect)
-    inspect["Config"] = {**inspect["Config"], "Env": [f"{k}={v}" for k, v in spec.env]}
-    return dataclasses.replace(live, inspect=MappingProxyType(inspect))
+    assert live.config is not None
+    made = dataclasses.replace(live.config, env=MappingProxyType(dict(spec.env)))
+    return dataclasses.replace(live, config=made)
 
 
 def test_diff_container_of_hash_version_1_is_replaced_for_security_defaults(
@@ -177,6 +179,6 @@ def test_diff_spec_sets_the_device_environment_so_an_image_value_never_wins(
     assert dict(spec.environment)["NVIDIA_VISIBLE_DEVICES"] == ",".join(spec.gpus)
     # An image that bakes NVIDIA_VISIBLE_DEVICES=all hands it down; ours overrides it.
     live = dataclasses.replace(
-        _as_docker_reports(spec), image_config={"Env": ["NVIDIA_VISIBLE_DEVICES=all"]}
+        _as_docker_reports(spec), image_config=ImageConfig(env={"NVIDIA_VISIBLE_DEVICES": "all"})
     )
     assert _plan(tmp_path, repo, live).actions == ()

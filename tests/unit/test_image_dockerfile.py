@@ -22,7 +22,7 @@ from ds01ctl.images.dockerfile import BuildSources, ImageBuild, generate
 from ds01ctl.images.render import render_image
 from ds01ctl.manifests.image import ImageSpec
 from ds01ctl.manifests.validate import validate_path
-from ds01ctl.resolve.spec import UserAccount
+from ds01ctl.model.spec import UserAccount
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "images"
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from ds01ctl.errors import InventoryError
 from ds01ctl.live.gpus import dump_inventory, inventory_yaml, load_inventory_file, parse_inventory
-from ds01ctl.live.inventory import (
+from ds01ctl.model.inventory import (
     ARCHITECTURES,
     Gpu,
     GpuInventory,

@@ -17,12 +17,12 @@ import pytest
 import yaml
 
 from ds01ctl.catalog.frameworks import FrameworkCatalog
-from ds01ctl.live.docker import DockerState, EngineInfo
 from ds01ctl.live.gpus import load_inventory_file
 from ds01ctl.live.paths import mount_problems, source_problem
 from ds01ctl.manifests.mounts import fixed_prefix
 from ds01ctl.manifests.site import MountRule
 from ds01ctl.manifests.validate import validate_path
+from ds01ctl.model.observed import EngineInfo, Observed
 from ds01ctl.resolve.desired import World, resolve
 from tests.unit.test_resolve import NOW, REPO_ROOT
 from tests.unit.test_resolve import _policy as _policy_doc
@@ -187,7 +187,7 @@ def test_plan_time_symlink_makes_that_workspace_pending_and_the_rest_proceeds(
     refused = mount_problems(repo)
     assert list(refused) == ["workspace/alice/sneaky"]
     engine = EngineInfo("engine", "host", "20.10", "1.41", 8, 32 * 1024**3)
-    docker = DockerState(engine, (), MappingProxyType({}))
+    docker = Observed(engine, (), MappingProxyType({}))
     world = World(
         docker, load_inventory_file(tmp_path / "gpus.yaml"), {}, NOW, refused_mounts=refused
     )

@@ -22,9 +22,9 @@ import pytest
 
 from ds01ctl.errors import InventoryError
 from ds01ctl.live.gpus import inventory_yaml, parse_inventory
-from ds01ctl.live.inventory import GpuInventory
 from ds01ctl.live.nvml import NvmlSource
-from ds01ctl.live.procs import container_id_from_cgroup
+from ds01ctl.live.procs import container_id_from_cgroup, container_processes
+from ds01ctl.model.inventory import GpuInventory
 
 MIB = 1024 * 1024
 NOT_MIG = 0xFFFFFFFF  # gpuInstanceId/computeInstanceId of a process outside MIG
@@ -505,3 +505,33 @@ ID = "4f2a" * 16
 )
 def test_container_id_from_cgroup(text: str, expected: str | None) -> None:
     assert container_id_from_cgroup(text) == expected
+
+
+# --- a container's processes from its cgroup (the live-session count) ----------------------
+
+CID = "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("layout", "init_cgroup"),
+    [
+        (f"pids/docker/{CID}", f"8:pids:/docker/{CID}\n1:name=systemd:/docker/{CID}\n"),
+        (f"pids/system.slice/docker-{CID}.scope", None),  # v1, systemd driver, /proc hidden
+        (f"system.slice/docker-{CID}.scope", f"0::/system.slice/docker-{CID}.scope\n"),
+        (f"lab.slice/docker-{CID}.scope", f"0::/lab.slice/docker-{CID}.scope\n"),  # a parent
+    ],
+)
+def test_container_processes_read_from_cgroup_v1_and_v2(
+    tmp_path: Path, layout: str, init_cgroup: str | None
+) -> None:
+    (tmp_path / "cg" / layout).mkdir(parents=True)
+    (tmp_path / "cg" / layout / "cgroup.procs").write_text("1\n57\n58\n")
+    if init_cgroup is not None:
+        (tmp_path / "proc" / "4242").mkdir(parents=True)
+        (tmp_path / "proc" / "4242" / "cgroup").write_text(init_cgroup)
+    found = container_processes(CID, 4242, root=tmp_path / "cg", proc=tmp_path / "proc")
+    assert found == 3
+
+
+def test_container_processes_unknown_without_a_cgroup_here(tmp_path: Path) -> None:
+    assert container_processes(CID, 4242, root=tmp_path, proc=tmp_path) is None

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from ds01ctl.errors import Ds01Error
+from ds01ctl.model.pending import PendingItem
+from ds01ctl.model.spec import Bind, ContainerSpec, Power, UserAccount
 from ds01ctl.plan import planfile
 from ds01ctl.plan.actions import (
     Action,
@@ -18,13 +20,11 @@ from ds01ctl.plan.actions import (
     FieldChange,
     Fingerprint,
     GpuRow,
-    PendingItem,
     Plan,
     Reason,
 )
 from ds01ctl.plan.planfile import PLANFILE_VERSION, load_plan, save_plan
 from ds01ctl.plan.render_json import FORMAT_VERSION
-from ds01ctl.resolve.spec import Bind, ContainerSpec, Power, UserAccount
 
 SECRET = "hunter2-not-for-json"
 GPU0 = "GPU-3f6c1a2e-8b4d-4e1f-9a7c-0d2e5b6a7c81"

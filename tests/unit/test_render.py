@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from ds01ctl.model.pending import PendingItem
+from ds01ctl.model.spec import Bind, ContainerSpec, Power, UserAccount
 from ds01ctl.plan.actions import (
     Action,
     ActionKind,
@@ -25,7 +27,6 @@ from ds01ctl.plan.actions import (
     FieldChange,
     Fingerprint,
     GpuRow,
-    PendingItem,
     Plan,
     Reason,
     Unmanaged,
@@ -38,7 +39,6 @@ from ds01ctl.plan.render_json import (
     plan_document,
     plan_from_document,
 )
-from ds01ctl.resolve.spec import Bind, ContainerSpec, Power, UserAccount
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = REPO_ROOT / "tests" / "golden" / "render"

@@ -1,6 +1,6 @@
 """The pure resolve step: manifests + one observation → container specs, pending, releases.
 
-Observations are built by hand (no Docker): a `DockerState` of `LiveContainer`s with just
+Observations are built by hand (no Docker): a `Observed` of `ObservedContainer`s with just
 the inspect fields resolve reads.
 """
 
@@ -19,12 +19,12 @@ import yaml
 
 from ds01ctl import labels as L
 from ds01ctl.catalog.frameworks import FrameworkCatalog
-from ds01ctl.live.docker import DockerState, EngineInfo, LiveContainer
 from ds01ctl.live.gpus import load_inventory_file
-from ds01ctl.live.inventory import GpuProcess
 from ds01ctl.manifests.validate import validate_path
+from ds01ctl.model.inventory import GpuProcess
+from ds01ctl.model.observed import ContainerConfig, EngineInfo, Observed, ObservedContainer
+from ds01ctl.model.spec import UserAccount
 from ds01ctl.resolve.desired import Desired, World, resolve
-from ds01ctl.resolve.spec import UserAccount
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
@@ -74,7 +74,9 @@ def _repo(tmp_path: Path, *docs: dict[str, Any], policy: dict[str, Any] | None =
     return repo
 
 
-def _stopped(owner: str, name: str, gpus: tuple[str, ...], stopped: dt.datetime) -> LiveContainer:
+def _stopped(
+    owner: str, name: str, gpus: tuple[str, ...], stopped: dt.datetime
+) -> ObservedContainer:
     labels = {
         L.DS01_INTERFACE: L.INTERFACE,
         L.DS01_SITE: "unit",
@@ -82,12 +84,10 @@ def _stopped(owner: str, name: str, gpus: tuple[str, ...], stopped: dt.datetime)
         L.DS01_OWNER: owner,
         L.DS01_NAME: name,
     }
-    inspect = {
-        "State": {"Running": False, "FinishedAt": stopped.isoformat().replace("+00:00", "Z")},
-        "HostConfig": {"DeviceRequests": [{"DeviceIDs": list(gpus)}]},
-        "Config": {"Labels": labels},
-    }
-    return LiveContainer(
+    config = ContainerConfig(
+        name=f"{name}._.1", image_tag="x", labels=labels, gpus=tuple(sorted(gpus)), finished=stopped
+    )
+    return ObservedContainer(
         id=f"{owner}-{name}",
         name=f"{name}._.1",
         state="exited",
@@ -95,13 +95,13 @@ def _stopped(owner: str, name: str, gpus: tuple[str, ...], stopped: dt.datetime)
         image="x",
         image_id="sha256:x",
         ownership=L.Ownership.OURS,
-        inspect=MappingProxyType(inspect),
+        config=config,
     )
 
 
-def _resolve(repo: Any, tmp_path: Path, *containers: LiveContainer) -> Desired:
+def _resolve(repo: Any, tmp_path: Path, *containers: ObservedContainer) -> Desired:
     engine = EngineInfo("engine", "host", "20.10", "1.41", 8, 32 * 1024**3)
-    docker = DockerState(engine, tuple(containers), MappingProxyType({}))
+    docker = Observed(engine, tuple(containers), MappingProxyType({}))
     inventory = load_inventory_file(tmp_path / "gpus.yaml")
     world = World(docker, inventory, {}, NOW)
     return resolve(repo, world, FrameworkCatalog.load())
@@ -210,7 +210,7 @@ def test_resolve_stray_process_does_not_move_the_owner(tmp_path: Path) -> None:
     repo = _repo(tmp_path, _workspace("alice", "w", mig="1g.10gb"))
     mine = _stopped("alice", "w", (MIG_1G,), NOW)
     engine = EngineInfo("engine", "host", "20.10", "1.41", 8, 32 * 1024**3)
-    docker = DockerState(engine, (mine,), MappingProxyType({}))
+    docker = Observed(engine, (mine,), MappingProxyType({}))
     inventory = load_inventory_file(tmp_path / "gpus.yaml")
     stray = GpuProcess(pid=4242, device_uuid=MIG_1G, uid=1002, name="python")
     inventory = dataclasses.replace(inventory, processes=(stray,))
@@ -288,7 +288,7 @@ def test_resolve_other_users_container_tag_refused_at_plan(tmp_path: Path) -> No
     repo = validate_path(root, today=NOW.date())
     assert not repo.errors, repo.errors
     engine = EngineInfo("engine", "host", "20.10", "1.41", 8, 32 * 1024**3)
-    docker = DockerState(engine, (), MappingProxyType({}))
+    docker = Observed(engine, (), MappingProxyType({}))
     world = World(
         docker,
         load_inventory_file(tmp_path / "gpus.yaml"),

@@ -2,7 +2,7 @@
 
 Each directory under tests/scenarios/ is a case (layout in tests/scenarios/README.md): its
 manifests are validated as `plan` validates them, its observed.yaml becomes today's
-`DockerState` through `tests.observed.docker_state`, and `resolve` and `diff` run as
+`Observed` through `tests.observed.observed_state`, and `resolve` and `diff` run as
 `workflow.make_plan` runs them; the JSON document and the human text must match plan.json
 and plan.txt byte for byte. `DS01CTL_UPDATE_SCENARIOS=1` (or `DS01CTL_UPDATE_GOLDEN=1`)
 rewrites them. `python -m tests.unit.test_scenarios emit CASE` prints, as observed data, the
@@ -30,9 +30,9 @@ from ds01ctl.resolve.images import with_default_tag
 from ds01ctl.workflow import gpu_inventory, load_repo, refuse_partial_prune
 from tests.observed import (
     accounts,
-    docker_state,
-    live_container,
+    observed_container,
     observed_entry,
+    observed_state,
     pending_since,
     when,
 )
@@ -68,7 +68,7 @@ def _resolved(case: Path) -> tuple[Any, Any, Any, Desired, dict[str, Any]]:
     repo = load_repo(case / "manifests", now.date())
     assert repo.site is not None and repo.catalog is not None
     site = repo.site
-    state = docker_state(observed, site.metadata.name)
+    state = observed_state(observed, site.metadata.name)
     # The source names the fixture as the Site does, not by this checkout's absolute path.
     inventory = dataclasses.replace(gpu_inventory(repo), source=f"fixture:{site.spec.gpus.fixture}")
     owners = {w.metadata.owner or "" for w, _ in repo.of(Workspace)}
@@ -119,14 +119,19 @@ def test_scenarios_are_each_described_in_the_readme() -> None:
     assert described == set(CASES)
 
 
-def test_observed_dotted_keys_reach_inspect_and_unknown_keys_are_refused() -> None:
+def test_observed_keys_fill_the_record_and_unknown_keys_are_refused() -> None:
     entry = {"name": "w._.1001", "id": "c1", "state": "running", "labels": {"aime.mlc": "al"}}
-    extended = {**entry, "HostConfig.Devices": [], "Config.Healthcheck.Test": ["NONE"]}
-    inspect = live_container(extended, "lab").inspect or {}
-    assert inspect["HostConfig"]["Devices"] == []
-    assert inspect["Config"]["Healthcheck"] == {"Test": ["NONE"]}
+    made = observed_container({**entry, "gpus": ["GPU-b", "GPU-a"], "memory": 512}, "lab")
+    assert made.config is not None
+    assert (made.gpu_ids, made.config.limits.memory, made.config.stop_grace) == (
+        ("GPU-a", "GPU-b"),
+        512,
+        10,
+    )
     with pytest.raises(ValueError, match=r"unknown key.*cpu_shares"):
-        live_container({**entry, "cpu_shares": 512}, "lab")
+        observed_container({**entry, "cpu_shares": 512}, "lab")
+    with pytest.raises(ValueError, match=r"unknown key.*HostConfig\.Devices"):
+        observed_container({**entry, "HostConfig.Devices": []}, "lab")
 
 
 def emitted(case: Path) -> list[dict[str, Any]]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from ds01ctl.plan.actions import Action, ActionKind, Plan, Reason
-from ds01ctl.plan.staleness import differences
-from ds01ctl.resolve.spec import Bind, ContainerSpec, Power, UserAccount
+from ds01ctl.model.spec import Bind, ContainerSpec, Power, UserAccount
+from ds01ctl.plan.actions import Action, ActionKind, BudgetRow, Plan, Reason
+from ds01ctl.plan.staleness import differences, restrict
 
 SPEC = ContainerSpec(
     kind="workspace",
@@ -71,3 +71,16 @@ def test_staleness_other_kind_is_named() -> None:
     assert differences(Plan((deleted,)), Plan((_create(),))) == [
         "workspace/ann/nb: the action differs from a fresh plan"
     ]
+
+
+def test_staleness_restrict_keeps_budgets_and_notes() -> None:
+    other = dataclasses.replace(SPEC, name="other")
+    plan = Plan(
+        actions=(_create(SPEC, 1), _create(other, 2)),
+        budgets=(BudgetRow("ann", "0", "1", "2"),),
+        notes=("workspace/ann/x keeps its GPU",),
+    )
+    narrowed = restrict(plan, ["workspace/ann/nb"])
+    assert [a.target for a in narrowed.actions] == ["workspace/ann/nb"]
+    assert (narrowed.budgets, narrowed.notes) == (plan.budgets, plan.notes)
+    assert narrowed.warnings == ("only part of the plan is applied (--target)",)

@@ -2,13 +2,15 @@
 
 A `ContainerSpec` holds only resolved, canonical values (bytes, nano-CPUs, sorted tuples,
 UUIDs), so comparing it with a live container is plain equality, and it is everything the
-Docker driver needs: apply makes no decisions of its own.
+driver needs: apply makes no decisions of its own.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from ds01ctl import labels as L
 
 DEVICE_ENV = "NVIDIA_VISIBLE_DEVICES"  # what the NVIDIA runtime reads to pick GPUs
 
@@ -28,8 +30,8 @@ class Bind:
     read_only: bool = False
 
     @property
-    def docker(self) -> str:
-        """Docker's `HostConfig.Binds` form: `source:target[:ro]`."""
+    def text(self) -> str:
+        """`source:target[:ro]`: how mlc and the engine write a bind, and how it is compared."""
         return f"{self.source}:{self.target}" + (":ro" if self.read_only else "")
 
 
@@ -101,3 +103,18 @@ class ContainerSpec:
     @property
     def label_map(self) -> dict[str, str]:
         return dict(self.labels)
+
+    def limits(self) -> dict[str, int | str]:
+        """The live-updatable values (the field table's `update` rows, by name)."""
+        return {
+            "nano_cpus": self.nano_cpus,
+            "memory": self.memory,
+            "memory_swap": self.memory_swap,
+            "pids": self.pids,
+            "restart_policy": self.restart_policy,
+        }
+
+
+def limits_label(spec: ContainerSpec) -> str:
+    """Label `ds01.limits`: the live-updatable values a container was created with."""
+    return L.encode_pairs(spec.limits())

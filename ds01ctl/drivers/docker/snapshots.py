@@ -10,45 +10,16 @@ label is blanked in the snapshot, so nothing made from it is ever taken for a ma
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ds01ctl import labels as L
+from ds01ctl.model.driver import Snapshot
 from ds01ctl.names import docker_safe
 
 if TYPE_CHECKING:
     import docker
 
 REPOSITORY = "ds01ctl-snapshot"
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    reference: str
-    image_id: str
-    of: str  # `<kind>/<owner>/<name>`
-    owner: str
-    taken_at: str
-    reason: str
-    site: str
-    size: int
-
-
-@dataclass(frozen=True)
-class LayerChanges:
-    paths: int
-    size: int  # bytes in the writable layer
-
-    @property
-    def empty(self) -> bool:
-        return self.paths == 0
-
-
-def layer_changes(client: docker.APIClient, container_id: str) -> LayerChanges:
-    changed = client.diff(container_id) or []
-    sized = client.containers(all=True, size=True, filters={"id": container_id})
-    size = int(sized[0].get("SizeRw") or 0) if sized else 0
-    return LayerChanges(len(changed), size)
 
 
 def take(

@@ -11,12 +11,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import shlex
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ds01ctl import labels as L
 from ds01ctl.confinement import NO_NEW_PRIVILEGES
+from ds01ctl.live.procs import container_processes
+from ds01ctl.model.spec import ContainerSpec, UserAccount
+from ds01ctl.plan.fields import FIELDS, Binding, OnChange
 from ds01ctl.resolve.images import repository, with_default_tag
-from ds01ctl.resolve.spec import ContainerSpec, UserAccount
 
 if TYPE_CHECKING:
     import docker
@@ -126,46 +129,79 @@ def _commit_user_setup(
     return dict(client.inspect_image(user_tag))
 
 
-def create(client: docker.APIClient, spec: ContainerSpec) -> str:
-    """Create the container (not started); its id."""
-    from docker.types import DeviceRequest, Ulimit
+# How Docker spells each binding of the field table (plan/fields.py): where the value goes
+# in `create_container` (its own keyword or the host config's) and, for the rows an update
+# can change, in the raw update endpoint's body. The create and update calls are generated
+# from the table through these; a unit test checks that every binding has its spelling.
+Spelling = Callable[[Any], dict[str, Any]]
 
-    labels = spec.label_map
-    L.check_values(labels)
-    host_config = client.create_host_config(
-        binds=[b.docker for b in spec.binds],
-        network_mode=spec.network,
-        shm_size=spec.shm_size,
-        ulimits=[Ulimit(name=n, soft=v, hard=v) for n, v in spec.ulimits],
-        nano_cpus=spec.nano_cpus or None,
-        mem_limit=spec.memory or None,
-        memswap_limit=spec.memory_swap or None,
-        pids_limit=spec.pids or None,
-        restart_policy={"Name": spec.restart_policy},
-        device_requests=(
-            [DeviceRequest(device_ids=list(spec.gpus), capabilities=[["gpu"]])]
-            if spec.gpus
-            else None
-        ),
-        privileged=False,
-        cap_drop=list(spec.cap_drop) or None,
-        cap_add=list(spec.cap_add) or None,
-        security_opt=list(spec.security_opt) or None,
-    )
-    created = client.create_container(
-        spec.image_tag,
-        command=list(spec.command),
-        name=spec.container_name,
-        user=spec.user,
-        working_dir=spec.working_dir,
-        tty=spec.tty,
-        stdin_open=True,
-        environment=[f"{k}={v}" for k, v in spec.environment],
-        labels=labels,
-        stop_signal=spec.stop_signal,
-        stop_timeout=spec.stop_grace,  # also what `docker stop` and `mlc stop` wait for
-        host_config=host_config,
-    )
+
+def _device_requests(gpus: tuple[str, ...]) -> dict[str, Any]:
+    from docker.types import DeviceRequest
+
+    requests = [DeviceRequest(device_ids=list(gpus), capabilities=[["gpu"]])] if gpus else None
+    return {"device_requests": requests}
+
+
+def _ulimits(ulimits: tuple[tuple[str, int, int], ...]) -> dict[str, Any]:
+    from docker.types import Ulimit
+
+    return {"ulimits": [Ulimit(name=n, soft=soft, hard=hard) for n, soft, hard in ulimits]}
+
+
+CREATE: dict[Binding, Spelling] = {
+    Binding.CONTAINER_NAME: lambda v: {"name": v},
+    Binding.IMAGE_TAG: lambda v: {"image": v},
+    Binding.USER: lambda v: {"user": v},
+    Binding.COMMAND: lambda v: {"command": list(v)},
+    Binding.TTY: lambda v: {"tty": v},
+    Binding.WORKING_DIR: lambda v: {"working_dir": v},
+    Binding.ENV: lambda v: {"environment": [f"{k}={x}" for k, x in v]},
+    Binding.STOP_SIGNAL: lambda v: {"stop_signal": v},
+    # Also what `docker stop` and `mlc stop` wait for.
+    Binding.STOP_GRACE: lambda v: {"stop_timeout": v},
+    Binding.LABELS: lambda v: {"labels": v},
+}
+CREATE_HOST: dict[Binding, Spelling] = {
+    Binding.BINDS: lambda v: {"binds": list(v)},
+    Binding.NETWORK: lambda v: {"network_mode": v},
+    Binding.SHM_SIZE: lambda v: {"shm_size": v},
+    Binding.ULIMITS: _ulimits,
+    Binding.GPUS: _device_requests,
+    Binding.CAP_DROP: lambda v: {"cap_drop": list(v) or None},
+    Binding.CAP_ADD: lambda v: {"cap_add": list(v) or None},
+    Binding.SECURITY_OPT: lambda v: {"security_opt": list(v) or None},
+    Binding.NANO_CPUS: lambda v: {"nano_cpus": v or None},
+    Binding.MEMORY: lambda v: {"mem_limit": v or None},
+    Binding.MEMORY_SWAP: lambda v: {"memswap_limit": v or None},
+    Binding.PIDS: lambda v: {"pids_limit": v or None},
+    Binding.RESTART_POLICY: lambda v: {"restart_policy": {"Name": v}},
+}
+UPDATE: dict[Binding, Spelling] = {
+    Binding.NANO_CPUS: lambda v: {"NanoCpus": v},
+    Binding.MEMORY: lambda v: {"Memory": v},
+    Binding.MEMORY_SWAP: lambda v: {"MemorySwap": v},
+    Binding.PIDS: lambda v: {"PidsLimit": v},
+    Binding.RESTART_POLICY: lambda v: {"RestartPolicy": {"Name": v}},
+}
+
+
+def create(client: docker.APIClient, spec: ContainerSpec) -> str:
+    """Create the container (not started) from the field table's bindings; its id."""
+    L.check_values(spec.label_map)
+    kwargs: dict[str, Any] = {}
+    host: dict[str, Any] = {}
+    for row in FIELDS:
+        if row.binding is None:
+            continue
+        value = row.given(spec)
+        if row.binding in CREATE_HOST:
+            host.update(CREATE_HOST[row.binding](value))
+        else:
+            kwargs.update(CREATE[row.binding](value))
+    # Not in the table because never compared: always so for ds01ctl's containers.
+    host_config = client.create_host_config(privileged=False, **host)
+    created = client.create_container(stdin_open=True, host_config=host_config, **kwargs)
     return str(created["Id"])
 
 
@@ -220,17 +256,13 @@ def remove(client: docker.APIClient, container_id: str) -> None:
 
 
 def update(client: docker.APIClient, container_id: str, spec: ContainerSpec) -> None:
-    """Live-updatable limits in one call (memory and swap together, as the kernel needs).
-
-    docker-py's `update_container` lacks NanoCpus and PidsLimit; the raw endpoint has them.
-    """
-    body = {
-        "NanoCpus": spec.nano_cpus,
-        "Memory": spec.memory,
-        "MemorySwap": spec.memory_swap,
-        "PidsLimit": spec.pids,
-        "RestartPolicy": {"Name": spec.restart_policy},
-    }
+    """The table's live-updatable rows in one call (memory and swap together, as the kernel
+    needs). docker-py's `update_container` lacks NanoCpus and PidsLimit; the raw endpoint
+    has them."""
+    body: dict[str, Any] = {}
+    for row in FIELDS:
+        if row.on_change is OnChange.UPDATE and row.binding is not None:
+            body.update(UPDATE[row.binding](row.given(spec)))
     url = client._url("/containers/{0}/update", container_id)
     client._raise_for_status(client._post_json(url, data=body))
 
@@ -238,13 +270,16 @@ def update(client: docker.APIClient, container_id: str, spec: ContainerSpec) -> 
 def sessions(client: docker.APIClient, container_id: str) -> int:
     """Processes besides PID 1 in a running container: `docker exec` sessions and their jobs.
 
-    mlc itself judges a container idle the same way (`docker top` with one process).
-    """
+    mlc itself judges a container idle the same way (one process). Counted from the
+    container's cgroup (`cgroup.procs`, v1 or v2) where this host shows it; `docker top`
+    otherwise."""
     inspect = client.inspect_container(container_id)
     if not inspect["State"]["Running"]:
         return 0
-    top = client.top(container_id)
-    return max(0, len(top.get("Processes") or []) - 1)
+    held = container_processes(str(inspect["Id"]), int(inspect["State"].get("Pid") or 0))
+    if held is None:
+        held = len(client.top(container_id).get("Processes") or [])
+    return max(0, held - 1)
 
 
 def untag(client: docker.APIClient, reference: str) -> None:

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from ds01ctl.resolve.spec import ContainerSpec
+from ds01ctl.model.spec import ContainerSpec
 
 CURRENT_VERSION = "2"
 
@@ -28,7 +28,7 @@ def _v1(spec: ContainerSpec) -> dict[str, Any]:
         "tty": spec.tty,
         "working_dir": spec.working_dir,
         "env": sorted(spec.env),
-        "binds": sorted(b.docker for b in spec.binds),
+        "binds": sorted(b.text for b in spec.binds),
         "network": spec.network,
         "shm_size": spec.shm_size,
         "ulimits": sorted(spec.ulimits),

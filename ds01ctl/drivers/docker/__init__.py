@@ -1,0 +1,115 @@
+"""The Docker driver: `Driver` over one Docker engine's API (docker-py's low-level client).
+
+`containers.py` creates, updates and prepares containers (spelling the field table's
+bindings), `snapshots.py` commits writable layers, and observing is `live/docker.py`. This
+class only routes each protocol method to them; it holds the client and nothing else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ds01ctl.drivers.docker import containers, snapshots
+from ds01ctl.live import docker as live
+from ds01ctl.model.driver import Snapshot
+from ds01ctl.model.observed import LayerChanges, Observed
+from ds01ctl.model.spec import ContainerSpec
+from ds01ctl.resolve.images import with_default_tag
+
+if TYPE_CHECKING:
+    import docker
+
+
+class DockerDriver:
+    def __init__(self, client: docker.APIClient) -> None:
+        self.client = client
+        self._engine_id: str | None = None
+
+    @classmethod
+    def connect(cls) -> DockerDriver:
+        """The engine DOCKER_HOST (or the default socket) names."""
+        return cls(live.connect())
+
+    @property
+    def backend_id(self) -> str:
+        if self._engine_id is None:
+            self._engine_id = live.engine_info(self.client).id
+        return self._engine_id
+
+    def observe(self, site: str) -> Observed:
+        return live.observe_docker(self.client, site)
+
+    def with_layer_changes(self, observed: Observed, container_ids: Iterable[str]) -> Observed:
+        return live.with_layer_changes(self.client, observed, container_ids)
+
+    def unavailable_images(self, references: Iterable[str]) -> dict[str, str]:
+        """`inspect_distribution` asks the registry for each missing one (no download)."""
+        from docker.errors import DockerException
+
+        local = {t for image in self.client.images() for t in image.get("RepoTags") or []}
+        found = {}
+        for reference in references:
+            if with_default_tag(reference) in local:
+                continue
+            try:
+                self.client.inspect_distribution(reference)
+            except DockerException as exc:
+                found[reference] = str(exc).splitlines()[0][:160]
+        return found
+
+    def running(self, container_id: str) -> bool:
+        return bool(self.client.inspect_container(container_id)["State"]["Running"])
+
+    def stop_grace(self, container_id: str) -> int:
+        inspect = self.client.inspect_container(container_id)
+        return live.container_config(inspect).stop_grace
+
+    def made_from(self, container_id: str) -> str | None:
+        return live.container_config(self.client.inspect_container(container_id)).image_tag
+
+    def sessions(self, container_id: str) -> int:
+        return containers.sessions(self.client, container_id)
+
+    def ensure_network(self, name: str, *, site: str, inter_container: bool) -> bool:
+        return containers.ensure_network(
+            self.client, name, site=site, inter_container=inter_container
+        )
+
+    def prepare_image(self, spec: ContainerSpec) -> None:
+        containers.prepare_image(self.client, spec)
+
+    def create(self, spec: ContainerSpec) -> str:
+        return containers.create(self.client, spec)
+
+    def start(self, container_id: str) -> None:
+        containers.start(self.client, container_id)
+
+    def stop(self, container_id: str, grace: int) -> None:
+        containers.stop(self.client, container_id, grace)
+
+    def remove(self, container_id: str) -> None:
+        containers.remove(self.client, container_id)
+
+    def update(self, container_id: str, spec: ContainerSpec) -> None:
+        containers.update(self.client, container_id, spec)
+
+    def layer_changes(self, container_id: str) -> LayerChanges:
+        return live.layer_changes(self.client, container_id)
+
+    def snapshot(
+        self, container_id: str, *, target: str, site: str, reason: str, now: dt.datetime
+    ) -> Snapshot:
+        return snapshots.take(
+            self.client, container_id, target=target, site=site, reason=reason, now=now
+        )
+
+    def release_image(self, reference: str) -> None:
+        containers.untag(self.client, reference)
+
+    def snapshots(self, site: str) -> list[Snapshot]:
+        return snapshots.list_snapshots(self.client, site)
+
+    def remove_snapshot(self, reference: str) -> None:
+        self.client.remove_image(reference)

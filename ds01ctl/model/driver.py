@@ -1,0 +1,114 @@
+"""The driver protocol: everything the shell and the executor ask of a container backend.
+
+Docker implements it today (`ds01ctl/drivers/docker/`); a Kubernetes driver would implement
+the same methods (docs/architecture.md maps each one to the calls it makes). Signatures carry
+only the core's types: ids are strings, specs are `ContainerSpec`, observations `Observed`.
+Every method does what it says and decides nothing: what to do, and in which order, is the
+plan's; a method that cannot do it raises.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ds01ctl.model.observed import LayerChanges, Observed
+from ds01ctl.model.spec import ContainerSpec
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A workspace's writable layer, kept before its container was removed or replaced."""
+
+    reference: str
+    image_id: str
+    of: str  # `<kind>/<owner>/<name>`
+    owner: str
+    taken_at: str
+    reason: str
+    site: str
+    size: int
+
+
+class Driver(Protocol):
+    """A container backend. Costs are per call unless said otherwise."""
+
+    @property
+    def backend_id(self) -> str:
+        """A stable id of the backend (the engine's, a cluster's): what one apply at a time
+        is locked on and what a saved plan must be applied to."""
+        ...
+
+    # --- observing ---------------------------------------------------------------------
+
+    def observe(self, site: str) -> Observed:
+        """One observation: a list of containers, a detailed read of those that may be ours
+        or hold GPUs, the local images. O(containers of interest) requests."""
+        ...
+
+    def with_layer_changes(self, observed: Observed, container_ids: Iterable[str]) -> Observed:
+        """`observed` with the writable-layer changes of the named containers (costly: call
+        it only for containers a plan removes)."""
+        ...
+
+    def unavailable_images(self, references: Iterable[str]) -> dict[str, str]:
+        """Of `references` not present locally, those that cannot be fetched, with why."""
+        ...
+
+    def running(self, container_id: str) -> bool: ...
+
+    def stop_grace(self, container_id: str) -> int:
+        """Seconds a stop waits before it kills, as the container was made with."""
+        ...
+
+    def made_from(self, container_id: str) -> str | None:
+        """The image reference the container was created from."""
+        ...
+
+    def sessions(self, container_id: str) -> int:
+        """Processes besides the container's first one (interactive sessions, their jobs)."""
+        ...
+
+    # --- acting --------------------------------------------------------------------------
+
+    def ensure_network(self, name: str, *, site: str, inter_container: bool) -> bool:
+        """Make the site network unless it exists as this site's; True when it was made."""
+        ...
+
+    def prepare_image(self, spec: ContainerSpec) -> None:
+        """Make `spec.image_tag`: the image with the owner's account in it."""
+        ...
+
+    def create(self, spec: ContainerSpec) -> str:
+        """Create the container `spec` describes, not started; its id."""
+        ...
+
+    def start(self, container_id: str) -> None: ...
+
+    def stop(self, container_id: str, grace: int) -> None: ...
+
+    def remove(self, container_id: str) -> None: ...
+
+    def update(self, container_id: str, spec: ContainerSpec) -> None:
+        """Apply the live-updatable fields of `spec` to the running container."""
+        ...
+
+    def layer_changes(self, container_id: str) -> LayerChanges: ...
+
+    def snapshot(
+        self, container_id: str, *, target: str, site: str, reason: str, now: dt.datetime
+    ) -> Snapshot:
+        """Keep the container's writable layer as an image that passes for nothing managed."""
+        ...
+
+    def release_image(self, reference: str) -> None:
+        """Drop a per-container image reference the container was made from, if unused."""
+        ...
+
+    # --- snapshots -----------------------------------------------------------------------
+
+    def snapshots(self, site: str) -> list[Snapshot]: ...
+
+    def remove_snapshot(self, reference: str) -> None: ...

@@ -1,0 +1,159 @@
+"""One observation of the container engine, as typed frozen records the core owns.
+
+A driver fills it (`live/docker.py` today) in a few list calls plus `inspect` of the
+containers that may be ours or hold GPUs; `resolve/` and `plan/` read only this, never an
+engine's wire format, and never ask the engine again. Costly reads are targeted and say so:
+`layer` (how much a container's writable layer changed) is read only for containers a draft
+plan removes, and is None everywhere else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from ds01ctl import labels as L
+
+
+def _empty() -> Mapping[str, str]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    id: str  # the engine's own id: what the apply lock and saved plans are keyed by
+    name: str
+    version: str
+    api_version: str
+    cpus: int
+    memory: int
+    security_options: tuple[str, ...] = ()  # e.g. name=userns, name=rootless
+    default_runtime: str = "runc"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The live-updatable resource limits; 0 means none."""
+
+    nano_cpus: int = 0
+    memory: int = 0  # bytes
+    memory_swap: int = 0  # bytes, memory included
+    pids: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerConfig:
+    """What inspecting a container showed: how it was made, and its times.
+
+    Values are canonical (sorted where order means nothing) with the engine's defaults
+    filled in, so that they compare equal to a `ContainerSpec`'s.
+    """
+
+    name: str
+    image_tag: str | None  # the reference it was created from
+    user: str = ""
+    command: tuple[str, ...] = ()
+    tty: bool = False
+    working_dir: str = ""
+    # Everything it has, what its image hands down included.
+    env: Mapping[str, str] = field(default_factory=_empty)
+    labels: Mapping[str, str] = field(default_factory=_empty)
+    stop_signal: str = ""
+    stop_grace: int = 10  # seconds
+    binds: tuple[str, ...] = ()  # `source:target[:ro]`, sorted
+    network: str = ""
+    shm_size: int = 0
+    ulimits: tuple[tuple[str, int, int], ...] = ()  # (name, soft, hard), sorted
+    gpus: tuple[str, ...] = ()  # device ids it asked the engine for, sorted
+    limits: Limits = field(default_factory=Limits)
+    restart_policy: str = "no"
+    cap_drop: tuple[str, ...] = ()
+    cap_add: tuple[str, ...] = ()
+    security_opt: tuple[str, ...] = ()
+    created: dt.datetime | None = None
+    finished: dt.datetime | None = None  # last stop; None: never stopped
+
+
+@dataclass(frozen=True, slots=True)
+class ImageConfig:
+    """What a container inherits from its image: to tell what it was given itself."""
+
+    env: Mapping[str, str] = field(default_factory=_empty)
+    labels: Mapping[str, str] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True, slots=True)
+class LayerChanges:
+    """How much a container's writable layer changed: what a snapshot would keep."""
+
+    paths: int
+    size: int  # bytes
+
+    @property
+    def empty(self) -> bool:
+        return self.paths == 0
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedContainer:
+    """A container as the engine reported it; `config` is None when it was not inspected."""
+
+    id: str
+    name: str
+    state: str  # created | running | paused | restarting | exited | dead
+    labels: Mapping[str, str]
+    image: str
+    image_id: str
+    ownership: L.Ownership
+    config: ContainerConfig | None = None
+    image_config: ImageConfig = field(default_factory=ImageConfig)  # ours only
+    layer: LayerChanges | None = None  # targeted: only for containers a draft plan removes
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("running", "restarting", "paused")
+
+    @property
+    def kind(self) -> str:
+        return L.get(self.labels, L.DS01_KIND) or "workspace"
+
+    @property
+    def owner(self) -> str | None:
+        return (
+            L.get(self.labels, L.DS01_OWNER)
+            or L.get(self.labels, L.DS01_USER)
+            or L.get(self.labels, L.MLC_USER)
+        )
+
+    @property
+    def object_name(self) -> str:
+        found = L.get(self.labels, L.DS01_NAME) or L.get(self.labels, L.MLC_NAME)
+        return found or self.name.split("._.")[0]
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}/{self.owner or '?'}/{self.object_name}"
+
+    @property
+    def gpu_ids(self) -> tuple[str, ...]:
+        """The GPUs it asked the engine for (inspected only; env variables are no claim)."""
+        return () if self.config is None else self.config.gpus
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """One observation of the engine: containers, local images, the engine itself."""
+
+    engine: EngineInfo
+    containers: tuple[ObservedContainer, ...]
+    images: Mapping[str, str]  # reference (repo:tag) → image id
+    requests: int = 0  # engine calls it took, for the benchmark
+
+    def ours(self) -> tuple[ObservedContainer, ...]:
+        return tuple(c for c in self.containers if c.ownership is L.Ownership.OURS)
+
+    def helpers(self) -> tuple[ObservedContainer, ...]:
+        """This site's helper containers: an apply removes its own, so these are leftovers."""
+        return tuple(c for c in self.containers if c.ownership is L.Ownership.HELPER)
