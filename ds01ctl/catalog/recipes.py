@@ -24,6 +24,7 @@ from typing import Literal, Self
 
 from pydantic import Field, ValidationError, model_validator
 
+from ds01ctl.catalog.engine_flags import flag_problem
 from ds01ctl.errors import Ds01Error
 from ds01ctl.manifests.common import EnvName, EnvValue, ImageRef, MigProfile, Model
 from ds01ctl.manifests.repofiles import MAX_FILE_BYTES, NotRegularFile, read_regular
@@ -110,6 +111,10 @@ class RecipeSpec(Model):
             raise ValueError("partition is an AMD mode; NVIDIA GPUs use mig")
         if (self.gpu == "generic") != (self.type == "generic"):
             raise ValueError("a generic recipe has gpu: generic and type: generic, or neither")
+        for key in self.engine_args:
+            problem = flag_problem(key, self.engine_version)
+            if problem is not None:
+                raise ValueError(f"engine_args: {problem.message} ({problem.hint})")
         if self.id != derive_id(self):
             raise ValueError(f"id must be {derive_id(self)!r}, as its keys say")
         return self

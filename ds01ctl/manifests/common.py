@@ -9,6 +9,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from ds01ctl.manifests.secrets import check_secret_name
 from ds01ctl.names import check_login, check_name
 
 API_VERSION = "ds01/v1"
@@ -73,6 +74,7 @@ ImageRef = Annotated[str, AfterValidator(_check_image_ref)]
 EnvName = Annotated[str, AfterValidator(_check_env_name)]
 EnvValue = Annotated[str, AfterValidator(_check_env_value)]
 NetworkName = Annotated[str, AfterValidator(_check_network)]
+SecretName = Annotated[str, AfterValidator(check_secret_name)]
 
 
 class Model(BaseModel):
@@ -135,7 +137,12 @@ class FrameworkRef(Model):
 class SecretRef(Model):
     """A secret by reference: its value never appears in manifests, plans or logs."""
 
-    secret: Name = Field(description="Name of the secret in the site's secret store.")
+    secret: SecretName = Field(
+        description=(
+            "Name of the secret in the site's secret store: <name> for the owner's own, or "
+            "<login>/<name>; another login's only when the Site grants it."
+        )
+    )
     version: str | None = Field(
         None,
         description="Version of the secret; a new version replaces the containers that use it.",

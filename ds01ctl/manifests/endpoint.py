@@ -15,11 +15,6 @@ from ds01ctl.manifests.common import (
 )
 from ds01ctl.units import ByteSize, NanoCpus, Seconds
 
-# ds01ctl derives these from the manifest; setting them by hand would contradict it.
-RESERVED_ENGINE_ARGS = frozenset(
-    {"model", "port", "host", "tensor-parallel-size", "served-model-name", "api-key", "revision"}
-)
-
 
 class ModelSource(Model):
     """The model to serve."""
@@ -85,21 +80,14 @@ class Engine(Model):
     image: ImageRef | None = Field(None, description="Engine image; the recipe's when unset.")
     args: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
-        description="Tuning arguments (--max-model-len …), without the leading dashes.",
+        description=(
+            "Tuning arguments (max-model-len …) without the leading dashes, merged over the "
+            "recipe's; only flags the engine version allows, never those ds01ctl sets."
+        ),
     )
     env: dict[EnvName, EnvValue | SecretRef] = Field(
         default_factory=dict, description="Environment; secrets by reference only."
     )
-
-    @field_validator("args")
-    @classmethod
-    def _not_reserved(
-        cls, args: dict[str, str | int | float | bool]
-    ) -> dict[str, str | int | float | bool]:
-        taken = sorted(RESERVED_ENGINE_ARGS & {a.lstrip("-") for a in args})
-        if taken:
-            raise ValueError(f"ds01ctl sets {', '.join(taken)} itself; remove it from args")
-        return args
 
 
 class EndpointResources(Model):

@@ -4,7 +4,7 @@ from typing import ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
-from ds01ctl.manifests.common import Login, Manifest, Model, NetworkName
+from ds01ctl.manifests.common import Login, Manifest, Model, NetworkName, SecretName
 from ds01ctl.names import MAX_ID
 from ds01ctl.units import ByteSize, Seconds
 
@@ -218,6 +218,27 @@ class SiteSpec(Model):
     )
     endpoint_ports: PortPool = Field(
         PortPool(), description="Host ports for endpoints with port: auto."
+    )
+    recipes_dir: str | None = Field(
+        None,
+        description=(
+            "Directory of the site's own endpoint recipes (*.yaml, regular files only), "
+            "besides those shipped with ds01ctl; relative to the config repo root or absolute."
+        ),
+    )
+    model_cache: str | None = Field(
+        None,
+        description=(
+            "The host's model cache (Hugging Face hub layout), mounted read-only into "
+            "endpoints; model facts for the memory-fit check are read from it."
+        ),
+    )
+    secret_grants: dict[SecretName, list[str]] = Field(
+        default_factory=dict,
+        description=(
+            "Secrets owners may name besides their own (<login>/<name>), each with the logins "
+            "it is granted to; * grants it to every owner."
+        ),
     )
     users: dict[Login, UserPin] = Field(
         default_factory=dict,
