@@ -154,7 +154,10 @@ def test_endpoint_validate_own_and_granted_secrets_pass(tmp_path: Path) -> None:
 
 
 def test_endpoint_validate_model_without_recipe(tmp_path: Path) -> None:
-    endpoint = ENDPOINT.split("  model:")[0].replace("chat", "x") + "  model: {id: org/nothing}\n"
+    endpoint = (
+        ENDPOINT.split("  model:", maxsplit=1)[0].replace("chat", "x")
+        + "  model: {id: org/nothing}\n"
+    )
     (line,) = _repo(tmp_path, endpoint)
     assert "[ref.recipe]: endpoint alice/x: no recipe serves org/nothing" in line
     assert "allow_fallback" in line

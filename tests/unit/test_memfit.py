@@ -106,7 +106,7 @@ def _safetensors(path: Path, tensors: dict[str, list[int]], *, data: bool = Fals
         name: {"dtype": "BF16", "shape": shape, "data_offsets": [0, 0]}
         for name, shape in tensors.items()
     }
-    header["__metadata__"] = {"format": "pt"}  # type: ignore[assignment]
+    header["__metadata__"] = {"format": "pt"}
     raw = json.dumps(header).encode()
     # The header says gigabytes follow; the file holds a few bytes: reading it whole would fail
     # the assertion on size below, and the reader must not try.
