@@ -2,7 +2,7 @@
 
 from typing import Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from ds01ctl.manifests.common import (
     EnvName,
@@ -14,6 +14,11 @@ from ds01ctl.manifests.common import (
     SecretRef,
 )
 from ds01ctl.units import ByteSize, NanoCpus, Seconds
+
+# ds01ctl derives these from the manifest; setting them by hand would contradict it.
+RESERVED_ENGINE_ARGS = frozenset(
+    {"model", "port", "host", "tensor-parallel-size", "served-model-name", "api-key", "revision"}
+)
 
 
 class ModelSource(Model):
@@ -47,6 +52,15 @@ class RecipeSelect(Model):
 class Recipe(Model):
     """A pinned recipe or a selection, not both."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "required": ["ref", "select"],
+                "properties": {"ref": {"type": "string"}, "select": {"type": "object"}},
+            }
+        }
+    )
+
     ref: str | None = Field(
         None, description="Exact recipe id and version, e.g. vllm-h100-bf16-tp2-latency@3."
     )
@@ -61,6 +75,13 @@ class Recipe(Model):
 
 class Accelerator(Model):
     """GPUs for the server."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"required": ["mig"], "properties": {"mig": {"type": "string"}}},
+            "then": {"properties": {"count": {"const": 1}}},
+        }
+    )
 
     count: int = Field(1, ge=0, le=16, description="Whole GPUs (tensor-parallel size).")
     mig: MigProfile | None = Field(
@@ -84,10 +105,23 @@ class Engine(Model):
             "Tuning arguments (max-model-len …) without the leading dashes, merged over the "
             "recipe's; only flags the engine version allows, never those ds01ctl sets."
         ),
+        json_schema_extra={
+            "propertyNames": {"not": {"pattern": f"^-*({'|'.join(sorted(RESERVED_ENGINE_ARGS))})$"}}
+        },
     )
     env: dict[EnvName, EnvValue | SecretRef] = Field(
         default_factory=dict, description="Environment; secrets by reference only."
     )
+
+    @field_validator("args")
+    @classmethod
+    def _not_reserved(
+        cls, args: dict[str, str | int | float | bool]
+    ) -> dict[str, str | int | float | bool]:
+        taken = sorted(RESERVED_ENGINE_ARGS & {a.lstrip("-") for a in args})
+        if taken:
+            raise ValueError(f"ds01ctl sets {', '.join(taken)} itself; remove it from args")
+        return args
 
 
 class EndpointResources(Model):
@@ -118,7 +152,9 @@ class EndpointSpec(Model):
     engine: Engine = Field(Engine(), description="Engine container.")
     resources: EndpointResources = Field(EndpointResources(), description="CPU and memory.")
     port: int | Literal["auto"] = Field(
-        "auto", description="Host port on 127.0.0.1; auto takes one from the site's pool."
+        "auto",
+        description="Host port on 127.0.0.1; auto takes one from the site's pool.",
+        json_schema_extra={"minimum": 1024, "maximum": 65535},  # applies to the number only
     )
     health: Health = Field(Health(), description="Health checks.")
 
