@@ -70,6 +70,13 @@ CODES: dict[str, str] = {
     "security.network_not_allowed": "a network that is not the site's, none, or allowed",
     "security.image_not_allowed": "an image that is another user's, or not catalog or allowed",
     "catalog.unreadable": "the framework catalog file cannot be read",
+    "ref.recipe": "an endpoint pins a recipe that does not exist, or no recipe serves its model",
+    "recipe.invalid": "a file in the site's recipes_dir cannot be read or is not a valid recipe",
+    "endpoint.engine_arg": "an engine arg that is not a flag users may set on the engine version",
+    "endpoint.env": "an endpoint environment variable that users may not set for the vendor",
+    "security.owned_flag": "an engine arg that sets a flag ds01ctl owns, however it is spelled",
+    "security.literal_secret": "a literal value that looks like a token where a secret belongs",
+    "secret.scope": "a secret that is another owner's and that the Site does not grant",
     "unsupported": "declared, but not supported yet by this version",
 }
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from ds01ctl.manifests.secrets import check_secret_name
 from ds01ctl.names import LOGIN_RE, NAME_RE, check_login, check_name
 
 API_VERSION = "ds01/v1"
@@ -35,6 +36,13 @@ Name = Annotated[
 ]
 Login = Annotated[
     str, AfterValidator(check_login), Field(json_schema_extra={"pattern": _LOGIN_PATTERN})
+]
+# <name> or <login>/<name>: a login scopes it (manifests/secrets.py).
+_SECRET_PATTERN = (
+    r"^(?:(?![^/]*\./)" + LOGIN_RE.pattern.strip("^$") + "/)?" + NAME_RE.pattern.removeprefix("^")
+)
+SecretName = Annotated[
+    str, AfterValidator(check_secret_name), Field(json_schema_extra={"pattern": _SECRET_PATTERN})
 ]
 
 
@@ -166,7 +174,12 @@ class FrameworkRef(Model):
 class SecretRef(Model):
     """A secret by reference: its value never appears in manifests, plans or logs."""
 
-    secret: Name = Field(description="Name of the secret in the site's secret store.")
+    secret: SecretName = Field(
+        description=(
+            "Name of the secret in the site's secret store: <name> for the owner's own, or "
+            "<login>/<name>; another login's only when the Site grants it."
+        )
+    )
     version: str | None = Field(
         None,
         description="Version of the secret; a new version replaces the containers that use it.",

@@ -101,7 +101,10 @@ class Engine(Model):
     image: ImageRef | None = Field(None, description="Engine image; the recipe's when unset.")
     args: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
-        description="Tuning arguments (--max-model-len …), without the leading dashes.",
+        description=(
+            "Tuning arguments (max-model-len …) without the leading dashes, merged over the "
+            "recipe's; only flags the engine version allows, never those ds01ctl sets."
+        ),
         json_schema_extra={
             "propertyNames": {"not": {"pattern": f"^-*({'|'.join(sorted(RESERVED_ENGINE_ARGS))})$"}}
         },

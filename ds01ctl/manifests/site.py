@@ -4,7 +4,7 @@ from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import ConfigDict, Field, model_validator
 
-from ds01ctl.manifests.common import Login, Manifest, Model, Name, NetworkName
+from ds01ctl.manifests.common import Login, Manifest, Model, Name, NetworkName, SecretName
 from ds01ctl.manifests.image import PipRequirement
 from ds01ctl.names import MAX_ID
 from ds01ctl.units import ByteSize, Seconds
@@ -277,6 +277,27 @@ class SiteSpec(Model):
     )
     images: SiteImages = Field(
         SiteImages(), description="Image builds: package sources, Site presets, what is allowed."
+    )
+    recipes_dir: str | None = Field(
+        None,
+        description=(
+            "Directory of the site's own endpoint recipes (*.yaml, regular files only), "
+            "besides those shipped with ds01ctl; relative to the config repo root or absolute."
+        ),
+    )
+    model_cache: str | None = Field(
+        None,
+        description=(
+            "The host's model cache (Hugging Face hub layout), mounted read-only into "
+            "endpoints; model facts for the memory-fit check are read from it."
+        ),
+    )
+    secret_grants: dict[SecretName, list[str]] = Field(
+        default_factory=dict,
+        description=(
+            "Secrets owners may name besides their own (<login>/<name>), each with the logins "
+            "it is granted to; * grants it to every owner."
+        ),
     )
     users: dict[Login, UserPin] = Field(
         default_factory=dict,

@@ -14,18 +14,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from ds01ctl.catalog.engine_flags import ENV_OWNED, env_problem, flag_problem
 from ds01ctl.catalog.frameworks import CatalogEntry, CatalogError, FrameworkCatalog
 from ds01ctl.catalog.presets import catalogue
+from ds01ctl.catalog.recipes import (
+    Recipe,
+    RecipeCatalog,
+    RecipeError,
+    load_site_recipes,
+    no_model_hint,
+    shipped,
+)
 from ds01ctl.confinement import ALLOWED_CAPABILITIES, RESERVED_ENV, capability_problem
 from ds01ctl.diagnostics import Diagnostic, error, warning
-from ds01ctl.manifests import Image, Manifest, QuotaPolicy, Site, Workspace
-from ds01ctl.manifests.common import FrameworkRef
+from ds01ctl.manifests import Endpoint, Image, Manifest, QuotaPolicy, Site, Workspace
+from ds01ctl.manifests.common import FrameworkRef, SecretRef
 from ds01ctl.manifests.imagefiles import read_requirements
 from ds01ctl.manifests.imagepolicy import IMAGE_HINT, image_problem
 from ds01ctl.manifests.loader import USERS, Loaded, LoadResult, load_path
 from ds01ctl.manifests.mounts import check_mount, expand_owner
 from ds01ctl.manifests.packages import direct_reference
 from ds01ctl.manifests.schema_errors import suggest
+from ds01ctl.manifests.secrets import scope_problem, token_kind
 from ds01ctl.manifests.site import SiteSpec, default_network, site_network_name
 from ds01ctl.resolve.quota import effective_limits, lifecycle_excess
 from ds01ctl.units import format_duration
@@ -42,6 +52,7 @@ class ConfigRepo:
     files: list[str]
     diagnostics: list[Diagnostic] = field(default_factory=list)
     catalog: FrameworkCatalog | None = None
+    recipes: RecipeCatalog | None = None  # None: the site's recipes_dir is not here
     loading: LoadResult | None = None  # where the files came from, and what was named
 
     @property
@@ -98,6 +109,8 @@ def validate_path(path: Path, *, today: dt.date) -> ConfigRepo:
     _check_owners(repo)
     _check_images(repo, site_spec)
     _check_workspaces(repo, site_spec, today)
+    repo.recipes = _recipes(repo, site_spec)
+    _check_endpoints(repo, site_spec)
     repo.diagnostics = [d for d in repo.diagnostics if _concerns_scope(d, result)]
     repo.diagnostics.sort(key=Diagnostic.sort_key)
     return repo
@@ -565,3 +578,139 @@ def network_problem(
     }:
         return None
     return f"network {network!r} is not allowed by the Site"
+
+
+def _recipes(repo: ConfigRepo, site: SiteSpec) -> RecipeCatalog | None:
+    """The shipped recipes plus the site's; None when the site's directory is not here (CI
+    without the host's files: checks that need every recipe are then skipped, and it says so)."""
+    if site.recipes_dir is None:
+        return shipped()
+    path = Path(site.recipes_dir)
+    if not path.is_absolute():
+        path = repo.root / path
+    where = repo.of(Site)[0][1].at("spec", "recipes_dir")
+    if not os.path.isdir(path):
+        repo.diagnostics.append(
+            warning(
+                "recipe.invalid",
+                f"recipes directory {site.recipes_dir} is not here; endpoint recipe refs are "
+                "not checked",
+                **where,
+            )
+        )
+        return None
+    try:
+        return shipped().merged(load_site_recipes(path))
+    except RecipeError as exc:
+        repo.diagnostics.append(error("recipe.invalid", exc.message, hint=exc.hint, **where))
+        return None
+
+
+# Owned environment names an endpoint may still fill with a secret reference.
+SECRET_ENV = frozenset({"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"})
+
+
+def _check_endpoints(repo: ConfigRepo, site: SiteSpec) -> None:
+    for endpoint, item in repo.of(Endpoint):
+        spec = endpoint.spec
+        recipe = _check_recipe_ref(repo, endpoint, item)
+        version = recipe.spec.engine_version if recipe else None
+        vendor = recipe.spec.vendor if recipe else None
+        for key in spec.engine.args:
+            problem = flag_problem(key, version)
+            if problem is not None:
+                repo.diagnostics.append(
+                    error(
+                        "security.owned_flag" if problem.owned else "endpoint.engine_arg",
+                        f"{endpoint.ref}: {problem.message}",
+                        hint=problem.hint,
+                        **item.at("spec", "engine", "args", key, key=True),
+                    )
+                )
+        for name, value in spec.engine.env.items():
+            where = item.at("spec", "engine", "env", name, key=True)
+            by_reference = isinstance(value, SecretRef) and name in SECRET_ENV
+            if name in ENV_OWNED and not by_reference:
+                repo.diagnostics.append(
+                    error(
+                        "security.reserved_env",
+                        f"{endpoint.ref} sets {name}, which ds01ctl sets",
+                        hint="GPUs follow from spec.accelerator; tokens are secret references "
+                        "(spec.model.token)",
+                        **where,
+                    )
+                )
+            elif (env_why := env_problem(name, vendor)) is not None and name not in ENV_OWNED:
+                repo.diagnostics.append(
+                    error(
+                        "endpoint.env",
+                        f"{endpoint.ref}: {env_why}",
+                        hint="ask an admin to allow it, or leave it to the recipe",
+                        **where,
+                    )
+                )
+            if isinstance(value, str) and (kind := token_kind(value)) is not None:
+                repo.diagnostics.append(
+                    error(
+                        "security.literal_secret",
+                        f"{endpoint.ref}: the value of {name} looks like {kind}",
+                        hint="never commit a token: put it in the site's secret store and write "
+                        f"{name}: {{secret: <name>}}",
+                        **item.at("spec", "engine", "env", name),
+                    )
+                )
+        refs: list[tuple[SecretRef, tuple[str, ...]]] = []
+        if spec.model.token is not None:
+            refs.append((spec.model.token, ("spec", "model", "token", "secret")))
+        refs += [
+            (value, ("spec", "engine", "env", name, "secret"))
+            for name, value in spec.engine.env.items()
+            if isinstance(value, SecretRef)
+        ]
+        owner = endpoint.metadata.owner or ""
+        for ref, path in refs:
+            scope_why = scope_problem(ref.secret, owner, site.secret_grants)
+            if scope_why is not None:
+                repo.diagnostics.append(
+                    error(
+                        "secret.scope",
+                        f"{endpoint.ref}: {scope_why}",
+                        hint=f"use one of your own secrets ({owner}/<name>), or ask an admin to "
+                        "grant it in the Site's secret_grants",
+                        **item.at(*path),
+                    )
+                )
+
+
+def _check_recipe_ref(repo: ConfigRepo, endpoint: Endpoint, item: Loaded) -> Recipe | None:
+    """The pinned recipe, or None; an error when the pin or the model names no recipe."""
+    catalog = repo.recipes
+    if catalog is None:
+        return None
+    spec = endpoint.spec
+    if spec.recipe.ref is not None:
+        found = catalog.find(spec.model.id, spec.recipe.ref)
+        if isinstance(found, Recipe):
+            return found
+        repo.diagnostics.append(
+            error(
+                "ref.recipe",
+                f"{endpoint.ref}: {found.message}",
+                hint=found.hint,
+                **item.at("spec", "recipe", "ref"),
+            )
+        )
+        return None
+    fallback = spec.recipe.select is not None and spec.recipe.select.allow_fallback
+    serves = any(r.spec.model.family != "*" for r in catalog.for_model(spec.model.id))
+    if not serves and not fallback:
+        repo.diagnostics.append(
+            error(
+                "ref.recipe",
+                f"{endpoint.ref}: no recipe serves {spec.model.id}",
+                hint=no_model_hint(spec.model.id, catalog.families())
+                + "; or set recipe.select.allow_fallback: true for a generic recipe",
+                **item.at("spec", "model", "id"),
+            )
+        )
+    return None

@@ -65,6 +65,13 @@ PINNED = {
     "security.network_not_allowed",
     "security.image_not_allowed",
     "catalog.unreadable",
+    "ref.recipe",
+    "recipe.invalid",
+    "endpoint.engine_arg",
+    "endpoint.env",
+    "security.owned_flag",
+    "security.literal_secret",
+    "secret.scope",
     "unsupported",
 }
 

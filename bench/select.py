@@ -1,0 +1,142 @@
+"""Benchmark: choosing an endpoint's recipe over a catalogue of 1,000 recipes.
+
+Pure and in-process (no Docker, no GPU): a catalogue generated from the shipped recipes'
+shapes (50 model families × every SKU, MIG profile, precision, TP size and metric, plus
+maturity levels and older versions, 1,000 recipes in all), a site with A100-40GB (whole and
+MIG), H100-80GB and MI300X, and 20 endpoints asking for different models and shapes. Timed:
+`select` per endpoint, median of `--runs` passes over all 20 (goal < 20 ms per endpoint);
+the catalogue's parse and schema check, once, is printed beside it, and the worst case:
+one model with all 1,000 recipes.
+
+    .venv/bin/python bench/select.py [--runs 20]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this file's directory comes first on sys.path, and this file's name would
+# shadow the standard library's `select` module (which socket and subprocess import).
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    del sys.path[0]
+
+import argparse
+import itertools
+import statistics
+import time
+
+import yaml
+
+from ds01ctl.catalog.recipes import GPU_SLUG, RecipeCatalog, parse_recipes
+from ds01ctl.resolve.recipes import Device, Request, select
+
+SHAPES = [
+    ("A100-40GB", None, (1, 2, 4)),
+    ("A100-40GB", "3g.20gb", (1,)),
+    ("A100-40GB", "2g.10gb", (1,)),
+    ("A100-80GB", None, (1, 2, 4)),
+    ("H100-80GB", None, (1, 2, 4, 8)),
+    ("H100-80GB", "3g.40gb", (1,)),
+    ("H200", None, (1, 2)),
+    ("MI300X", None, (1, 2, 8)),
+]
+TYPES = ("optimized", "preview", "unoptimized")
+
+
+def generate(total: int = 1000, families: int = 50) -> str:
+    docs = []
+    combos = itertools.cycle(
+        (sku, mig, n, precision, metric)
+        for sku, mig, counts in SHAPES
+        for n in counts
+        for precision in ("bf16", "fp8", "int4")
+        for metric in ("latency", "throughput")
+    )
+    for index in range(total):
+        sku, mig, count, precision, metric = next(combos)
+        family = f"org/model-{index % families}"
+        gpu = GPU_SLUG[sku] + (f"-mig{mig}" if mig else "")
+        docs.append(
+            {
+                "id": f"vllm-{gpu}-{precision}-tp{count}-{metric}",
+                "version": 1 + index // 700,  # some recipes have an older version
+                "model": {"family": family, "id": family},
+                "engine": "vllm",
+                "engine_version": "0.10.2",
+                "image": "vllm/vllm-openai:v0.10.2",
+                "gpu": sku,
+                "mig": mig,
+                "count": count,
+                "precision": precision,
+                "metric": metric,
+                "type": TYPES[index % 3],
+                "min_vram_gib": 8,
+                "engine_args": {"max-model-len": 8192, "gpu-memory-utilization": 0.9},
+            }
+        )
+    return "---\n".join(yaml.safe_dump(d) for d in docs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    text = generate()
+    started = time.perf_counter()
+    catalog = RecipeCatalog(parse_recipes(text, "generated.yaml", "shipped"))
+    load_ms = (time.perf_counter() - started) * 1000
+    devices = [
+        Device("A100-40GB", 2, 40960),
+        Device("A100-40GB", 2, 19968, mig="3g.20gb"),
+        Device("H100-80GB", 4, 81559),
+        Device("MI300X", 8, 196592),
+    ]
+    requests = [
+        Request(
+            f"org/model-{i * 2}",
+            precision=("auto", "bf16", "fp8")[i % 3],
+            metric=("latency", "throughput")[i % 2],
+            min_type=("optimized", "preview", "unoptimized")[i % 3],
+            count=(1, 2, 4)[i % 3] if i % 5 else 1,
+            mig="3g.20gb" if i % 5 == 0 else None,
+        )
+        for i in range(20)
+    ]
+    passes = []
+    outcomes = {"chosen": 0, "no recipe": 0, "ambiguous": 0}
+    for run in range(args.runs):
+        started = time.perf_counter()
+        results = [select(r, catalog, devices) for r in requests]
+        passes.append((time.perf_counter() - started) * 1000 / len(requests))
+        if run == 0:
+            for result in results:
+                if result.chosen is not None:
+                    outcomes["chosen"] += 1
+                elif (result.error or "").startswith("ambiguous"):
+                    outcomes["ambiguous"] += 1
+                else:
+                    outcomes["no recipe"] += 1
+    per = statistics.median(passes)
+    print(f"catalogue: {len(catalog.recipes)} recipes, parsed and checked in {load_ms:.0f} ms")
+    print(f"endpoints: {len(requests)} ({', '.join(f'{k} {v}' for k, v in outcomes.items())})")
+    print(
+        f"select: median {per:.2f} ms per endpoint over {args.runs} passes "
+        f"(min {min(passes):.2f}, max {max(passes):.2f}); goal < 20 ms: "
+        f"{'met' if per < 20 else 'MISSED'}"
+    )
+    # Worst case: one model with all 1,000 recipes (the index by family no longer helps).
+    one = RecipeCatalog(parse_recipes(generate(families=1), "one.yaml", "shipped"))
+    worst = []
+    for _ in range(args.runs):
+        started = time.perf_counter()
+        result = select(Request("org/model-0", min_type="unoptimized"), one, devices)
+        worst.append((time.perf_counter() - started) * 1000)
+    print(
+        f"worst case, one model with {len(one.recipes)} recipes: median "
+        f"{statistics.median(worst):.2f} ms ({len(result.rejected)} rejections explained)"
+    )
+
+
+if __name__ == "__main__":
+    main()
