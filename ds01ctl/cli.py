@@ -90,7 +90,10 @@ def validate(
 @app.command()
 def schema(
     out: Annotated[
-        Path | None, typer.Option("--out", help="Write one <kind>.schema.json per kind here.")
+        Path | None,
+        typer.Option(
+            "--out", help="Write one <kind>.schema.json per kind, and manifest.schema.json, here."
+        ),
     ] = None,
     kind: Annotated[str | None, typer.Option("--kind", help="Print one kind's schema.")] = None,
 ) -> None:
