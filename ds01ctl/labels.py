@@ -39,6 +39,7 @@ DS01_MLC_VERSION = "ds01.mlc_version"
 DS01_CUSTOM_IMAGE = "ds01.custom_image"  # image reference when not from the catalog
 DS01_GPU_UUIDS = "ds01.gpu.uuids"  # DS01 documents commas; we write `;` and read both
 DS01_INTERFACE = "ds01.interface"  # who created it; ours is "ds01ctl"
+DS01_PROTECTED = "ds01.protected"  # "true": the lifecycle policy never stops it (notices only)
 
 # --- ds01ctl's own ----------------------------------------------------------------------------
 INTERFACE = "ds01ctl"

@@ -1,0 +1,1 @@
+"""Lifecycle: idle stop, max runtime and GPU holds as a pure policy over observed activity."""
