@@ -22,7 +22,7 @@ from ds01ctl.errors import Ds01Error, PlanRejected, StalePlan, ValidationFailed
 from ds01ctl.live.inventory import GpuInventory
 from ds01ctl.manifests import Site, Workspace
 from ds01ctl.manifests.site import site_network_name
-from ds01ctl.manifests.validate import ConfigRepo, validate_path
+from ds01ctl.manifests.validate import ConfigRepo, set_aside_invalid, validate_path
 from ds01ctl.plan.actions import Action, ActionKind, Plan
 from ds01ctl.resolve.images import with_default_tag
 
@@ -43,8 +43,10 @@ class PlanResult:
 
 
 def load_repo(path: Path, today: dt.date) -> ConfigRepo:
+    """The validated config repo; objects in users' files that did not validate are set aside
+    (they are pending in the plan), and only other errors stop it."""
     repo = validate_path(path, today=today)
-    if repo.errors:
+    if set_aside_invalid(repo):
         raise ValidationFailed(repo.diagnostics)
     return repo
 
@@ -93,11 +95,25 @@ def make_plan(
     owners = {w.metadata.owner or "" for w, _ in repo.of(Workspace)}
     accounts = lookup_accounts(owners - set(repo.site.spec.users))
     pending_since = load_pending_since(state_dir_of(repo, state_dir))
-    world = World(state, inventory, accounts, now, pending_since, mount_problems(repo))
+    pinned = uid_logins(pin.uid for pin in repo.site.spec.users.values())
+    world = World(
+        state, inventory, accounts, now, pending_since, mount_problems(repo), uid_logins=pinned
+    )
     desired = resolve(repo, world, repo.catalog)
-    problems = list(desired.errors) + _missing_images(desired, state, client)
-    if problems:
-        raise PlanRejected(problems)
+    # An image that cannot be had makes its workspaces pending; that may free GPUs for others,
+    # whose images are then checked in turn (each reference is asked once).
+    asked: dict[str, str | None] = {}
+    while unasked := {s.image for s in desired.specs} - set(asked):
+        asked.update(_image_problems(unasked, state, client))
+        refused = {
+            s.key: problem for s in desired.specs if (problem := asked.get(s.image)) is not None
+        }
+        if not refused:
+            break
+        world = dataclasses.replace(world, refused_images={**world.refused_images, **refused})
+        desired = resolve(repo, world, repo.catalog)
+    if desired.errors:
+        raise PlanRejected(list(desired.errors))
     logins = uid_logins(p.uid for p in inventory.processes if p.uid is not None)
     plan = diff(desired, state, inventory, prune=prune, logins=logins)
     if repo.partial:
@@ -153,25 +169,42 @@ def _snapshot_note(action: Action, client: docker.APIClient) -> Action:
     return dataclasses.replace(action, note="; ".join(filter(None, [action.note, text])))
 
 
-def _missing_images(desired: Desired, state: DockerState, client: docker.APIClient) -> list[str]:
-    """Images neither on this host nor pullable: a plan error, not an apply-time surprise."""
+def _image_problems(
+    references: set[str], state: DockerState, client: docker.APIClient
+) -> dict[str, str | None]:
+    """For each image reference: None when it is on this host or pullable, else why not (one
+    line; the engine's own text can run to a page)."""
     from docker.errors import DockerException
 
-    problems = []
-    for reference in sorted({s.image for s in desired.specs}):
+    found: dict[str, str | None] = {}
+    for reference in sorted(references):
         if with_default_tag(reference) in state.images:
+            found[reference] = None
             continue
         try:
             client.inspect_distribution(reference)
         except DockerException as exc:
-            reason = str(exc).splitlines()[0][:160]
-            users = ", ".join(s.key for s in desired.specs if s.image == reference)
-            problems.append(
-                f"image {reference} (for {users}) is not on this host and cannot be pulled: "
-                f"{reason}; build or load it, or map it to a local mirror in the Site's "
-                "image_mirrors"
+            found[reference] = (
+                f"refused: image {reference} is not on this host and cannot be pulled "
+                f"({_pull_problem(exc)}); build or load it, or map it to a local mirror in the "
+                "Site's image_mirrors"
             )
-    return problems
+        else:
+            found[reference] = None
+    return found
+
+
+def _pull_problem(exc: Exception) -> str:
+    """What the engine's answer about a registry means, in a few words."""
+    text = str(exc).lower()
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if "no such host" in text or "dial tcp" in text or "timeout" in text or "i/o" in text:
+        return "its registry cannot be reached"
+    if status == 404 or "not found" in text or "manifest unknown" in text:
+        return "the registry has no such image or tag"
+    if status in (401, 403) or "denied" in text or "unauthorized" in text:
+        return "the registry refuses access: it does not exist or needs a login"
+    return f"the engine answered {status}" if status else "the engine could not ask its registry"
 
 
 def _git_commit(root: Path) -> str | None:
