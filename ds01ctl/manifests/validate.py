@@ -137,11 +137,11 @@ def set_aside_invalid(repo: ConfigRepo) -> list[Diagnostic]:
         targets = [d.target for d in about]
         for target in targets or [None]:
             if target is None:
-                unnamed.setdefault(diagnostic.file, Invalid(owner, diagnostic.file, None, reason))
+                unnamed.setdefault(shown.file or "", Invalid(owner, shown.file or "", None, reason))
             elif target in found:
                 extra[target] = extra.get(target, 0) + 1
             else:
-                found[target] = Invalid(owner, diagnostic.file, target, reason)
+                found[target] = Invalid(owner, shown.file or "", target, reason)
     for target, more in extra.items():
         bad = found[target]
         found[target] = Invalid(bad.owner, bad.file, target, f"{bad.reason} (and {more} more)")
