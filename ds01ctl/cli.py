@@ -90,7 +90,10 @@ def validate(
 @app.command()
 def schema(
     out: Annotated[
-        Path | None, typer.Option("--out", help="Write one <kind>.schema.json per kind here.")
+        Path | None,
+        typer.Option(
+            "--out", help="Write one <kind>.schema.json per kind, and manifest.schema.json, here."
+        ),
     ] = None,
     kind: Annotated[str | None, typer.Option("--kind", help="Print one kind's schema.")] = None,
 ) -> None:
@@ -298,10 +301,16 @@ def history(
     """Past applies from the journal: what each did, and what was in flight if it died."""
 
     from ds01ctl.apply.journal import history as read_history
+    from ds01ctl.apply.journal import read_journal
+    from ds01ctl.statedir import existing_state_dir
     from ds01ctl.workflow import load_repo, state_dir_of
 
     repo = load_repo(path, dt.datetime.now(dt.UTC).date())
-    applies = read_history(state_dir_of(repo, state_dir))
+    journal = read_journal(existing_state_dir(state_dir_of(repo, state_dir)))
+    applies = read_history(journal)
+    skipped = journal.skipped_note()
+    if skipped is not None:  # on stderr, so that --json stays one document
+        typer.echo(f"warning: {skipped}", err=True)
     if json_out:
         typer.echo(json.dumps([a.__dict__ for a in applies], indent=2, sort_keys=True, default=str))
         return

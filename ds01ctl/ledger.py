@@ -3,6 +3,10 @@
 Today that is since when each request has been pending (fairness: who waited longest is
 placed first). Every fact is rebuildable or has a safe default: a lost ledger only resets
 waiting times. The file carries a version, is written atomically and only by apply.
+
+So a ledger that cannot be read, or reads as the wrong shape, never stops plan or apply: what
+can be used is used, the rest restarts from now, and the reader gets one line saying so (plan
+shows it among its warnings; the next apply rewrites the file whole).
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ds01ctl.errors import Ds01Error
 from ds01ctl.fsutil import write_atomically
@@ -19,26 +25,77 @@ LEDGER_VERSION = 1
 FILE_NAME = "ledger.json"
 
 
-def load_pending_since(state_dir: Path) -> dict[str, dt.datetime]:
+@dataclass(frozen=True)
+class LedgerRead:
+    pending_since: dict[str, dt.datetime]
+    problem: str | None = None  # a warning for the plan: what was wrong and what was done
+
+
+def read_ledger(state_dir: Path) -> LedgerRead:
     path = state_dir / FILE_NAME
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return {}
-    except (OSError, ValueError):
-        return {}  # unreadable or torn: waiting times restart, nothing else is lost
-    if not isinstance(raw, dict) or raw.get("version", 0) > LEDGER_VERSION:
+        return LedgerRead({})
+    except OSError as exc:
+        return _unusable(path, f"cannot be read ({exc.strerror})")
+    except (ValueError, RecursionError):  # not UTF-8, not JSON (torn), or absurdly nested
+        return _unusable(path, "is not JSON")
+    if not isinstance(raw, dict):
+        return _unusable(path, f"is {_kind(raw)}, not a JSON object")
+    version = raw.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        return _unusable(path, f"has a version that is {_kind(version)}, not a number")
+    if version > LEDGER_VERSION:
+        # Refused, not ignored: apply would overwrite what a newer ds01ctl wrote.
         raise Ds01Error(
             f"{path} was written by a newer ds01ctl", hint="upgrade ds01ctl", code="ledger"
         )
-    found = {}
-    for key, value in (raw.get("pending_since") or {}).items():
-        try:
-            since = dt.datetime.fromisoformat(value)
-        except (TypeError, ValueError):
-            continue
-        found[str(key)] = since if since.tzinfo else since.replace(tzinfo=dt.UTC)
-    return found
+    entries = raw.get("pending_since") or {}
+    if not isinstance(entries, dict):
+        return _unusable(path, f"has a pending_since that is {_kind(entries)}, not an object")
+    found, bad = {}, []
+    for key, value in entries.items():
+        since = _time(value)
+        if since is None:
+            bad.append(key)
+        else:
+            found[key] = since
+    if not bad:
+        return LedgerRead(found)
+    return LedgerRead(
+        found,
+        f"the ledger {path} has {len(bad)} entry(ies) that are not times ({', '.join(bad[:3])}"
+        f"{', …' if len(bad) > 3 else ''}): their waiting times restart now; apply rewrites it",
+    )
+
+
+def load_pending_since(state_dir: Path) -> dict[str, dt.datetime]:
+    """Since when each request has been pending; what cannot be read is left out."""
+    return read_ledger(state_dir).pending_since
+
+
+def _time(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        since = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return since if since.tzinfo else since.replace(tzinfo=dt.UTC)
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    return "null" if value is None else names.get(type(value), "a number")
+
+
+def _unusable(path: Path, why: str) -> LedgerRead:
+    return LedgerRead(
+        {},
+        f"the ledger {path} {why}: waiting times of pending requests restart now; "
+        "apply rewrites it",
+    )
 
 
 def record_pending(
@@ -50,6 +107,15 @@ def record_pending(
         "version": LEDGER_VERSION,
         "pending_since": {k: v.isoformat(timespec="seconds") for k, v in since.items()},
     }
-    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / FILE_NAME
     text = json.dumps(body, indent=2, sort_keys=True) + "\n"
-    write_atomically(state_dir / FILE_NAME, text, private=True)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, text, private=True)
+    except OSError as exc:
+        raise Ds01Error(
+            f"cannot write the ledger {path}: {exc.strerror or exc}",
+            hint="free space or fix the state dir (apply keeps its journal and ledger there); "
+            "nothing was changed yet",
+            code="ledger",
+        ) from None

@@ -13,9 +13,11 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)(b?)\s*$", re.IGNORECASE)
+# ASCII: the JSON Schemas below spell the same forms, and a schema's \d is ASCII.
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)(b?)\s*$", re.IGNORECASE | re.ASCII)
 _SIZE_UNITS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$", re.ASCII)
+_CPUS_RE = re.compile(r"^\s*(\d+\.?\d*|\.\d+)\s*$", re.ASCII)
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 NANO = 10**9
 # Docker refuses a CPU limit below 0.01 ("Range of CPUs is from 0.01 to ..."); a thousandth of
@@ -82,6 +84,8 @@ def parse_cpus(value: Any) -> int:
     """Nano-CPUs from a decimal core count (`2`, `0.5`, `"1.25"`)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError("cpus is a number of cores, such as 2 or 0.5")
+    if isinstance(value, str) and not _CPUS_RE.match(value):
+        raise ValueError(f"{value!r} is not a number of cores, such as 2 or 0.5")
     try:
         cores = Decimal(str(value))
     except InvalidOperation:
@@ -125,15 +129,38 @@ def format_duration(seconds: int) -> str:
     return f"{seconds}s"
 
 
+# What the parsers above accept, as JSON Schema (ECMA-262 patterns; SPACE is Python's ASCII \s,
+# narrower than a schema's \s). tests/unit/test_schema_validation.py holds the two together.
+SPACE = r"[ \t\n\r\f\v]*"
 _SIZE_SCHEMA = {
     "anyOf": [
-        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*([kmgtpKMGTP]i?[bB]?|[bB])?\s*$"},
+        {
+            "type": "string",
+            "pattern": f"^{SPACE}[0-9]+(\\.[0-9]+)?{SPACE}([kmgtpKMGTP][iI]?)?[bB]?{SPACE}$",
+        },
         {"type": "integer", "minimum": 0},
     ],
     "description": "bytes, or a size such as 32g / 512m (Docker) or 32Gi / 512Mi; binary units",
 }
-_CPUS_SCHEMA = {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}]}
-_DURATION_SCHEMA = {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(s|m|h|d)\s*$"}
+_CPUS_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "exclusiveMinimum": 0},
+        {
+            "type": "string",  # more than 0, at most 3 decimal places (trailing zeros aside)
+            "pattern": (
+                f"^{SPACE}(?=[0-9.]*[1-9])([0-9]+\\.?[0-9]{{0,3}}|\\.[0-9]{{1,3}})0*{SPACE}$"
+            ),
+        },
+    ],
+    "description": "cores, such as 2, 0.5 or 1.25",
+}
+_DURATION_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": f"^{SPACE}[0-9]+(\\.[0-9]+)?{SPACE}(s|m|h|d){SPACE}$"},
+        {"const": 0},
+    ],
+    "description": "a duration such as 45s, 30m, 1.5h or 7d (or 0)",
+}
 
 ByteSize = Annotated[
     int,

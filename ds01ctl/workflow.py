@@ -76,28 +76,36 @@ def make_plan(
     state_dir: Path | None = None,
 ) -> PlanResult:
     """Validate, observe, resolve and diff: the plan for the config repo at `path`."""
-    from ds01ctl.ledger import load_pending_since
+    from ds01ctl.ledger import read_ledger
     from ds01ctl.live.accounts import lookup_accounts, uid_logins
     from ds01ctl.live.docker import connect, observe_docker
     from ds01ctl.live.paths import mount_problems
     from ds01ctl.plan.diff import diff
     from ds01ctl.plan.staleness import restrict
     from ds01ctl.resolve.desired import World, resolve
+    from ds01ctl.statedir import existing_state_dir
 
     now = now or dt.datetime.now(dt.UTC)
     repo = repo or load_repo(path, now.date())
     assert repo.site is not None and repo.catalog is not None
     if prune:
         refuse_partial_prune(repo, path, targets=())
+    # Read before Docker is asked anything: a misplaced state dir is one line, at once.
+    ledger = read_ledger(existing_state_dir(state_dir_of(repo, state_dir)))
     client = client or connect()
     inventory = gpu_inventory(repo)
     state = observe_docker(client, repo.site.metadata.name)
     owners = {w.metadata.owner or "" for w, _ in repo.of(Workspace)}
     accounts = lookup_accounts(owners - set(repo.site.spec.users))
-    pending_since = load_pending_since(state_dir_of(repo, state_dir))
     pinned = uid_logins(pin.uid for pin in repo.site.spec.users.values())
     world = World(
-        state, inventory, accounts, now, pending_since, mount_problems(repo), uid_logins=pinned
+        state,
+        inventory,
+        accounts,
+        now,
+        ledger.pending_since,
+        mount_problems(repo),
+        uid_logins=pinned,
     )
     desired = resolve(repo, world, repo.catalog)
     # An image that cannot be had makes its workspaces pending; that may free GPUs for others,
@@ -131,8 +139,12 @@ def make_plan(
         "prune": prune,
     }
     actions = _with_snapshot_notes(plan.actions, client)
+    warnings = (*plan.warnings, *filter(None, [ledger.problem]))
     return PlanResult(
-        repo, Plan(**{**plan.__dict__, "actions": actions, "meta": meta}), desired, state
+        repo,
+        Plan(**{**plan.__dict__, "actions": actions, "meta": meta, "warnings": warnings}),
+        desired,
+        state,
     )
 
 
@@ -242,9 +254,14 @@ class ApplyResult:
 
 
 def state_dir_of(repo: ConfigRepo, override: Path | None) -> Path:
-    """The Site's state dir (a relative one is taken from the working directory)."""
+    """`--state-dir` (from the working directory), else the Site's state_dir: a relative one
+    is taken from the config repo's root, the directory of the Site manifest, so that every
+    command finds the same state wherever it is run from."""
     assert repo.site is not None
-    return (override or Path(repo.site.spec.state_dir)).absolute()
+    if override is not None:
+        return override.absolute()
+    site_dir = Path(repo.of(Site)[0][1].file).parent.absolute()
+    return Path(os.path.normpath(site_dir / repo.site.spec.state_dir))
 
 
 def apply_changes(
@@ -262,6 +279,7 @@ def apply_changes(
     from ds01ctl.apply.lock import engine_lock, lock_dir_default
     from ds01ctl.ledger import load_pending_since, record_pending
     from ds01ctl.live.docker import connect, engine_info
+    from ds01ctl.statedir import writable_state_dir
 
     now = dt.datetime.now(dt.UTC)
     repo = load_repo(path, now.date())
@@ -274,8 +292,9 @@ def apply_changes(
         )
     if settings.prune:
         refuse_partial_prune(repo, path, targets=settings.targets)
+    # Checked before Docker is asked anything: an apply that could not journal stops here.
+    state_dir = writable_state_dir(state_dir_of(repo, settings.state_dir))
     client = client or connect()
-    state_dir = state_dir_of(repo, settings.state_dir)
     engine = engine_info(client)
     with engine_lock(
         settings.lock_dir or lock_dir_default(), engine.id, timeout=settings.lock_timeout

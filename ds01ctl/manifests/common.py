@@ -9,22 +9,33 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from ds01ctl.names import check_login, check_name
+from ds01ctl.names import LOGIN_RE, NAME_RE, check_login, check_name
 
 API_VERSION = "ds01/v1"
 
-Name = Annotated[str, AfterValidator(check_name), Field(json_schema_extra={"format": "dns-label"})]
-Login = Annotated[str, AfterValidator(check_login)]
-
-_MIG_RE = re.compile(r"^[1-7]g\.\d+gb(\+me)?$")
+# The JSON Schemas carry the same patterns, so that editors refuse what the loader refuses.
+# ASCII throughout: a schema's \d and \w are ASCII, Python's would also take other scripts.
+_MIG_RE = re.compile(r"^[1-7]g\.[0-9]+gb(\+me)?$")
 _IMAGE_REF_RE = re.compile(
     r"^(?:[a-z0-9.-]+(?::\d+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$",
+    re.ASCII,
 )
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Docker's grammar for network names (moby's restricted name pattern); it also keeps out
 # `container:<name>`, which would join another container's network namespace.
 _NETWORK_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+
+_LOGIN_PATTERN = r"^(?!.*\.$)" + LOGIN_RE.pattern.removeprefix("^")  # and not ending in "."
+
+Name = Annotated[
+    str,
+    AfterValidator(check_name),
+    Field(json_schema_extra={"format": "dns-label", "pattern": NAME_RE.pattern}),
+]
+Login = Annotated[
+    str, AfterValidator(check_login), Field(json_schema_extra={"pattern": _LOGIN_PATTERN})
+]
 
 
 def _check_mig(value: str) -> str:
@@ -68,17 +79,37 @@ def _check_network(value: str) -> str:
     return value
 
 
-MigProfile = Annotated[str, AfterValidator(_check_mig)]
-ImageRef = Annotated[str, AfterValidator(_check_image_ref)]
-EnvName = Annotated[str, AfterValidator(_check_env_name)]
-EnvValue = Annotated[str, AfterValidator(_check_env_value)]
-NetworkName = Annotated[str, AfterValidator(_check_network)]
+MigProfile = Annotated[
+    str, AfterValidator(_check_mig), Field(json_schema_extra={"pattern": _MIG_RE.pattern})
+]
+ImageRef = Annotated[
+    str,
+    AfterValidator(_check_image_ref),
+    Field(json_schema_extra={"pattern": _IMAGE_REF_RE.pattern}),
+]
+EnvName = Annotated[
+    str, AfterValidator(_check_env_name), Field(json_schema_extra={"pattern": _ENV_NAME_RE.pattern})
+]
+EnvValue = Annotated[
+    str, AfterValidator(_check_env_value), Field(json_schema_extra={"pattern": r"^[^\x00]*$"})
+]
+NetworkName = Annotated[
+    str,
+    AfterValidator(_check_network),
+    Field(json_schema_extra={"pattern": r"^(container:)?" + _NETWORK_RE.pattern.removeprefix("^")}),
+]
 
 
 class Model(BaseModel):
-    """Base of every manifest model: frozen, unknown keys refused, docstrings as descriptions."""
+    """Base of every manifest model: frozen, unknown keys refused, docstrings as descriptions.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Strict: a value has the type the JSON Schema names (no `gpus: "2"`, `gpus: true` or
+    `read_only: 1`), so that the schemas accept what the loader accepts. The documented
+    shorthands (sizes, durations, CPUs, GPU units, mount paths) are parsed by their own
+    validators, which the schemas spell out too.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Metadata(Model):
@@ -142,6 +173,13 @@ class SecretRef(Model):
     )
 
 
+def exactly_one_schema(*fields: str) -> dict[str, Any]:
+    """JSON Schema for `exactly_one(model, *fields)`: one of them set and not null."""
+    return {
+        "oneOf": [{"required": [f], "properties": {f: {"not": {"type": "null"}}}} for f in fields]
+    }
+
+
 def exactly_one(model: Any, *fields: str) -> None:
     given = [f for f in fields if getattr(model, f) is not None]
     if len(given) != 1:
@@ -165,4 +203,5 @@ __all__ = [
     "NetworkName",
     "SecretRef",
     "exactly_one",
+    "exactly_one_schema",
 ]

@@ -2,7 +2,7 @@
 
 from typing import Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from ds01ctl.manifests.common import (
     EnvName,
@@ -52,6 +52,15 @@ class RecipeSelect(Model):
 class Recipe(Model):
     """A pinned recipe or a selection, not both."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "required": ["ref", "select"],
+                "properties": {"ref": {"type": "string"}, "select": {"type": "object"}},
+            }
+        }
+    )
+
     ref: str | None = Field(
         None, description="Exact recipe id and version, e.g. vllm-h100-bf16-tp2-latency@3."
     )
@@ -66,6 +75,13 @@ class Recipe(Model):
 
 class Accelerator(Model):
     """GPUs for the server."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"required": ["mig"], "properties": {"mig": {"type": "string"}}},
+            "then": {"properties": {"count": {"const": 1}}},
+        }
+    )
 
     count: int = Field(1, ge=0, le=16, description="Whole GPUs (tensor-parallel size).")
     mig: MigProfile | None = Field(
@@ -86,6 +102,9 @@ class Engine(Model):
     args: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
         description="Tuning arguments (--max-model-len …), without the leading dashes.",
+        json_schema_extra={
+            "propertyNames": {"not": {"pattern": f"^-*({'|'.join(sorted(RESERVED_ENGINE_ARGS))})$"}}
+        },
     )
     env: dict[EnvName, EnvValue | SecretRef] = Field(
         default_factory=dict, description="Environment; secrets by reference only."
@@ -130,7 +149,9 @@ class EndpointSpec(Model):
     engine: Engine = Field(Engine(), description="Engine container.")
     resources: EndpointResources = Field(EndpointResources(), description="CPU and memory.")
     port: int | Literal["auto"] = Field(
-        "auto", description="Host port on 127.0.0.1; auto takes one from the site's pool."
+        "auto",
+        description="Host port on 127.0.0.1; auto takes one from the site's pool.",
+        json_schema_extra={"minimum": 1024, "maximum": 65535},  # applies to the number only
     )
     health: Health = Field(Health(), description="Health checks.")
 

@@ -2,15 +2,24 @@
 
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from ds01ctl.manifests.common import FrameworkRef, ImageRef, Manifest, Model, exactly_one
+from ds01ctl.manifests.common import (
+    FrameworkRef,
+    ImageRef,
+    Manifest,
+    Model,
+    exactly_one,
+    exactly_one_schema,
+)
 
 Preset = Literal["jupyter", "ds-core", "nlp", "cv"]
 
 
 class ImageBase(Model):
     """What the image is built on: a catalog framework or an image reference."""
+
+    model_config = ConfigDict(json_schema_extra=exactly_one_schema("framework", "image"))
 
     framework: FrameworkRef | None = Field(
         None, description="A framework and version from the catalog."

@@ -6,19 +6,25 @@ means unlimited. (DS01's own parser layers user overrides on the defaults, skipp
 """
 
 import datetime as dt
+import re
 from fractions import Fraction
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
 from ds01ctl.manifests.common import Login, Manifest, Model, Name
-from ds01ctl.units import ByteSize, NanoCpus, Seconds
+from ds01ctl.units import SPACE, ByteSize, NanoCpus, Seconds
+
+_UNITS_RE = re.compile(r"^\s*(\d+(\.\d+)?|\d+/\d+)\s*$", re.ASCII)
+_UNITS_PATTERN = f"^{SPACE}([0-9]+(\\.[0-9]+)?|[0-9]+/0*[1-9][0-9]*){SPACE}$"
 
 
 def parse_units(value: Any) -> Fraction:
     """GPU units: 1 per whole GPU; a MIG slice weighs its compute slices (`1/7`, `0.5`, `2`)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError("GPU units are a number such as 2, 0.5 or 3/7")
+    if isinstance(value, str) and not _UNITS_RE.match(value):
+        raise ValueError(f"{value!r} is not a number of GPU units such as 2, 0.5 or 3/7")
     try:
         units = Fraction(str(value).strip())
     except (ValueError, ZeroDivisionError):
@@ -38,7 +44,10 @@ GpuUnits = Annotated[
     PlainSerializer(format_units, return_type=str),
     WithJsonSchema(
         {
-            "anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}],
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": _UNITS_PATTERN},
+            ],
             "description": "GPU units: 1 per whole GPU; a MIG slice is slices/7, e.g. 3/7",
         }
     ),
@@ -105,7 +114,9 @@ class Exemption(Model):
         Limits(), description="Limits layered on top of everything else while it lasts."
     )
     expires: dt.date | None = Field(
-        None, description="Last day it applies (YYYY-MM-DD); null means it does not expire."
+        None,
+        strict=False,  # YAML reads 2026-06-30 as a date, and "2026-06-30" (quoted) as text
+        description="Last day it applies (YYYY-MM-DD); null means it does not expire.",
     )
     reason: str = Field(min_length=1, description="Why: shown in plans and `ds01ctl limits`.")
 

@@ -2,7 +2,7 @@
 
 from typing import ClassVar, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from ds01ctl.manifests.common import Login, Manifest, Model, NetworkName
 from ds01ctl.names import MAX_ID
@@ -13,6 +13,14 @@ Architecture = Literal["CUDA", "CUDA_AMPERE", "CUDA_ADA", "CUDA_BLACKWELL", "ROC
 
 class GpuSource(Model):
     """Where the live GPU state comes from."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"required": ["source"], "properties": {"source": {"const": "fixture"}}},
+            "then": {"required": ["fixture"], "properties": {"fixture": {"type": "string"}}},
+            "else": {"properties": {"fixture": {"type": "null"}}},
+        }
+    )
 
     source: Literal["nvml", "fixture"] = Field(
         "nvml",
@@ -159,7 +167,9 @@ class SiteSpec(Model):
     """Host facts and site policy."""
 
     state_dir: str = Field(
-        "/var/lib/ds01ctl", description="Where the journal, saved plans and the ledger live."
+        "/var/lib/ds01ctl",
+        description="Where the journal, saved plans and the ledger live; a relative path is "
+        "taken from the directory of the Site manifest.",
     )
     gpus: GpuSource = Field(GpuSource(), description="Where live GPU state comes from.")
     catalog: Catalog = Field(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -69,15 +70,18 @@ class ConfigRepo:
     def of(self, kind: type[M]) -> list[tuple[M, Loaded]]:
         return [(item.manifest, item) for item in self.loaded if isinstance(item.manifest, kind)]
 
+    # The checks ask for these once per object: a scan that stops at the first keeps a large
+    # repo linear (the Site and QuotaPolicy files sort before users/).
     @property
     def site(self) -> Site | None:
-        sites = self.of(Site)
-        return sites[0][0] if sites else None
+        return next((m for m in self._manifests() if isinstance(m, Site)), None)
 
     @property
     def policy(self) -> QuotaPolicy | None:
-        policies = self.of(QuotaPolicy)
-        return policies[0][0] if policies else None
+        return next((m for m in self._manifests() if isinstance(m, QuotaPolicy)), None)
+
+    def _manifests(self) -> Iterator[Manifest]:
+        return (item.manifest for item in self.loaded)
 
     @property
     def errors(self) -> list[Diagnostic]:

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
 from ds01ctl.manifests.common import (
     EnvName,
@@ -15,6 +15,7 @@ from ds01ctl.manifests.common import (
     Name,
     NetworkName,
     exactly_one,
+    exactly_one_schema,
 )
 from ds01ctl.units import ByteSize, NanoCpus, Seconds
 
@@ -30,7 +31,7 @@ def _mount_shorthand(value: Any) -> Any:
     return {"path": value} if isinstance(value, str) else value
 
 
-MountField = Annotated[Mount, BeforeValidator(_mount_shorthand)]
+MountField = Annotated[Mount, BeforeValidator(_mount_shorthand, json_schema_input_type=str | Mount)]
 
 
 class WorkspaceMounts(Model):
@@ -55,6 +56,16 @@ class Lifecycle(Model):
 
 class WorkspaceSpec(Model):
     """What the workspace container looks like and what it may use."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            **exactly_one_schema("framework", "image", "image_ref"),
+            "not": {
+                "required": ["gpus", "mig"],
+                "properties": {"gpus": {"exclusiveMinimum": 0}, "mig": {"type": "string"}},
+            },
+        }
+    )
 
     framework: FrameworkRef | None = Field(
         None, description="A catalog framework and version (mlc create's framework/version)."

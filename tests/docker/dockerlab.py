@@ -32,7 +32,7 @@ apiVersion: ds01/v1
 kind: Site
 metadata: {{name: {site}}}
 spec:
-  state_dir: state/{site}
+  state_dir: ../state/{site}
   gpus: {{source: fixture, fixture: ../gpus.yaml}}
   catalog: {{architecture: CUDA_ADA}}
   allowed_images: ["ds01ctl-local/*"]  # images the tests build locally
@@ -136,12 +136,12 @@ class Lab:
 
     @property
     def workdir(self) -> Path:
-        """Where the CLI runs: the Site's relative state_dir lands in the test's temp dir."""
+        """Where the CLI runs (the test's temp dir, which also holds the config repo)."""
         return self.root.parent
 
     @property
     def state_dir(self) -> Path:
-        """The Site's state dir as the CLI resolves it (`state/<site>` below `workdir`)."""
+        """The Site's state dir as the CLI resolves it (`../state/<site>` from the config repo)."""
         return self.workdir / "state" / self.site
 
     @property

@@ -258,7 +258,7 @@ def test_bad_input_site_catalog_path_too_long(tmp_path: Path) -> None:
     [
         ('  env: {A: "x\\0y"}\n', (6, 12), "cannot contain a NUL character"),
         ("  network: ' host'\n", (6, 12), "' host' is not a Docker network name"),
-        ("  cpus: 1e-9\n", (6, 9), "at least 0.01"),
+        ("  cpus: 1e-9\n", (6, 9), "is not a number of cores"),
         ("  cpus: 0.001\n", (6, 9), "at least 0.01"),
         ("  cpus: 1.0000001\n", (6, 9), "at most 3 decimal places"),
     ],

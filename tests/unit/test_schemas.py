@@ -16,7 +16,8 @@ REGENERATE = "schemas/ is stale: run `ds01ctl schema --out schemas/` and commit 
 
 
 def test_schemas_one_file_per_kind() -> None:
-    assert sorted(schema_files()) == sorted(f"{kind.lower()}.schema.json" for kind in KINDS)
+    per_kind = [f"{kind.lower()}.schema.json" for kind in KINDS]
+    assert sorted(schema_files()) == sorted([*per_kind, "manifest.schema.json"])
 
 
 def test_schemas_committed_files_are_current() -> None:
