@@ -132,13 +132,20 @@ def format_duration(seconds: int) -> str:
 # What the parsers above accept, as JSON Schema (ECMA-262 patterns; SPACE is Python's ASCII \s,
 # narrower than a schema's \s). tests/unit/test_schema_validation.py holds the two together.
 SPACE = r"[ \t\n\r\f\v]*"
+# A bare number of bytes: 0, or at least MIN_BARE_SIZE (1048576), in digits.
+_BARE_SIZE = (
+    "0|[1-9][0-9]{7,}|[2-9][0-9]{6}|1[1-9][0-9]{5}|10[5-9][0-9]{4}|1049[0-9]{3}"
+    "|1048[6-9][0-9]{2}|10485[89][0-9]|104857[6-9]"
+)
 _SIZE_SCHEMA = {
     "anyOf": [
         {
             "type": "string",
-            "pattern": f"^{SPACE}[0-9]+(\\.[0-9]+)?{SPACE}([kmgtpKMGTP][iI]?)?[bB]?{SPACE}$",
+            "pattern": f"^{SPACE}([0-9]+(\\.[0-9]+)?{SPACE}([kmgtpKMGTP][iI]?[bB]?|[bB])"
+            f"|{_BARE_SIZE}){SPACE}$",
         },
-        {"type": "integer", "minimum": 0},
+        {"type": "integer", "const": 0},
+        {"type": "integer", "minimum": MIN_BARE_SIZE},
     ],
     "description": "bytes, or a size such as 32g / 512m (Docker) or 32Gi / 512Mi; binary units",
 }
