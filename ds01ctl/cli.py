@@ -345,6 +345,29 @@ def limits(
     typer.echo(report.to_json() if json_out else report.to_text(), nl=False)
 
 
+render_app = typer.Typer(help="Show what ds01ctl would generate.", no_args_is_help=True)
+app.add_typer(render_app, name="render")
+
+
+@render_app.command("image")
+def render_image(
+    image: Annotated[str, typer.Argument(help="The Image as OWNER/NAME.")],
+    config: Annotated[Path, typer.Option("--config", "-C", help="Config repo.")] = Path("."),
+) -> None:
+    """Print the Dockerfile an Image builds from (the base as the catalog resolves it)."""
+    from ds01ctl.images.render import render_image as render
+    from ds01ctl.workflow import load_repo
+
+    owner, slash, name = image.rpartition("/")
+    if not slash or not owner or not name:
+        raise Ds01Error(f"{image!r} is not OWNER/NAME", hint="e.g. carol/cv-env")
+    build = render(load_repo(config, dt.datetime.now(dt.UTC).date()), owner, name)
+    typer.echo(build.dockerfile, nl=False)
+    typer.echo(f"# tag: {build.tag}")
+    for file_name, data in sorted(build.context.items()):
+        typer.echo(f"# context: {file_name} ({len(data)} bytes)")
+
+
 snapshots_app = typer.Typer(
     help="Images committed from workspaces before they were replaced or removed.",
     no_args_is_help=True,

@@ -55,6 +55,11 @@ CODES: dict[str, str] = {
     "owner.path_mismatch": "a file under users/<login>/ declares an object of another owner",
     "owner.no_group": "an owner is in no group and the policy has no default_group",
     "ref.image": "a workspace names an Image that its owner does not declare",
+    "image.unknown_preset": "an Image names a preset neither ds01ctl nor the Site defines",
+    "image.direct_reference": "a pip requirement names a URL and the Site does not allow it",
+    "image.requirements_file": "an Image's requirements file is outside its owner's directory, "
+    "not a regular file, or unreadable",
+    "image.requirement": "a line of a requirements file is not a plain PEP 508 requirement",
     "ref.framework": "a framework is not in the catalog",
     "ref.version": "a framework version is not in the catalog",
     "ref.architecture": "a framework version is not built for the site's GPU architecture",

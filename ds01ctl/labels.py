@@ -50,6 +50,13 @@ DS01_HELPER = "ds01.helper"  # on a short-lived helper container: what it does
 HELPER_ACCOUNT_SETUP = "account-setup"  # writes the owner's account into an image
 DS01_LIMITS = "ds01.limits"  # the live-updatable limits as created: `cpus=…;memory=…`
 
+# --- images built from an Image manifest (ds01ctl/images/) ------------------------------------
+DS01_HAS_USER_SETUP = "ds01.has_user_setup"  # "true": the owner's account is baked in (DS01's)
+DS01_USER_ID = "ds01.user_id"  # the baked-in uid
+DS01_GROUP_ID = "ds01.group_id"  # the baked-in gid
+DS01_USERNAME = "ds01.username"  # the baked-in login, raw
+DS01_IMAGE_BASE = "ds01.image.base"  # the base reference built on, as resolved (digest or ID)
+
 # --- snapshots (images committed from a workspace before it is removed or replaced) ----------
 SNAPSHOT_OF = "ds01.snapshot.of"  # `<kind>/<owner>/<name>`
 SNAPSHOT_OWNER = "ds01.snapshot.owner"

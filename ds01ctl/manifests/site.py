@@ -1,10 +1,11 @@
 """The `Site` kind: facts about the host and the policy every other object is checked against."""
 
-from typing import ClassVar, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import ConfigDict, Field, model_validator
 
-from ds01ctl.manifests.common import Login, Manifest, Model, NetworkName
+from ds01ctl.manifests.common import Login, Manifest, Model, Name, NetworkName
+from ds01ctl.manifests.image import PipRequirement
 from ds01ctl.names import MAX_ID
 from ds01ctl.units import ByteSize, Seconds
 
@@ -163,6 +164,53 @@ class UserPin(Model):
     gid: int = Field(ge=1, le=MAX_ID, description="Primary group id.")
 
 
+class SiteImages(Model):
+    """How Image builds get their packages (air-gapped labs are normal) and what they may ask."""
+
+    presets: dict[Name, list[PipRequirement]] = Field(
+        default_factory=dict,
+        description=(
+            "The Site's own presets (name → PEP 508 requirements), beside the shipped ones "
+            "(jupyter, ds-core, ml, cv, nlp, rl, audio, ts, llm); one of the same name replaces "
+            "the shipped one."
+        ),
+    )
+    pip_index_url: str | None = Field(
+        None,
+        pattern="^(https?|file)://[^\\s'\"\\\\]+$",
+        description="The pip index builds install from (pip's --index-url); PyPI when unset.",
+    )
+    wheelhouse: str | None = Field(
+        None,
+        description=(
+            "A host directory of wheels copied into every build that installs pip packages and "
+            "offered to pip (--find-links); with no pip_index_url, pip uses it alone (--no-index). "
+            "Keep it small: a large mirror belongs behind pip_index_url."
+        ),
+    )
+    apt_sources: list[Annotated[str, Field(pattern=r"^deb[ \t][^\x00-\x1f]+$")]] | None = Field(
+        None,
+        description=(
+            "apt source lines (one-line style, e.g. deb http://mirror.lab.example/debian bookworm "
+            "main) that builds use instead of the base's own; the base's when unset."
+        ),
+    )
+    apt_repo: str | None = Field(
+        None,
+        description=(
+            "A host directory holding a flat apt repository (Packages and .deb files) copied into "
+            "builds that install apt packages and used as a trusted source beside the others."
+        ),
+    )
+    allow_direct_references: bool = Field(
+        False,
+        description=(
+            "Whether pip requirements may name a URL (name @ https://…); refused by default, "
+            "as are pip options (--index-url, -e) and paths, always."
+        ),
+    )
+
+
 class SiteSpec(Model):
     """Host facts and site policy."""
 
@@ -226,6 +274,9 @@ class SiteSpec(Model):
     )
     endpoint_ports: PortPool = Field(
         PortPool(), description="Host ports for endpoints with port: auto."
+    )
+    images: SiteImages = Field(
+        SiteImages(), description="Image builds: package sources, Site presets, what is allowed."
     )
     users: dict[Login, UserPin] = Field(
         default_factory=dict,

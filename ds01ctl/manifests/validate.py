@@ -17,14 +17,17 @@ from pathlib import Path
 from typing import TypeVar
 
 from ds01ctl.catalog.frameworks import CatalogEntry, CatalogError, FrameworkCatalog
+from ds01ctl.catalog.presets import catalogue
 from ds01ctl.confinement import ALLOWED_CAPABILITIES, RESERVED_ENV, capability_problem
 from ds01ctl.diagnostics import Diagnostic, error, warning
 from ds01ctl.live.inventory import DEFAULT_COMPUTE_SLICES
 from ds01ctl.manifests import Image, Manifest, QuotaPolicy, Site, Workspace
 from ds01ctl.manifests.common import FrameworkRef
+from ds01ctl.manifests.imagefiles import read_requirements
 from ds01ctl.manifests.imagepolicy import IMAGE_HINT, image_problem
 from ds01ctl.manifests.loader import USERS, Loaded, LoadResult, load_path
 from ds01ctl.manifests.mounts import check_mount, expand_owner
+from ds01ctl.manifests.packages import direct_reference
 from ds01ctl.manifests.schema_errors import suggest
 from ds01ctl.manifests.site import SiteSpec, default_network, site_network_name
 from ds01ctl.resolve.quota import effective_limits, lifecycle_excess
@@ -390,6 +393,79 @@ def _check_images(repo: ConfigRepo, site: SiteSpec) -> None:
         if image.spec.base.image is not None:
             path = ("spec", "base", "image")
             _check_image_ref(repo, image, image.spec.base.image, site, item, path)
+        _check_presets(repo, image, item, site)
+        for index, requirement in enumerate(image.spec.pip_packages):
+            where = item.at("spec", "pip_packages", index)
+            _check_direct_reference(repo, image, requirement, site, where)
+        if image.spec.requirements_file is not None:
+            _check_requirements_file(repo, image, item, site)
+        _check_reserved_env(repo, image, item)
+
+
+def _check_presets(repo: ConfigRepo, image: Image, item: Loaded, site: SiteSpec) -> None:
+    known = catalogue(site.images.presets)
+    for index, preset in enumerate(image.spec.presets):
+        if preset not in known:
+            close = suggest(preset, sorted(known))
+            repo.diagnostics.append(
+                error(
+                    "image.unknown_preset",
+                    f"{image.ref} names preset {preset!r}, which neither ds01ctl nor the Site "
+                    "defines",
+                    hint=close or f"presets: {', '.join(sorted(known))}",
+                    **item.at("spec", "presets", index),
+                )
+            )
+
+
+def _check_direct_reference(
+    repo: ConfigRepo, image: Image, requirement: str, site: SiteSpec, where: dict[str, object]
+) -> None:
+    url = direct_reference(requirement)
+    if url is None or site.images.allow_direct_references:
+        return
+    repo.diagnostics.append(
+        error(
+            "image.direct_reference",
+            f"{image.ref} installs {requirement!r} from a URL, which this Site does not allow",
+            hint="name the package and version from the Site's index, or ask an admin to set "
+            "images.allow_direct_references",
+            **where,
+        )
+    )
+
+
+def _check_requirements_file(repo: ConfigRepo, image: Image, item: Loaded, site: SiteSpec) -> None:
+    assert image.spec.requirements_file is not None
+    display_root = repo.loading.display_root if repo.loading else ""
+    found = read_requirements(
+        repo.root, item, display_root, image.spec.requirements_file, image.metadata.owner or ""
+    )
+    if found.refused is not None:
+        repo.diagnostics.append(
+            error(
+                "image.requirements_file",
+                f"{image.ref}: requirements_file {found.refused}",
+                hint="name a regular file in your own users/<login>/ directory, relative to "
+                "this manifest",
+                **item.at("spec", "requirements_file"),
+            )
+        )
+        return
+    for problem in found.problems:
+        repo.diagnostics.append(
+            error(
+                "image.requirement",
+                f"{image.ref}: {problem.message}",
+                hint="one requirement per line, such as numpy==2.1.0",
+                file=found.shown,
+                line=problem.line,
+                col=problem.col,
+            )
+        )
+    for line in found.lines:
+        where = {"file": found.shown, "line": line.line, "col": line.col}
+        _check_direct_reference(repo, image, line.text, site, where)
 
 
 def _check_image_ref(
@@ -451,7 +527,7 @@ def _check_workspaces(repo: ConfigRepo, site: SiteSpec, today: dt.date) -> None:
         _check_workspace_mounts(repo, ws, item, site)
 
 
-def _check_reserved_env(repo: ConfigRepo, ws: Workspace, item: Loaded) -> None:
+def _check_reserved_env(repo: ConfigRepo, ws: Workspace | Image, item: Loaded) -> None:
     for name in ws.spec.env:
         if name in RESERVED_ENV:
             repo.diagnostics.append(

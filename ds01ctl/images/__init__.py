@@ -1,0 +1,1 @@
+"""Image builds: the pure Dockerfile generator and what feeds it."""
