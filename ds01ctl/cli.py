@@ -155,6 +155,8 @@ def plan(
         if out is not None:
             typer.echo(f"\nSaved the plan to {out}; apply it with: ds01ctl apply {out}")
     if fail_on_pending and result.plan.pending:
+        for item in result.plan.pending:
+            typer.echo(f"pending: {item.target}: {item.reason}", err=True)
         raise typer.Exit(EXIT_ERROR)
     if detailed_exitcode and result.plan.has_changes:
         raise typer.Exit(EXIT_CHANGES)

@@ -25,6 +25,10 @@ NANO = 10**9
 MIN_NANO_CPUS = NANO // 100
 CPU_DECIMALS = 3
 MAX_CPUS = 10**9  # far beyond any host, well inside Docker's int64 of nano-CPUs
+# A size without a unit is bytes, as in Docker; `memory: 512` meaning 512 bytes is always a
+# slip (the engine refuses it at create time), so a bare number below a MiB is refused with
+# the unit to write. `512b` says bytes on purpose and stays allowed.
+MIN_BARE_SIZE = 1024**2
 
 
 def parse_size(value: Any) -> int:
@@ -34,7 +38,7 @@ def parse_size(value: Any) -> int:
     if isinstance(value, int):
         if value < 0:
             raise ValueError("a size cannot be negative")
-        return value
+        return _bare(value)
     if not isinstance(value, str):
         raise ValueError("a size is a number with a unit, such as 32g or 512Mi")
     match = _SIZE_RE.match(value)
@@ -43,8 +47,17 @@ def parse_size(value: Any) -> int:
     number, unit, binary, byte = match.groups()
     if binary and not unit:
         raise ValueError(f"{value!r} is not a size: write it like 32g, 512m, 32Gi or 512Mi")
-    del byte  # `32gb` and `32g` mean the same, as in Docker
-    return int(Decimal(number) * (1024 ** _SIZE_UNITS[unit.lower()]))
+    size = int(Decimal(number) * (1024 ** _SIZE_UNITS[unit.lower()]))
+    return size if unit or byte else _bare(size)  # `32gb` and `32g` mean the same, as in Docker
+
+
+def _bare(size: int) -> int:
+    if 0 < size < MIN_BARE_SIZE:
+        raise ValueError(
+            f"a size of {size} without a unit is {size} bytes: write {size}m for MiB or "
+            f"{size}g for GiB ({size}b if bytes are meant)"
+        )
+    return size
 
 
 def format_size(n: int) -> str:
@@ -52,7 +65,7 @@ def format_size(n: int) -> str:
     for suffix, power in (("t", 4), ("g", 3), ("m", 2), ("k", 1)):
         if n and n % (1024**power) == 0:
             return f"{n // 1024**power}{suffix}"
-    return str(n)
+    return f"{n}b" if 0 < n < MIN_BARE_SIZE else str(n)
 
 
 def about_size(n: int) -> str:
@@ -119,13 +132,20 @@ def format_duration(seconds: int) -> str:
 # What the parsers above accept, as JSON Schema (ECMA-262 patterns; SPACE is Python's ASCII \s,
 # narrower than a schema's \s). tests/unit/test_schema_validation.py holds the two together.
 SPACE = r"[ \t\n\r\f\v]*"
+# A bare number of bytes: 0, or at least MIN_BARE_SIZE (1048576), in digits.
+_BARE_SIZE = (
+    "0|[1-9][0-9]{7,}|[2-9][0-9]{6}|1[1-9][0-9]{5}|10[5-9][0-9]{4}|1049[0-9]{3}"
+    "|1048[6-9][0-9]{2}|10485[89][0-9]|104857[6-9]"
+)
 _SIZE_SCHEMA = {
     "anyOf": [
         {
             "type": "string",
-            "pattern": f"^{SPACE}[0-9]+(\\.[0-9]+)?{SPACE}([kmgtpKMGTP][iI]?)?[bB]?{SPACE}$",
+            "pattern": f"^{SPACE}([0-9]+(\\.[0-9]+)?{SPACE}([kmgtpKMGTP][iI]?[bB]?|[bB])"
+            f"|{_BARE_SIZE}){SPACE}$",
         },
-        {"type": "integer", "minimum": 0},
+        {"type": "integer", "const": 0},
+        {"type": "integer", "minimum": MIN_BARE_SIZE},
     ],
     "description": "bytes, or a size such as 32g / 512m (Docker) or 32Gi / 512Mi; binary units",
 }

@@ -6,6 +6,7 @@ pure functions; commands in `cli.py` call one function here and render what it r
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import os
@@ -20,7 +21,7 @@ from ds01ctl import __version__
 from ds01ctl.errors import Ds01Error, PlanRejected, StalePlan, ValidationFailed
 from ds01ctl.manifests import Site, Workspace
 from ds01ctl.manifests.site import site_network_name
-from ds01ctl.manifests.validate import ConfigRepo, validate_path
+from ds01ctl.manifests.validate import ConfigRepo, set_aside_invalid, validate_path
 from ds01ctl.model.inventory import GpuInventory
 from ds01ctl.plan.actions import Plan
 
@@ -40,8 +41,10 @@ class PlanResult:
 
 
 def load_repo(path: Path, today: dt.date) -> ConfigRepo:
+    """The validated config repo; objects in users' files that did not validate are set aside
+    (they are pending in the plan), and only other errors stop it."""
     repo = validate_path(path, today=today)
-    if repo.errors:
+    if set_aside_invalid(repo):
         raise ValidationFailed(repo.diagnostics)
     return repo
 
@@ -92,11 +95,34 @@ def make_plan(
     state = driver.observe(repo.site.metadata.name)
     owners = {w.metadata.owner or "" for w, _ in repo.of(Workspace)}
     accounts = lookup_accounts(owners - set(repo.site.spec.users))
-    world = World(state, inventory, accounts, now, ledger.pending_since, mount_problems(repo))
+    pinned = uid_logins(pin.uid for pin in repo.site.spec.users.values())
+    world = World(
+        state,
+        inventory,
+        accounts,
+        now,
+        ledger.pending_since,
+        mount_problems(repo),
+        uid_logins=pinned,
+    )
     desired = resolve(repo, world, repo.catalog)
-    problems = list(desired.errors) + _missing_images(desired, driver)
-    if problems:
-        raise PlanRejected(problems)
+    # An image that cannot be had makes its workspaces pending; that may free GPUs for others,
+    # whose images are then checked in turn (each reference is asked once).
+    asked: dict[str, str | None] = {}
+    while unasked := {s.image for s in desired.specs} - set(asked):
+        unavailable = driver.unavailable_images(sorted(unasked))
+        asked.update({reference: unavailable.get(reference) for reference in unasked})
+        refused = {
+            s.key: _image_refusal(s.image, why)
+            for s in desired.specs
+            if (why := asked.get(s.image)) is not None
+        }
+        if not refused:
+            break
+        world = dataclasses.replace(world, refused_images={**world.refused_images, **refused})
+        desired = resolve(repo, world, repo.catalog)
+    if desired.errors:
+        raise PlanRejected(list(desired.errors))
     logins = uid_logins(p.uid for p in inventory.processes if p.uid is not None)
 
     def planned(observed: Observed) -> Plan:
@@ -141,18 +167,11 @@ def _named_targets(repo: ConfigRepo) -> set[str]:
     }
 
 
-def _missing_images(desired: Desired, driver: Driver) -> list[str]:
-    """Images neither on this host nor pullable: a plan error, not an apply-time surprise."""
-    problems = []
-    unavailable = driver.unavailable_images(sorted({s.image for s in desired.specs}))
-    for reference, reason in sorted(unavailable.items()):
-        users = ", ".join(s.key for s in desired.specs if s.image == reference)
-        problems.append(
-            f"image {reference} (for {users}) is not on this host and cannot be pulled: "
-            f"{reason}; build or load it, or map it to a local mirror in the Site's "
-            "image_mirrors"
-        )
-    return problems
+def _image_refusal(reference: str, why: str) -> str:
+    return (
+        f"refused: image {reference} is not on this host and cannot be pulled ({why}); build "
+        "or load it, or map it to a local mirror in the Site's image_mirrors"
+    )
 
 
 def _git_commit(root: Path) -> str | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import os
 import re
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
@@ -39,27 +40,62 @@ DEFAULT_STOP_GRACE = 10  # seconds: what the engine waits when a container names
 _NEVER = "0001-01-01T00:00:00Z"  # Docker's time for "not yet"
 
 
+CONNECT_TIMEOUT_ENV = "DS01CTL_CONNECT_TIMEOUT"
+DEFAULT_CONNECT_TIMEOUT = 10.0  # seconds for the first call: an engine that answers, answers fast
+
+
+def connect_timeout() -> float:
+    """Seconds to wait for the engine's first answer: DS01CTL_CONNECT_TIMEOUT, or 10."""
+    text = os.environ.get(CONNECT_TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_CONNECT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < 3600:
+        raise DockerUnavailable(
+            f"{CONNECT_TIMEOUT_ENV}={text!r} is not a number of seconds",
+            hint=f"set it to e.g. 30, or unset it for {DEFAULT_CONNECT_TIMEOUT:g}",
+        )
+    return value
+
+
 def connect(base_url: str | None = None, timeout: int = 60) -> docker.APIClient:
-    """A low-level client for the engine (DOCKER_HOST or the default socket)."""
+    """A low-level client for the engine (DOCKER_HOST or the default socket).
+
+    The first call (the version) waits `connect_timeout()` seconds: a hung engine is reported
+    as such in seconds, not after a minute per command. Later calls wait `timeout`.
+    """
     import docker
     from docker.errors import DockerException
+    from requests.exceptions import Timeout
 
+    first = connect_timeout()
     try:
         if base_url is None:
-            client = docker.APIClient(**docker.utils.kwargs_from_env(), timeout=timeout)
+            client = docker.APIClient(**docker.utils.kwargs_from_env(), timeout=first)
         else:
-            client = docker.APIClient(base_url=base_url, timeout=timeout)
+            client = docker.APIClient(base_url=base_url, timeout=first)
         version = client.version()
     except PermissionError:
         raise _permission_denied() from None
-    except DockerException as exc:
+    except (DockerException, Timeout) as exc:
         if "Permission denied" in str(exc) or "PermissionError" in str(exc):
             raise _permission_denied() from None
+        if isinstance(exc, Timeout) or "timed out" in str(exc).lower():
+            where = base_url or os.environ.get("DOCKER_HOST") or "the default socket"
+            raise DockerUnavailable(
+                f"the Docker engine at {where} did not answer within {first:g} s (timed out)",
+                hint="check that dockerd is not hung (systemctl status docker), or wait longer "
+                f"with {CONNECT_TIMEOUT_ENV}=SECONDS",
+            ) from None
         raise DockerUnavailable(
             "no Docker engine answers",
             hint="start dockerd (scripts/docker-engine does it on a test machine), "
             "or set DOCKER_HOST",
         ) from None
+    client.timeout = timeout
     _reuse_connections(client)
     api = tuple(int(p) for p in str(version.get("ApiVersion", "0.0")).split(".")[:2])
     if api < MIN_API_VERSION:

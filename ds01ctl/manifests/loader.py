@@ -56,12 +56,23 @@ class Loaded:
         return {"file": self.file, "line": mark.line, "col": mark.col}
 
 
+@dataclass(frozen=True, slots=True)
+class Document:
+    """Where a document starts and the object it names, if it names one (loaded or not):
+    what a diagnostic about it is about."""
+
+    file: str
+    line: int
+    target: str | None  # kind/owner/name, as plans name objects
+
+
 @dataclass
 class LoadResult:
     loaded: list[Loaded]
     diagnostics: list[Diagnostic]
     root: Path
     files: list[str] = field(default_factory=list)
+    documents: list[Document] = field(default_factory=list)
     display_root: str = ""  # how file names start: "" for `.`, else the root as given
     scope: tuple[str, ...] | None = None  # what was named, relative to the root; None: all
 
@@ -275,6 +286,7 @@ def _load_file(display: str, file_path: Path, owner: str | None, result: LoadRes
             if doc.value is None:
                 continue  # an empty document, e.g. a trailing `---`
             found += 1
+            result.documents.append(Document(display, doc.start.line, _target(doc.value, owner)))
             loaded = _load_document(display, doc, owner, result.diagnostics)
             if loaded is not None:
                 result.loaded.append(loaded)
@@ -288,6 +300,19 @@ def _load_file(display: str, file_path: Path, owner: str | None, result: LoadRes
         result.diagnostics.append(
             error("file.empty", "file holds no manifest", file=display, hint="add one or delete it")
         )
+
+
+def _target(value: Any, owner: str | None) -> str | None:
+    """The object a document names, read leniently from what it says (it may not validate)."""
+    if not isinstance(value, dict) or not isinstance(value.get("kind"), str):
+        return None
+    metadata = value.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    if value["kind"] not in KINDS or not isinstance(name, str) or not name:
+        return None
+    declared = metadata.get("owner") if isinstance(metadata, dict) else None
+    who = owner or (declared if isinstance(declared, str) else "")
+    return f"{value['kind'].lower()}/{who}/{name}"
 
 
 def _load_document(

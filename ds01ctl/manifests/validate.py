@@ -7,10 +7,12 @@ policy, and the security rules no manifest can override.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import TypeVar
 
@@ -37,10 +39,21 @@ from ds01ctl.manifests.packages import direct_reference
 from ds01ctl.manifests.schema_errors import suggest
 from ds01ctl.manifests.secrets import scope_problem, token_kind
 from ds01ctl.manifests.site import SiteSpec, default_network, site_network_name
+from ds01ctl.model.inventory import DEFAULT_COMPUTE_SLICES
 from ds01ctl.resolve.quota import effective_limits, lifecycle_excess
-from ds01ctl.units import format_duration
+from ds01ctl.units import format_cpus, format_duration, format_size
 
 M = TypeVar("M", bound=Manifest)
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """An object in a user's file that did not validate: pending on the server, not fatal."""
+
+    owner: str
+    file: str
+    target: str | None  # kind/owner/name; None when the file names no object one can tell
+    reason: str  # "invalid: " and the first diagnostic, with file:line:col
 
 
 @dataclass
@@ -54,6 +67,7 @@ class ConfigRepo:
     catalog: FrameworkCatalog | None = None
     recipes: RecipeCatalog | None = None  # None: the site's recipes_dir is not here
     loading: LoadResult | None = None  # where the files came from, and what was named
+    invalid: list[Invalid] = field(default_factory=list)  # set aside by `set_aside_invalid`
 
     @property
     def partial(self) -> bool:
@@ -116,6 +130,64 @@ def validate_path(path: Path, *, today: dt.date) -> ConfigRepo:
     return repo
 
 
+def set_aside_invalid(repo: ConfigRepo) -> list[Diagnostic]:
+    """Set aside the objects that errors in files under `users/<login>/` are about, and return
+    the errors that remain (in the Site, the QuotaPolicy, or anywhere outside `users/`).
+
+    A student's broken file, or a request a lowered cap now refuses, must not stop the lab: its
+    objects leave `loaded` (nothing plans them) and go to `invalid`, each with its first error
+    as the reason. An error names its document by line; an unreadable file names none.
+    """
+    fatal: list[Diagnostic] = []
+    found: dict[str, Invalid] = {}
+    unnamed: dict[str, Invalid] = {}
+    extra: dict[str, int] = {}
+    documents = repo.loading.documents if repo.loading else []
+    for diagnostic in sorted(repo.errors, key=Diagnostic.sort_key):
+        owner = _user_file_owner(diagnostic.file, repo.loading)
+        if owner is None or diagnostic.file is None:
+            fatal.append(diagnostic)
+            continue
+        # Named from the config repo's root, as its users know their files.
+        shown = dataclasses.replace(diagnostic, file=_from_root(diagnostic.file, repo))
+        reason = f"invalid: {shown}"
+        in_file = [d for d in documents if d.file == diagnostic.file]
+        before = [d for d in in_file if diagnostic.line is None or d.line <= diagnostic.line]
+        about = before[-1:] if diagnostic.line is not None else in_file
+        targets = [d.target for d in about]
+        for target in targets or [None]:
+            if target is None:
+                unnamed.setdefault(shown.file or "", Invalid(owner, shown.file or "", None, reason))
+            elif target in found:
+                extra[target] = extra.get(target, 0) + 1
+            else:
+                found[target] = Invalid(owner, shown.file or "", target, reason)
+    for target, more in extra.items():
+        bad = found[target]
+        found[target] = Invalid(bad.owner, bad.file, target, f"{bad.reason} (and {more} more)")
+    repo.invalid = sorted([*found.values(), *unnamed.values()], key=lambda i: (i.file, i.reason))
+    repo.loaded = [item for item in repo.loaded if target_of(item.manifest) not in found]
+    return fatal
+
+
+def target_of(manifest: Manifest) -> str:
+    """How plans name an object: kind/owner/name."""
+    kind, owner, name = manifest.key
+    return f"{kind.lower()}/{owner}/{name}"
+
+
+def _from_root(file: str, repo: ConfigRepo) -> str:
+    display_root = repo.loading.display_root if repo.loading else ""
+    return os.path.relpath(file, display_root or ".")
+
+
+def _user_file_owner(file: str | None, loading: LoadResult | None) -> str | None:
+    if file is None or loading is None:
+        return None
+    relative = Path(os.path.relpath(file, loading.display_root or ".")).parts
+    return relative[1] if len(relative) > 2 and relative[0] == USERS else None
+
+
 def _concerns_scope(diagnostic: Diagnostic, loading: LoadResult) -> bool:
     if loading.in_scope(diagnostic.file) or diagnostic.file is None:
         return True
@@ -172,6 +244,7 @@ def _check_singletons(repo: ConfigRepo) -> None:
         where = ("spec", "container_defaults", "network")
         _check_network(repo, site.spec.container_defaults.network, site.spec, item, where)
         _check_capabilities(repo, site, item)
+        _check_uid_pins(repo, site, item)
     policies = repo.of(QuotaPolicy)
     for _, extra in policies[1:]:
         repo.diagnostics.append(
@@ -180,6 +253,24 @@ def _check_singletons(repo: ConfigRepo) -> None:
                 f"a second QuotaPolicy (first at {policies[0][1].file})",
                 hint="keep one",
                 **extra.at("kind"),
+            )
+        )
+
+
+def _check_uid_pins(repo: ConfigRepo, site: Site, item: Loaded) -> None:
+    """A uid is one person: two logins pinned to it would let a plan run one's workspace as
+    the other (and replace containers each time the pins are reordered)."""
+    first: dict[int, str] = {}
+    for login, pin in site.spec.users.items():
+        if pin.uid not in first:
+            first[pin.uid] = login
+            continue
+        repo.diagnostics.append(
+            error(
+                "site.duplicate_uid",
+                f"{login} is pinned to uid {pin.uid}, which is already {first[pin.uid]}'s",
+                hint="give each login its own uid",
+                **item.at("spec", "users", login, "uid"),
             )
         )
 
@@ -423,7 +514,9 @@ def _check_image_ref(
 
 def _check_workspaces(repo: ConfigRepo, site: SiteSpec, today: dt.date) -> None:
     images = {(m.metadata.owner, m.metadata.name) for m, _ in repo.of(Image)}
-    for ws, item in repo.of(Workspace):
+    per_owner: dict[str, int] = {}
+    # The order plan counts them in, so that validate and plan refuse the same ones.
+    for ws, item in sorted(repo.of(Workspace), key=lambda pair: pair[0].key):
         owner = ws.metadata.owner or ""
         spec = ws.spec
         if spec.image is not None and (owner, spec.image) not in images:
@@ -440,6 +533,8 @@ def _check_workspaces(repo: ConfigRepo, site: SiteSpec, today: dt.date) -> None:
         if spec.image_ref is not None:
             _check_image_ref(repo, ws, spec.image_ref, site, item, ("spec", "image_ref"))
         _check_lifecycle(repo, ws, item, today)
+        per_owner[owner] = per_owner.get(owner, 0) + 1
+        _check_requests(repo, ws, item, today, per_owner[owner])
         _check_network(repo, spec.network, site, item)
         _check_reserved_env(repo, ws, item)
         _check_workspace_mounts(repo, ws, item, site)
@@ -504,6 +599,84 @@ def _check_lifecycle(repo: ConfigRepo, ws: Workspace, item: Loaded, today: dt.da
                     **where,
                 )
             )
+
+
+def _check_requests(
+    repo: ConfigRepo, ws: Workspace, item: Loaded, today: dt.date, nth: int
+) -> None:
+    """What one workspace asks for against its owner's quota, as far as the manifests decide
+    it: plan would leave it pending for ever, so CI refuses it here."""
+    policy = repo.policy.spec if repo.policy else None
+    owner = ws.metadata.owner or ""
+    limits = effective_limits(policy, owner, today)
+    spec = ws.spec
+
+    def refuse(code: str, message: str, hint: str, *where: str) -> None:
+        repo.diagnostics.append(error(code, f"{ws.ref} {message}", hint=hint, **item.at(*where)))
+
+    for key in ("cpus", "memory", "shm_size", "pids"):
+        asked, cap = getattr(spec, key), limits[key]
+        if asked is not None and cap is not None and asked > cap:
+            show = format_cpus if key == "cpus" else str if key == "pids" else format_size
+            refuse(
+                "quota.request",
+                f"asks {key} {show(asked)}; {owner}'s quota allows {show(cap)} "
+                f"({limits.sources[key]})",
+                f"use at most {show(cap)}, or leave it unset (the quota's value)",
+                "spec",
+                key,
+            )
+    gpu_field = "gpus" if spec.gpus else "mig"
+    if spec.gpus and limits["allow_whole_gpus"] is False:
+        refuse(
+            "quota.gpus",
+            f"asks {spec.gpus} whole GPU(s); {owner} may not use whole GPUs "
+            f"({limits.sources['allow_whole_gpus']})",
+            "ask for one MIG instance instead (mig: 1g.10gb)",
+            "spec",
+            "gpus",
+        )
+    devices = spec.gpus or (1 if spec.mig else 0)
+    cap = limits["max_gpus_per_container"]
+    if cap is not None and devices > cap:
+        refuse(
+            "quota.gpus",
+            f"asks {devices} GPU device(s); {owner} may use {cap} per container "
+            f"({limits.sources['max_gpus_per_container']})",
+            f"ask for at most {cap}",
+            "spec",
+            gpu_field,
+        )
+    units = request_units(spec.gpus, spec.mig)
+    budget = limits["gpu_budget"]
+    if budget is not None and units > budget:
+        refuse(
+            "quota.gpus",
+            f"asks {units} GPU units; {owner}'s whole GPU budget is {budget} "
+            f"({limits.sources['gpu_budget']})",
+            "ask for a smaller MIG profile or fewer GPUs",
+            "spec",
+            gpu_field,
+        )
+    max_ws = limits["max_workspaces"]
+    if max_ws is not None and nth > max_ws:
+        refuse(
+            "quota.workspaces",
+            f"is {owner}'s workspace number {nth} (in name order); {owner} may have {max_ws} "
+            f"({limits.sources['max_workspaces']})",
+            "remove a workspace, or ask an admin for a higher max_workspaces",
+            "metadata",
+            "name",
+        )
+
+
+def request_units(gpus: int, mig: str | None) -> Fraction:
+    """GPU units of one request, as the allocator counts them: a whole GPU is 1, a MIG profile
+    `Ng.…` is N compute slices over the 7 of an A100/H100 (the inventory's default; offline
+    there is no inventory to ask)."""
+    if mig is not None:
+        return Fraction(int(mig.split("g.", 1)[0]), DEFAULT_COMPUTE_SLICES)
+    return Fraction(gpus)
 
 
 def _check_workspace_mounts(repo: ConfigRepo, ws: Workspace, item: Loaded, site: SiteSpec) -> None:

@@ -19,7 +19,7 @@ from ds01ctl.confinement import isolates_root
 from ds01ctl.manifests import Endpoint, Image, Site, Workspace
 from ds01ctl.manifests.imagepolicy import IMAGE_HINT, image_problem
 from ds01ctl.manifests.site import SiteSpec, UserPin
-from ds01ctl.manifests.validate import ConfigRepo
+from ds01ctl.manifests.validate import ConfigRepo, target_of
 from ds01ctl.model.inventory import GpuInventory
 from ds01ctl.model.observed import EngineInfo, Observed
 from ds01ctl.model.pending import PendingItem
@@ -44,6 +44,12 @@ class World:
     # Workspaces whose mount sources lead where the policy does not allow (symlinks): key →
     # reason. Read from the host's filesystem by the shell (`live/paths.py`).
     refused_mounts: Mapping[str, str] = field(default_factory=dict)
+    # Workspaces whose image is neither on the host nor pullable (asked of the engine): key →
+    # reason.
+    refused_images: Mapping[str, str] = field(default_factory=dict)
+    # Logins of the host's passwd by uid, for the uids the Site pins: a pin must not make one
+    # login run as another's uid.
+    uid_logins: Mapping[int, str] = field(default_factory=dict)
 
     @property
     def today(self) -> dt.date:
@@ -83,7 +89,7 @@ def resolve(repo: ConfigRepo, world: World, catalog: FrameworkCatalog) -> Desire
     policy = repo.policy.spec if repo.policy else None
     errors = _engine_refusals(site.spec, world.observed.engine)
     warnings = _unsupported(repo) + _engine_warnings(world.observed.engine)
-    pending: list[PendingItem] = []
+    pending: list[PendingItem] = _invalid(repo, world)
     limits: dict[str, EffectiveLimits] = {}
     drafts: list[_Draft] = []
     per_owner: dict[str, int] = {}
@@ -142,6 +148,22 @@ def resolve(repo: ConfigRepo, world: World, catalog: FrameworkCatalog) -> Desire
     )
 
 
+def _invalid(repo: ConfigRepo, world: World) -> list[PendingItem]:
+    """Objects in users' files that did not validate: pending with their first error. Their
+    containers are left alone (a pending target is no orphan); a file naming no object one can
+    tell keeps every container of its owner that nothing else declares."""
+    declared = {target_of(item.manifest) for item in repo.loaded}
+    found = {bad.target: bad.reason for bad in repo.invalid if bad.target is not None}
+    for bad in repo.invalid:
+        if bad.target is not None:
+            continue
+        found.setdefault(bad.file, bad.reason)
+        for live in world.observed.ours():
+            if live.owner == bad.owner and live.key not in declared:
+                found.setdefault(live.key, f"{bad.reason} (it may be what declares this)")
+    return [PendingItem(target, reason) for target, reason in sorted(found.items())]
+
+
 def _engine_refusals(site: SiteSpec, engine: EngineInfo) -> list[str]:
     """Site settings this engine cannot honour safely: the plan is refused."""
     if site.allow_sudo and not isolates_root(engine.security_options):
@@ -184,7 +206,15 @@ def _draft(
             f"{key}: {owner} has no passwd entry on this host and no uid pin in the Site "
             "(add spec.users in the Site, or create the account)"
         )
-    refused_mount = world.refused_mounts.get(key)
+    pin = site.spec.users.get(owner)
+    holder = world.uid_logins.get(pin.uid) if pin is not None else None
+    if pin is not None and holder is not None and holder != owner:
+        return PendingItem(
+            key,
+            f"refused: the Site pins {owner} to uid {pin.uid}, which is {holder}'s on this host "
+            f"(pin {owner} to their own uid, or remove the pin to use the host's account)",
+        )
+    refused_mount = world.refused_mounts.get(key) or world.refused_images.get(key)
     if refused_mount is not None:
         return PendingItem(key, refused_mount)
     refused = _image_policy(ws, site.spec, catalog, account)

@@ -62,7 +62,12 @@ def _workspace(owner: str, name: str, **spec: Any) -> dict[str, Any]:
     }
 
 
-def _repo(tmp_path: Path, *docs: dict[str, Any], policy: dict[str, Any] | None = None) -> Any:
+def _repo(
+    tmp_path: Path,
+    *docs: dict[str, Any],
+    policy: dict[str, Any] | None = None,
+    refused: tuple[str, ...] = (),
+) -> Any:
     root = tmp_path / "config"
     root.mkdir()
     shutil.copy(REPO_ROOT / "examples/gpus/h100-80gb-mig.yaml", tmp_path / "gpus.yaml")
@@ -70,7 +75,7 @@ def _repo(tmp_path: Path, *docs: dict[str, Any], policy: dict[str, Any] | None =
     (root / "quota.yaml").write_text(yaml.safe_dump(policy or _policy()))
     (root / "ws.yaml").write_text(yaml.safe_dump_all(docs))
     repo = validate_path(root, today=NOW.date())
-    assert not repo.errors, repo.errors
+    assert [d.code for d in repo.errors] == list(refused), repo.errors
     return repo
 
 
@@ -108,7 +113,8 @@ def _resolve(repo: Any, tmp_path: Path, *containers: ObservedContainer) -> Desir
 
 
 def test_resolve_quota_exceeded_is_pending_with_reason(tmp_path: Path) -> None:
-    repo = _repo(tmp_path, _workspace("alice", "big", cpus=4), policy=_policy(cpus=2))
+    docs = (_workspace("alice", "big", cpus=4),)
+    repo = _repo(tmp_path, *docs, policy=_policy(cpus=2), refused=("quota.request",))
     desired = _resolve(repo, tmp_path)
     assert desired.specs == ()
     assert [p.target for p in desired.pending] == ["workspace/alice/big"]
@@ -187,7 +193,8 @@ def test_resolve_exemption_applies_until_it_expires(
     policy["spec"]["exemptions"] = [
         {"user": "alice", "limits": {"cpus": 4}, "expires": expires, "reason": "deadline"}
     ]
-    repo = _repo(tmp_path, _workspace("alice", "w", cpus=3), policy=policy)
+    refused = ("quota.request",) if ignored else ()
+    repo = _repo(tmp_path, _workspace("alice", "w", cpus=3), policy=policy, refused=refused)
     desired = _resolve(repo, tmp_path)
     assert bool(desired.pending) is ignored
     assert any("is ignored" in w for w in desired.warnings) is ignored

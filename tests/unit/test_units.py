@@ -35,9 +35,10 @@ KI, MI, GI, TI = 1024, 1024**2, 1024**3, 1024**4
         ("2t", 2 * TI),
         ("1Ti", TI),
         (" 16g ", 16 * GI),
-        ("1024", 1024),
         ("1024b", 1024),
-        (1024, 1024),
+        ("512b", 512),
+        (1024**2, 1024**2),
+        ("1048576", 1024**2),
         (0, 0),
     ],
 )
@@ -47,11 +48,38 @@ def test_units_size_accepted(text: Any, expected: int) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["lots", "", "32x", "32i", "i", "-1g", "1e3", "g", "32 g b i", True, 1.5, None, [], -1],
+    [
+        "lots",
+        "",
+        "32x",
+        "32i",
+        "i",
+        "-1g",
+        "1e3",
+        "g",
+        "32 g b i",
+        True,
+        1.5,
+        None,
+        [],
+        -1,
+        "512",
+        512,
+        1024**2 - 1,
+    ],
 )
 def test_units_size_refused(value: Any) -> None:
     with pytest.raises(ValueError, match="size"):
         parse_size(value)
+
+
+def test_units_size_without_unit_below_a_mib_says_which_unit_to_write() -> None:
+    with pytest.raises(ValueError) as info:
+        parse_size(512)
+    assert str(info.value) == (
+        "a size of 512 without a unit is 512 bytes: write 512m for MiB or 512g for GiB "
+        "(512b if bytes are meant)"
+    )
 
 
 def test_units_size_error_names_the_value_and_the_forms() -> None:
@@ -62,7 +90,7 @@ def test_units_size_error_names_the_value_and_the_forms() -> None:
 
 @pytest.mark.parametrize(
     ("size", "text"),
-    [(32 * GI, "32g"), (1536 * MI, "1536m"), (64 * KI, "64k"), (2 * TI, "2t"), (1000, "1000")],
+    [(32 * GI, "32g"), (1536 * MI, "1536m"), (64 * KI, "64k"), (2 * TI, "2t"), (1000, "1000b")],
 )
 def test_units_size_formatted_docker_style(size: int, text: str) -> None:
     assert format_size(size) == text

@@ -56,7 +56,7 @@ class DockerDriver:
             try:
                 self.client.inspect_distribution(reference)
             except DockerException as exc:
-                found[reference] = str(exc).splitlines()[0][:160]
+                found[reference] = _pull_problem(exc)
         return found
 
     def running(self, container_id: str) -> bool:
@@ -113,3 +113,17 @@ class DockerDriver:
 
     def remove_snapshot(self, reference: str) -> None:
         self.client.remove_image(reference)
+
+
+def _pull_problem(exc: Exception) -> str:
+    """What the engine's answer about a registry means, in a few words (its own text can run
+    to a page)."""
+    text = str(exc).lower()
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if "no such host" in text or "dial tcp" in text or "timeout" in text or "i/o" in text:
+        return "its registry cannot be reached"
+    if status == 404 or "not found" in text or "manifest unknown" in text:
+        return "the registry has no such image or tag"
+    if status in (401, 403) or "denied" in text or "unauthorized" in text:
+        return "the registry refuses access: it does not exist or needs a login"
+    return f"the engine answered {status}" if status else "the engine could not ask its registry"
