@@ -314,14 +314,14 @@ def history(
     if not applies:
         typer.echo("No applies recorded yet.")
     for record in applies:
-        results = [a.get("result", "in flight") for a in record.actions.values()]
+        results = [a.get("result", "in flight") for a in record.steps.values()]
         counts = ", ".join(f"{results.count(r)} {r}" for r in sorted(set(results))) or "nothing"
         status = "" if record.finished else "  (did not finish)"
         typer.echo(f"{record.started}  apply {record.apply_id}: {counts}{status}")
-        for action in record.in_flight:
-            typer.echo(
-                f"    in flight when it stopped: {action.get('kind')} {action.get('target')}"
-            )
+        for step in record.in_flight:
+            kind, of = step.get("kind"), step.get("action_kind")
+            what = kind if of in (None, kind) else f"{kind} ({of})"
+            typer.echo(f"    in flight when it stopped: {what} {step.get('target')}")
 
 
 @app.command()

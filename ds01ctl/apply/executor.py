@@ -1,9 +1,11 @@
-"""The executor: walks a plan's actions in dependency order and makes no decisions.
+"""The executor: runs a plan's steps in dependency order and makes no decisions.
 
-Each action kind maps to one small function wrapping a few driver calls; everything such a
-function needs is in the action (its spec, the container id). Independent actions run in
-parallel (bounded); a failure skips only the actions that depend on it. Every action is
-journaled before (intent) and after (result), so a crash leaves evidence.
+Each step kind maps to one small function wrapping a driver call or two; everything it needs
+is in the step and its action (the spec, the container id, the stop grace, the image tag to
+drop). Before acting it checks the step's preconditions, which the world may have broken since
+the plan: live sessions, moved mount sources. Independent steps run in parallel (bounded); a
+failure skips only the steps that depend on it. Every step is journaled before (intent) and
+after (result), so a crash leaves evidence.
 """
 
 from __future__ import annotations
@@ -22,14 +24,14 @@ from ds01ctl.apply.journal import Journal
 from ds01ctl.errors import Ds01Error, InternalError
 from ds01ctl.live.paths import bind_problem
 from ds01ctl.manifests.site import MountRule
-from ds01ctl.model.spec import ContainerSpec, Power
-from ds01ctl.plan.actions import Action, ActionKind, Plan
+from ds01ctl.model.spec import ContainerSpec
+from ds01ctl.plan.actions import Action, Plan, Precondition, Step, StepKind
 
 if TYPE_CHECKING:
     from ds01ctl.model.driver import Driver
 
-# Test hook: `<target>=<seconds>` sleeps inside that action, after its intent is journaled,
-# so a test can kill a real apply mid-way. Unset in normal use.
+# Test hook: `<target>=<seconds>` sleeps inside each step of that object, after its intent is
+# journaled, so a test can kill a real apply mid-way. Unset in normal use.
 SLOW_ACTION_ENV = "DS01CTL_TEST_SLOW_ACTION"
 
 
@@ -46,30 +48,32 @@ class MountMoved(Ds01Error):
 
 
 class Reporter(Protocol):
-    """Progress hooks; the executor never prints."""
+    """Progress hooks, one call per step; the executor never prints."""
 
-    def action_started(self, action: Action) -> None: ...
-    def action_done(self, action: Action, seconds: float, note: str | None) -> None: ...
-    def action_failed(self, action: Action, error: str) -> None: ...
-    def action_skipped(self, action: Action, because: str) -> None: ...
+    def step_started(self, action: Action, step: Step) -> None: ...
+    def step_done(self, action: Action, step: Step, seconds: float, note: str | None) -> None: ...
+    def step_failed(self, action: Action, step: Step, error: str) -> None: ...
+    def step_skipped(self, action: Action, step: Step, because: str) -> None: ...
 
 
 class NullReporter:
-    def action_started(self, action: Action) -> None:
+    def step_started(self, action: Action, step: Step) -> None:
         pass
 
-    def action_done(self, action: Action, seconds: float, note: str | None) -> None:
+    def step_done(self, action: Action, step: Step, seconds: float, note: str | None) -> None:
         pass
 
-    def action_failed(self, action: Action, error: str) -> None:
+    def step_failed(self, action: Action, step: Step, error: str) -> None:
         pass
 
-    def action_skipped(self, action: Action, because: str) -> None:
+    def step_skipped(self, action: Action, step: Step, because: str) -> None:
         pass
 
 
 @dataclass
 class Outcome:
+    """What became of each step, by step id."""
+
     done: dict[int, str | None] = field(default_factory=dict)  # id → note (e.g. a snapshot)
     failed: dict[int, str] = field(default_factory=dict)
     skipped: dict[int, str] = field(default_factory=dict)
@@ -83,17 +87,31 @@ class Outcome:
 class Context:
     driver: Driver
     site: str
-    force: bool
+    force: bool  # lifts the no-live-sessions precondition
     mount_policy: list[MountRule]  # bind sources are checked again right before a create
     site_network: str | None = None  # made before the first container that uses it
     inter_container: bool = False  # the site network's ICC (the Site's network.inter_container)
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     _image_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
+    _made: dict[int, str] = field(default_factory=dict)  # create step id → the container
 
     def image_lock(self, key: str) -> threading.Lock:
         with self._guard:
             return self._image_locks.setdefault(key, threading.Lock())
+
+    def made(self, step: int, container: str) -> None:
+        with self._guard:
+            self._made[step] = container
+
+    def made_by(self, step: int) -> str:
+        with self._guard:
+            if step not in self._made:
+                raise InternalError(f"step {step} made no container")
+            return self._made[step]
+
+
+_Item = tuple[Action, Step]
 
 
 def execute(
@@ -105,28 +123,29 @@ def execute(
     parallelism: int = 4,
     plan_digest: str | None = None,
 ) -> Outcome:
-    """Run every action whose dependencies succeeded; the outcome says what became of each."""
+    """Run every step whose dependencies succeeded; the outcome says what became of each."""
     outcome = Outcome()
-    deps = _dependencies(plan.actions)
-    by_id = {a.id: a for a in plan.actions}
-    waiting = dict(by_id)
-    running: dict[Future[tuple[str | None, float]], Action] = {}
-    journal.record("apply_started", plan_digest=plan_digest, actions=len(plan.actions))
+    items = plan.steps()
+    waiting = {step.id: (action, step) for action, step in items}
+    running: dict[Future[tuple[str | None, float]], _Item] = {}
+    journal.record("apply_started", plan_digest=plan_digest, steps=len(items))
     slots = max(1, parallelism)
     with ThreadPoolExecutor(max_workers=slots) as pool:
         while waiting or running:
             # Submit only what starts now, so an intent in the journal means "was running".
-            for action in _ready(waiting, deps, outcome)[: slots - len(running)]:
-                del waiting[action.id]
-                blocked = _blocked_by(action, deps, outcome)
+            for action, step in _ready(waiting, outcome)[: slots - len(running)]:
+                del waiting[step.id]
+                blocked = _blocked_by(step, outcome)
                 if blocked is not None:
-                    outcome.skipped[action.id] = blocked
-                    journal.record("result", action=action.id, result="skipped", error=blocked)
-                    reporter.action_skipped(action, blocked)
+                    outcome.skipped[step.id] = blocked
+                    journal.record(
+                        "result", step=step.id, action=action.id, result="skipped", error=blocked
+                    )
+                    reporter.step_skipped(action, step, blocked)
                     continue
-                journal.record("intent", **_intent(action, plan_digest))
-                reporter.action_started(action)
-                running[pool.submit(_timed, _run_one, action, ctx)] = action
+                journal.record("intent", **_intent(action, step, plan_digest))
+                reporter.step_started(action, step)
+                running[pool.submit(_timed, _run_one, action, step, ctx)] = (action, step)
             if not running:
                 continue
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -136,70 +155,67 @@ def execute(
     return outcome
 
 
-def _dependencies(actions: tuple[Action, ...]) -> dict[int, set[int]]:
-    """Declared dependencies, plus: actions on one object run in plan order."""
-    deps: dict[int, set[int]] = {}
-    last_on: dict[str, int] = {}
-    for action in actions:
-        deps[action.id] = set(action.depends_on)
-        if action.target in last_on:
-            deps[action.id].add(last_on[action.target])
-        last_on[action.target] = action.id
-    return deps
-
-
-def _ready(waiting: dict[int, Action], deps: dict[int, set[int]], outcome: Outcome) -> list[Action]:
+def _ready(waiting: dict[int, _Item], outcome: Outcome) -> list[_Item]:
     settled = outcome.done.keys() | outcome.failed.keys() | outcome.skipped.keys()
-    return [a for a in waiting.values() if deps[a.id] <= settled]
+    return [item for item in waiting.values() if set(item[1].depends_on) <= settled]
 
 
-def _blocked_by(action: Action, deps: dict[int, set[int]], outcome: Outcome) -> str | None:
-    for dep in sorted(deps[action.id]):
+def _blocked_by(step: Step, outcome: Outcome) -> str | None:
+    for dep in sorted(step.depends_on):
         if dep in outcome.failed or dep in outcome.skipped:
-            return f"action {dep} did not succeed"
+            return f"step {dep} did not succeed"
     return None
 
 
-def _intent(action: Action, plan_digest: str | None) -> dict[str, object]:
-    previous = dict(action.fingerprint.fields) if action.fingerprint else None
+def _intent(action: Action, step: Step, plan_digest: str | None) -> dict[str, object]:
+    # A step on an existing container keeps its whole previous shape (every field of the
+    # table, its hash), so that a replace or delete could be undone by hand, or rolled back.
+    fp = action.fingerprint if step.container_id is not None else None
+    spec = action.spec if step.kind in (StepKind.CREATE, StepKind.UPDATE) else None
     return {
+        "step": step.id,
         "action": action.id,
-        "kind": action.kind.value,
+        "kind": step.kind.value,
+        "action_kind": action.kind.value,
         "target": action.target,
         "reason": action.reason.value,
-        "container": action.container_id,
-        "spec_hash": action.spec.label_map.get(L.DS01_SPEC_HASH) if action.spec else None,
-        "previous": previous,
+        "container": step.container_id,
+        "spec_hash": spec.label_map.get(L.DS01_SPEC_HASH) if spec else None,
+        "previous": dict(fp.fields) if fp else None,
+        "previous_spec_hash": fp.spec_hash if fp else None,
         "plan_digest": plan_digest,
     }
 
 
 def _timed(
-    run: Callable[[Action, Context], str | None], action: Action, ctx: Context
+    run: Callable[[Action, Step, Context], str | None], action: Action, step: Step, ctx: Context
 ) -> tuple[str | None, float]:
     started = time.monotonic()
-    note = run(action, ctx)
+    note = run(action, step, ctx)
     return note, round(time.monotonic() - started, 3)
 
 
 def _settle(
-    action: Action,
+    item: _Item,
     future: Future[tuple[str | None, float]],
     outcome: Outcome,
     journal: Journal,
     reporter: Reporter,
 ) -> None:
+    action, step = item
     try:
         note, seconds = future.result()
-    except Exception as exc:  # any failure of one action is reported, not fatal
+    except Exception as exc:  # any failure of one step is reported, not fatal
         message = _error_text(exc)
-        outcome.failed[action.id] = message
-        journal.record("result", action=action.id, result="failed", error=message)
-        reporter.action_failed(action, message)
+        outcome.failed[step.id] = message
+        journal.record("result", step=step.id, action=action.id, result="failed", error=message)
+        reporter.step_failed(action, step, message)
         return
-    outcome.done[action.id] = note
-    journal.record("result", action=action.id, result="ok", note=note, seconds=seconds)
-    reporter.action_done(action, seconds, note)
+    outcome.done[step.id] = note
+    journal.record(
+        "result", step=step.id, action=action.id, result="ok", note=note, seconds=seconds
+    )
+    reporter.step_done(action, step, seconds, note)
 
 
 def _error_text(exc: Exception) -> str:
@@ -208,30 +224,51 @@ def _error_text(exc: Exception) -> str:
     return (text[0] if text else type(exc).__name__)[:400]
 
 
-def _run_one(action: Action, ctx: Context) -> str | None:
+def _run_one(action: Action, step: Step, ctx: Context) -> str | None:
     _test_delay(action)
-    match action.kind:
-        case ActionKind.CREATE:
-            return _create(action, ctx)
-        case ActionKind.UPDATE:
-            return _update(action, ctx)
-        case ActionKind.REPLACE:
-            return _replace(action, ctx)
-        case ActionKind.DELETE:
-            return _delete(action, ctx)
-        case ActionKind.START:
-            ctx.driver.start(_container(action))
+    _check(action, step, ctx)
+    match step.kind:
+        case StepKind.CREATE:
+            return _create(action, step, ctx)
+        case StepKind.START:
+            ctx.driver.start(step.container_id or ctx.made_by(_of_step(step)))
             return None
-        case ActionKind.STOP:
-            ctx.driver.stop(_container(action), _spec(action).stop_grace)
+        case StepKind.STOP:
+            grace = step.grace
+            if grace is None:
+                raise InternalError(f"step {step.id} (stop) carries no grace")
+            ctx.driver.stop(_container(step), grace)
             return None
-        case ActionKind.CLEANUP:
-            ctx.driver.remove(_container(action))
+        case StepKind.SNAPSHOT:
+            return _snapshot(action, step, ctx)
+        case StepKind.REMOVE:
+            ctx.driver.remove(_container(step))
+            if step.untag:
+                ctx.driver.release_image(step.untag)
             return None
-        case ActionKind.BUILD | ActionKind.SNAPSHOT:
-            raise InternalError(f"{action.kind.value} actions are not planned by this version")
+        case StepKind.UPDATE:
+            ctx.driver.update(_container(step), _spec(action))
+            return None
         case _:
-            assert_never(action.kind)
+            assert_never(step.kind)
+
+
+def _check(action: Action, step: Step, ctx: Context) -> None:
+    """The step's preconditions, as the world is now."""
+    for condition in step.preconditions:
+        match condition:
+            case Precondition.NO_LIVE_SESSIONS:
+                sessions = ctx.driver.sessions(_container(step))
+                if sessions and not ctx.force:
+                    raise Refused(
+                        f"{action.target} has {sessions} process(es) besides its shell "
+                        "(live `docker exec` sessions)",
+                        hint="ask its owner to close them, or run apply with --force",
+                    )
+            case Precondition.MOUNTS_UNMOVED:
+                _check_mounts(ctx, _spec(action))
+            case _:
+                assert_never(condition)
 
 
 def _test_delay(action: Action) -> None:
@@ -247,21 +284,37 @@ def _spec(action: Action) -> ContainerSpec:
     return action.spec
 
 
-def _container(action: Action) -> str:
-    if action.container_id is None:
-        raise InternalError(f"action {action.id} ({action.kind.value}) names no container")
-    return action.container_id
+def _container(step: Step) -> str:
+    if step.container_id is None:
+        raise InternalError(f"step {step.id} ({step.kind.value}) names no container")
+    return step.container_id
 
 
-def _create(action: Action, ctx: Context) -> str | None:
+def _of_step(step: Step) -> int:
+    if step.of_step is None:
+        raise InternalError(f"step {step.id} ({step.kind.value}) names no container")
+    return step.of_step
+
+
+def _create(action: Action, step: Step, ctx: Context) -> str | None:
     spec = _spec(action)
     note = _network(ctx, spec)
     _prepare(ctx, spec)
     _check_mounts(ctx, spec)
-    container = ctx.driver.create(spec)
-    if spec.power is Power.RUNNING:
-        ctx.driver.start(container)
+    ctx.made(step.id, ctx.driver.create(spec))
     return note
+
+
+def _snapshot(action: Action, step: Step, ctx: Context) -> str | None:
+    """Keep the writable layer as it is now (it may have changed since the plan)."""
+    taken = ctx.driver.snapshot(
+        _container(step),
+        target=action.target,
+        site=ctx.site,
+        reason=step.reason or action.reason.value,
+        now=ctx.clock(),
+    )
+    return None if taken is None else f"snapshot {taken.reference}"
 
 
 def _network(ctx: Context, spec: ContainerSpec) -> str | None:
@@ -290,57 +343,3 @@ def _check_mounts(ctx: Context, spec: ContainerSpec) -> None:
                 f"{spec.key} is not created: {problem}",
                 hint="plan again once the source is a real directory",
             )
-
-
-def _update(action: Action, ctx: Context) -> str | None:
-    ctx.driver.update(_container(action), _spec(action))
-    return None
-
-
-def _replace(action: Action, ctx: Context) -> str | None:
-    spec, old = _spec(action), _container(action)
-    _check_mounts(ctx, spec)  # before the old container goes, too
-    was_running = _running(ctx, old)
-    note = _retire(action, ctx, old, snapshot=spec.snapshot_on_replace, reason="replace")
-    made = _network(ctx, spec)
-    note = "; ".join(n for n in (note, made) if n) or None
-    _prepare(ctx, spec)
-    _check_mounts(ctx, spec)
-    container = ctx.driver.create(spec)
-    if spec.power is Power.RUNNING or (was_running and spec.power is Power.ANY):
-        ctx.driver.start(container)
-    return note
-
-
-def _delete(action: Action, ctx: Context) -> str | None:
-    return _retire(action, ctx, _container(action), snapshot=True, reason=action.reason.value)
-
-
-def _retire(
-    action: Action, ctx: Context, container: str, *, snapshot: bool, reason: str
-) -> str | None:
-    """Stop, snapshot the writable layer if it changed, remove: nothing of the user's is lost."""
-    sessions = ctx.driver.sessions(container)
-    if sessions and not ctx.force:
-        raise Refused(
-            f"{action.target} has {sessions} process(es) besides its shell "
-            "(live `docker exec` sessions)",
-            hint="ask its owner to close them, or run apply with --force",
-        )
-    made_from = ctx.driver.made_from(container)
-    if ctx.driver.running(container):
-        ctx.driver.stop(container, ctx.driver.stop_grace(container))
-    note = None
-    if snapshot and not ctx.driver.layer_changes(container).empty:
-        taken = ctx.driver.snapshot(
-            container, target=action.target, site=ctx.site, reason=reason, now=ctx.clock()
-        )
-        note = f"snapshot {taken.reference}"
-    ctx.driver.remove(container)
-    if made_from:
-        ctx.driver.release_image(made_from)
-    return note
-
-
-def _running(ctx: Context, container: str) -> bool:
-    return ctx.driver.running(container)

@@ -1,9 +1,11 @@
 """The journal: `journal.jsonl` in the state dir, one JSON record per line, append-only.
 
-Before each action an `intent` record (the action, its object, the spec hash, the previous
-container's shape, the plan's digest); after it a `result` record (ok / failed / skipped, the
-error, the duration). A crash or kill -9 leaves an intent without a result: evidence of what
-was in flight. Records carry a version; a reader refuses records newer than it understands.
+Before each step of a plan an `intent` record (the step and its action, its object, the spec
+hash; for the step that removes a container, its whole previous shape as the plan observed it:
+what a rollback would recreate; the plan's digest); after it a `result` record (ok / failed /
+skipped, the error, the duration). A crash or kill -9 leaves an intent without a result:
+evidence of what was in flight. Records carry a version; a reader refuses records newer than it
+understands, and reads version 1's, which were one per action (no `step`).
 
 A line is never the only copy of anything (labels are the state of record), so the journal
 must not stop the tool: a reader skips a torn or malformed line and says which, and a writer
@@ -24,7 +26,7 @@ from typing import Any
 
 from ds01ctl.errors import Ds01Error
 
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2  # 2: records are per step (`step`), with their action's id in `action`
 FILE_NAME = "journal.jsonl"
 
 
@@ -128,11 +130,11 @@ class ApplyRecord:
     started: str
     finished: str | None
     plan_digest: str | None
-    actions: dict[int, dict[str, Any]]  # id → intent fields + "result" when one was written
+    steps: dict[int, dict[str, Any]]  # step id → intent fields + "result" when one was written
 
     @property
     def in_flight(self) -> list[dict[str, Any]]:
-        return [a for a in self.actions.values() if "result" not in a]
+        return [a for a in self.steps.values() if "result" not in a]
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,7 @@ def history(journal: JournalRead) -> list[ApplyRecord]:
     for record in journal.records:
         entry = applies.setdefault(
             record["apply"],
-            {"started": record["ts"], "finished": None, "digest": None, "actions": {}},
+            {"started": record["ts"], "finished": None, "digest": None, "steps": {}},
         )
         event = record["event"]
         if event == "apply_started":
@@ -230,12 +232,18 @@ def history(journal: JournalRead) -> list[ApplyRecord]:
         elif event == "apply_finished":
             entry["finished"] = record["ts"]
         elif event == "intent":
-            entry["actions"][record["action"]] = dict(record)
+            entry["steps"][_step_of(record)] = dict(record)
         elif event == "result":
-            entry["actions"].setdefault(record["action"], {}).update(
+            entry["steps"].setdefault(_step_of(record), {}).update(
                 result=record["result"], error=record.get("error"), seconds=record.get("seconds")
             )
     return [
-        ApplyRecord(key, e["started"], e["finished"], e["digest"], e["actions"])
+        ApplyRecord(key, e["started"], e["finished"], e["digest"], e["steps"])
         for key, e in applies.items()
     ]
+
+
+def _step_of(record: dict[str, Any]) -> int:
+    """A record's step; a version 1 record was one per action, and stands for its step."""
+    step = record.get("step")
+    return step if isinstance(step, int) and not isinstance(step, bool) else int(record["action"])

@@ -8,17 +8,15 @@ import sys
 import threading
 from typing import TextIO
 
-from ds01ctl.plan.actions import Action, ActionKind
+from ds01ctl.plan.actions import Action, Step, StepKind
 
 _DONE = {
-    ActionKind.CREATE: "created",
-    ActionKind.UPDATE: "updated",
-    ActionKind.REPLACE: "replaced",
-    ActionKind.DELETE: "destroyed",
-    ActionKind.START: "started",
-    ActionKind.STOP: "stopped",
-    ActionKind.BUILD: "built",
-    ActionKind.SNAPSHOT: "snapshotted",
+    StepKind.SNAPSHOT: "snapshotted",
+    StepKind.STOP: "stopped",
+    StepKind.REMOVE: "removed",
+    StepKind.CREATE: "created",
+    StepKind.START: "started",
+    StepKind.UPDATE: "updated",
 }
 _GREEN, _RED, _YELLOW, _DIM, _RESET = "\033[32m", "\033[31m", "\033[33m", "\033[2m", "\033[0m"
 
@@ -41,32 +39,34 @@ class LineReporter:
             self.out.write((f"{code}{text}{_RESET}" if self.colour and code else text) + "\n")
             self.out.flush()
 
-    def action_started(self, action: Action) -> None:
-        self._write(f"  {action.kind.value:<7} {_name(action)} …", _DIM)
+    def step_started(self, action: Action, step: Step) -> None:
+        self._write(f"  {step.kind.value:<8} {_name(action)} …", _DIM)
 
-    def action_done(self, action: Action, seconds: float, note: str | None) -> None:
+    def step_done(self, action: Action, step: Step, seconds: float, note: str | None) -> None:
         extra = f"; {note}" if note else ""
-        self._write(f"  {_DONE[action.kind]} {_name(action)} ({seconds:.1f}s{extra})", _GREEN)
+        self._write(f"  {_DONE[step.kind]} {_name(action)} ({seconds:.1f}s{extra})", _GREEN)
 
-    def action_failed(self, action: Action, error: str) -> None:
-        self._write(f"  failed  {_name(action)}: {error}", _RED)
+    def step_failed(self, action: Action, step: Step, error: str) -> None:
+        self._write(f"  failed   {_name(action)} ({step.kind.value}): {error}", _RED)
 
-    def action_skipped(self, action: Action, because: str) -> None:
-        self._write(f"  skipped {_name(action)}: {because}", _YELLOW)
+    def step_skipped(self, action: Action, step: Step, because: str) -> None:
+        self._write(f"  skipped  {_name(action)} ({step.kind.value}): {because}", _YELLOW)
 
 
 class JsonReporter:
-    """`{"event": …, "action": id, "kind": …, "target": …}` per line, for programs."""
+    """`{"event": …, "step": id, "kind": …, "action": id, "target": …}` per line, for
+    programs (`kind` is the step's)."""
 
     def __init__(self, out: TextIO = sys.stdout):
         self.out = out
         self._lock = threading.Lock()
 
-    def _emit(self, event: str, action: Action, **extra: object) -> None:
+    def _emit(self, event: str, action: Action, step: Step, **extra: object) -> None:
         record = {
             "event": event,
+            "step": step.id,
+            "kind": step.kind.value,
             "action": action.id,
-            "kind": action.kind.value,
             "target": action.target,
             **extra,
         }
@@ -74,14 +74,14 @@ class JsonReporter:
             self.out.write(json.dumps(record, sort_keys=True) + "\n")
             self.out.flush()
 
-    def action_started(self, action: Action) -> None:
-        self._emit("started", action)
+    def step_started(self, action: Action, step: Step) -> None:
+        self._emit("started", action, step)
 
-    def action_done(self, action: Action, seconds: float, note: str | None) -> None:
-        self._emit("done", action, seconds=seconds, note=note)
+    def step_done(self, action: Action, step: Step, seconds: float, note: str | None) -> None:
+        self._emit("done", action, step, seconds=seconds, note=note)
 
-    def action_failed(self, action: Action, error: str) -> None:
-        self._emit("failed", action, error=error)
+    def step_failed(self, action: Action, step: Step, error: str) -> None:
+        self._emit("failed", action, step, error=error)
 
-    def action_skipped(self, action: Action, because: str) -> None:
-        self._emit("skipped", action, because=because)
+    def step_skipped(self, action: Action, step: Step, because: str) -> None:
+        self._emit("skipped", action, step, because=because)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ds01ctl.model.observed import LayerChanges, Observed
+from ds01ctl.model.observed import Observed
 from ds01ctl.model.spec import ContainerSpec
 
 
@@ -57,16 +57,6 @@ class Driver(Protocol):
         """Of `references` not present locally, those that cannot be fetched, with why."""
         ...
 
-    def running(self, container_id: str) -> bool: ...
-
-    def stop_grace(self, container_id: str) -> int:
-        """Seconds a stop waits before it kills, as the container was made with."""
-        ...
-
-    def made_from(self, container_id: str) -> str | None:
-        """The image reference the container was created from."""
-        ...
-
     def sessions(self, container_id: str) -> int:
         """Processes besides the container's first one (interactive sessions, their jobs)."""
         ...
@@ -95,12 +85,11 @@ class Driver(Protocol):
         """Apply the live-updatable fields of `spec` to the running container."""
         ...
 
-    def layer_changes(self, container_id: str) -> LayerChanges: ...
-
     def snapshot(
         self, container_id: str, *, target: str, site: str, reason: str, now: dt.datetime
-    ) -> Snapshot:
-        """Keep the container's writable layer as an image that passes for nothing managed."""
+    ) -> Snapshot | None:
+        """Keep the container's writable layer, as it is now, as an image that passes for
+        nothing managed; None when the layer has no changes (nothing to keep)."""
         ...
 
     def release_image(self, reference: str) -> None:

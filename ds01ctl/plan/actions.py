@@ -1,8 +1,12 @@
-"""The plan as plain data: actions with a kind, a reason and field-level changes.
+"""The plan as plain data: per object an action (what happens to it and why, with field-level
+changes), and in each action the steps that do it, with everything they need.
 
-`ActionKind` is what happens; `Reason` is why, for people reading the plan. The executor
-dispatches on the kind and never on the reason. Values of both enums are the JSON vocabulary:
-adding a member is fine, renaming one is a format change.
+`ActionKind` is what happens to an object and `Reason` why, for people reading the plan; the
+executor reads neither. It runs `Step`s: one driver operation each, with its `depends_on`
+(a GPU a create takes waits for the step that frees it; steps on one object run in order), its
+data (a stop's grace, the image tag a remove drops, the snapshot's reason) and its
+preconditions, which are checked at apply because the world may move after the plan. Values of
+the enums are the JSON vocabulary: adding a member is fine, renaming one is a format change.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from ds01ctl.model.observed import LayerChanges
 from ds01ctl.model.pending import PendingItem
 from ds01ctl.model.spec import ContainerSpec
 
@@ -23,7 +28,6 @@ class ActionKind(StrEnum):
     START = "start"
     STOP = "stop"
     BUILD = "build"
-    SNAPSHOT = "snapshot"
     CLEANUP = "cleanup"  # remove a leftover helper container: nothing of a user's is in it
 
 
@@ -63,6 +67,43 @@ class Fingerprint:
     fields: tuple[tuple[str, Any], ...]  # the fields the action read, canonical
 
 
+class StepKind(StrEnum):
+    SNAPSHOT = "snapshot"  # keep the writable layer as an image, if it changed at all
+    STOP = "stop"
+    REMOVE = "remove"
+    CREATE = "create"
+    START = "start"
+    UPDATE = "update"
+
+
+class Precondition(StrEnum):
+    """What a step checks right before it acts; it fails (and its dependents are skipped)
+    when the check does."""
+
+    # Nobody has a session in the container (`docker exec` shells, their jobs): a removal
+    # would end them. `apply --force` lifts it.
+    NO_LIVE_SESSIONS = "no_live_sessions"
+    # The spec's mount sources still lead where the plan checked (not swapped for a symlink):
+    # checked before the old container of a replace goes, and again by the create.
+    MOUNTS_UNMOVED = "mounts_unmoved"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One operation of the driver, with the data it needs and nothing to decide."""
+
+    id: int
+    kind: StepKind
+    depends_on: tuple[int, ...] = ()
+    container_id: str | None = None  # the existing container it acts on
+    of_step: int | None = None  # start: the container that create step made
+    grace: int | None = None  # stop: seconds between the stop signal and the kill
+    reason: str | None = None  # snapshot: recorded on the snapshot image
+    layer: LayerChanges | None = None  # snapshot: the change as planned (None: not read)
+    untag: str | None = None  # remove: the per-container image reference to drop after
+    preconditions: tuple[Precondition, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Action:
     id: int
@@ -70,11 +111,17 @@ class Action:
     target: str  # `<kind>/<owner>/<name>`
     reason: Reason
     changes: tuple[FieldChange, ...] = ()
-    depends_on: tuple[int, ...] = ()
     spec: ContainerSpec | None = None  # create / replace / update: the container as it must be
     container_id: str | None = None  # every action on an existing container
     fingerprint: Fingerprint | None = None
     note: str | None = None  # one line shown under the header (e.g. why a delete)
+    steps: tuple[Step, ...] = ()
+
+    @property
+    def depends_on(self) -> tuple[int, ...]:
+        """The steps of other actions this one waits for."""
+        own = {s.id for s in self.steps}
+        return tuple(sorted({d for s in self.steps for d in s.depends_on} - own))
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,12 +185,18 @@ class Plan:
     def has_changes(self) -> bool:
         return bool(self.actions)
 
+    def steps(self) -> tuple[tuple[Action, Step], ...]:
+        """Every step with the action it belongs to, in plan order (ids ascending)."""
+        return tuple((a, s) for a in self.actions for s in a.steps)
+
     def debug_text(self) -> str:
-        """One line per action (deps, id, target, kind, reason): for tests and debugging."""
+        """One line per action (id, target, kind, reason) and its steps (id, deps, kind)."""
         lines = []
         for a in self.actions:
-            deps = ",".join(str(d) for d in a.depends_on) or "-"
-            lines.append(f"{a.id} [{deps}] {a.target} {a.kind.value} ({a.reason.value})")
+            lines.append(f"{a.id} {a.target} {a.kind.value} ({a.reason.value})")
+            for s in a.steps:
+                deps = ",".join(str(d) for d in s.depends_on) or "-"
+                lines.append(f"  {s.id} [{deps}] {s.kind.value}")
         for p in self.pending:
             lines.append(f"pending {p.target}: {p.reason}")
         return "\n".join(lines)

@@ -1,18 +1,24 @@
-"""Diff: the desired state against the observed one → an ordered plan (pure).
+"""Diff: the desired state against the observed one → an ordered plan of steps (pure).
 
 Leftover helper containers (an interrupted account setup) are cleaned up first. For each
 declared object: no container → create; a replace-forcing field or the spec hash
 differs → replace; only live-updatable limits differ → update; a pinned power state differs →
 start/stop. Managed containers nobody declares are orphans (deleted only with --prune).
-Containers this site does not own are reported, never acted on. GPU-freeing actions come
-before the actions that take the same GPUs, and say so in `depends_on`.
+Containers this site does not own are reported, never acted on.
+
+Each action is spelled out as steps with everything apply needs, decided here from the
+observation: a removal stops the container if it runs (with its own stop grace), snapshots it
+unless its manifest discards the layer, removes it and drops its per-container image tag; a
+replace starts the new container if the manifest pins it running or the old one ran. Steps on
+one object run in order; GPU-taking steps wait for the steps freeing those GPUs (`depends_on`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any, assert_never
 
 from ds01ctl import labels as L
 from ds01ctl.model.inventory import GpuInventory
@@ -28,7 +34,10 @@ from ds01ctl.plan.actions import (
     Fingerprint,
     GpuRow,
     Plan,
+    Precondition,
     Reason,
+    Step,
+    StepKind,
     Unmanaged,
 )
 from ds01ctl.plan.fields import FIELDS, differences, recorded_limits
@@ -281,14 +290,22 @@ def _power(spec: ContainerSpec, live: ObservedContainer) -> _Draft | None:
 
 
 def _order(drafts: list[_Draft]) -> tuple[Action, ...]:
-    """Ids in execution order; an action taking a GPU depends on the one freeing it."""
+    """Ids in execution order, each action's steps numbered after the previous action's.
+
+    Steps on one object run in plan order; a step taking a GPU depends on the step freeing it.
+    """
     drafts.sort(key=lambda d: (_PHASE[d.kind], d.target))
+    numbers = _Numbers()
     freed_by: dict[str, int] = {}
+    last_on: dict[str, int] = {}
     actions = []
     for number, draft in enumerate(drafts, start=1):
-        depends = sorted({freed_by[u] for u in draft.takes if u in freed_by})
+        after = last_on.get(draft.target)
+        waits = tuple(sorted({freed_by[u] for u in draft.takes if u in freed_by}))
+        steps = _steps(draft, numbers, after, waits)
         for uuid in draft.frees:
-            freed_by.setdefault(uuid, number)
+            freed_by.setdefault(uuid, _removing(steps))
+        last_on[draft.target] = steps[-1].id
         actions.append(
             Action(
                 id=number,
@@ -296,27 +313,130 @@ def _order(drafts: list[_Draft]) -> tuple[Action, ...]:
                 target=draft.target,
                 reason=draft.reason,
                 changes=draft.changes,
-                depends_on=tuple(d for d in depends if d != number),
                 spec=draft.spec,
                 container_id=draft.live.id if draft.live else None,
                 fingerprint=_fingerprint(draft.live) if draft.live else None,
                 note=_with_layer_note(draft),
+                steps=steps,
             )
         )
     return tuple(actions)
 
 
+class _Numbers:
+    """Step ids, unique over the whole plan."""
+
+    def __init__(self) -> None:
+        self.last = 0
+
+    def next(self) -> int:
+        self.last += 1
+        return self.last
+
+
+def _steps(
+    draft: _Draft, numbers: _Numbers, after: int | None, waits: tuple[int, ...]
+) -> tuple[Step, ...]:
+    """The steps that carry out `draft`, chained; the first waits for `after` (the previous
+    action on the object), the create for `waits` (the steps freeing its GPUs)."""
+    live, spec = draft.live, draft.spec
+    planned: list[Step] = []
+
+    def add(kind: StepKind, *, gpu_wait: bool = False, **data: Any) -> Step:
+        previous = planned[-1].id if planned else after
+        deps = {previous} if previous is not None else set()
+        if gpu_wait:
+            deps |= set(waits)
+        step = Step(numbers.next(), kind, tuple(sorted(deps)), **data)
+        planned.append(step)
+        return step
+
+    match draft.kind:
+        case ActionKind.CREATE:
+            assert spec is not None
+            made = add(StepKind.CREATE, gpu_wait=True)
+            if spec.power is Power.RUNNING:
+                add(StepKind.START, of_step=made.id)
+        case ActionKind.UPDATE | ActionKind.START | ActionKind.STOP | ActionKind.CLEANUP:
+            assert live is not None
+            kind = _ONE_STEP[draft.kind]  # a cleanup removes a helper: nothing of a user's
+            grace = _grace(live) if kind is StepKind.STOP else None
+            add(kind, container_id=live.id, grace=grace)
+        case ActionKind.DELETE:
+            assert live is not None
+            _removal(add, live, snapshot_reason=draft.reason.value, checks=())
+        case ActionKind.REPLACE:
+            assert live is not None and spec is not None
+            keep = "replace" if spec.snapshot_on_replace else None
+            _removal(add, live, snapshot_reason=keep, checks=(Precondition.MOUNTS_UNMOVED,))
+            made = add(StepKind.CREATE, gpu_wait=True)
+            if spec.power is Power.RUNNING or (spec.power is Power.ANY and live.running):
+                add(StepKind.START, of_step=made.id)  # as it was, unless the manifest pins it
+        case ActionKind.BUILD:
+            raise AssertionError("builds are not planned by this version")
+        case _:
+            assert_never(draft.kind)
+    return tuple(planned)
+
+
+_ONE_STEP = {
+    ActionKind.UPDATE: StepKind.UPDATE,
+    ActionKind.START: StepKind.START,
+    ActionKind.STOP: StepKind.STOP,
+    ActionKind.CLEANUP: StepKind.REMOVE,
+}
+
+
+def _removal(
+    add: Callable[..., Step],
+    live: ObservedContainer,
+    *,
+    snapshot_reason: str | None,
+    checks: tuple[Precondition, ...],
+) -> None:
+    """Stop (if running), snapshot (unless discarded), remove and drop its image tag. Live
+    sessions refuse the first step, whatever it is: they are checked when it runs."""
+    checks = (Precondition.NO_LIVE_SESSIONS, *checks)
+    if live.running:
+        add(StepKind.STOP, container_id=live.id, grace=_grace(live), preconditions=checks)
+        checks = ()
+    if snapshot_reason is not None:
+        # Planned even when the layer looked empty: it may change before apply, and the step
+        # keeps whatever is there when it runs.
+        add(
+            StepKind.SNAPSHOT,
+            container_id=live.id,
+            reason=snapshot_reason,
+            layer=live.layer,
+            preconditions=checks,
+        )
+        checks = ()
+    untag = live.config.image_tag if live.config is not None else None
+    add(StepKind.REMOVE, container_id=live.id, untag=untag, preconditions=checks)
+
+
+def _grace(live: ObservedContainer) -> int:
+    return live.config.stop_grace if live.config is not None else 10
+
+
+def _removing(steps: tuple[Step, ...]) -> int:
+    """The step after which the action's old container no longer holds anything."""
+    return next(s.id for s in steps if s.kind is StepKind.REMOVE)
+
+
 def _with_layer_note(draft: _Draft) -> str | None:
-    """Say, before apply, which workspaces will be snapshotted and how much they changed
-    (known only where the shell read the layer: for containers a draft plan removes)."""
+    """A replace that discards its container's writable layer says how much is lost (known
+    only where the shell read the layer: for containers a draft plan removes); a snapshot
+    step says how much it keeps."""
     layer = draft.live.layer if draft.live else None
-    if draft.kind not in (ActionKind.REPLACE, ActionKind.DELETE) or layer is None or layer.empty:
+    discards = draft.kind is ActionKind.REPLACE and not (
+        draft.spec and draft.spec.snapshot_on_replace
+    )
+    if not discards or layer is None or layer.empty:
         return draft.note
-    kept = draft.kind is ActionKind.DELETE or bool(draft.spec and draft.spec.snapshot_on_replace)
-    fate = "they will be snapshotted first" if kept else "they are discarded (on_replace: discard)"
     text = (
         f"its container has {layer.paths} changed path(s), {about_size(layer.size)}, "
-        f"outside its mounts; {fate}"
+        "outside its mounts; they are discarded (on_replace: discard)"
     )
     return "; ".join(filter(None, [draft.note, text]))
 

@@ -24,9 +24,12 @@ _CODE = "plan_file"
 _REPLAN = "make a new plan with `ds01ctl plan --out FILE`"
 
 RawDoc = dict[str, Any]
-# Upgrades by the version they read: each turns version n into n + 1. None exist yet; when
-# the envelope or the plan document changes shape, add the step here instead of teaching the
-# reader two shapes, and keep every older step.
+# Upgrades by the version they read: each turns version n into n + 1. When the envelope or
+# the plan document changes shape, add the step here instead of teaching the reader two
+# shapes, and keep every older step. A version with no step is refused as "made by an older
+# ds01ctl": format 1 has none, because its actions left the steps to apply (restart the old
+# container? is it running, with which stop grace?), and a faithful upgrade would need the
+# observation the plan was made from, which the file does not hold.
 _ENVELOPE_MIGRATIONS: dict[int, Callable[[RawDoc], RawDoc]] = {}
 _FORMAT_MIGRATIONS: dict[int, Callable[[RawDoc], RawDoc]] = {}
 
@@ -135,7 +138,11 @@ def _upgrade(
     while version < current:
         step = migrations.get(version)
         if step is None:
-            raise _not_a_plan(path, f"ds01ctl cannot read {key} {version} any more")
+            raise _error(
+                f"the plan file {path} was made by an older ds01ctl ({key} {version}; this one "
+                f"reads {current}): make a new plan",
+                _REPLAN,
+            )
         raw = step(raw)
         version += 1
         raw[key] = version

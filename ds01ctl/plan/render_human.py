@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ds01ctl.plan.render_json import mask_value
-from ds01ctl.units import format_cpus, format_duration, format_size
+from ds01ctl.units import about_size, format_cpus, format_duration, format_size
 
 Doc = Mapping[str, Any]
 
@@ -29,7 +29,6 @@ _SYMBOLS = {
     "start": "~",
     "stop": "~",
     "build": "+",
-    "snapshot": "+",
     "cleanup": "-",
 }
 _DESTROYED = "will be destroyed"  # the same words for every delete: easy to scan for
@@ -60,10 +59,6 @@ _DELETE_NOTES = {
     "duplicate": "(because another container already holds this object)",
     "gpu_released": "(because it is stopped past its GPU hold, and someone waits for its GPU)",
 }
-for _reason in ("spec_changed", "changed_outside", "gpu_gone", "security_defaults"):
-    _HEADERS["snapshot", _reason] = "will be snapshotted before it is replaced"
-for _reason in _DELETE_NOTES:
-    _HEADERS["snapshot", _reason] = "will be snapshotted before it is destroyed"
 
 # What a create shows of its spec, in this order: (label, spec key).
 _CREATE_FIELDS = (
@@ -89,7 +84,6 @@ _EXTRA_WORDS = (
     ("start", "to start"),
     ("stop", "to stop"),
     ("build", "to build"),
-    ("snapshot", "to snapshot"),
     ("cleanup", "to clean up"),
 )
 
@@ -176,7 +170,54 @@ def _action_block(action: Doc, ctx: _Context) -> list[str]:
         lines += _field_lines(_create_rows(action["spec"], ctx), ctx)
     else:
         lines += _field_lines(_change_rows(action["changes"], ctx), ctx)
+    return lines + _step_lines(action["steps"], ctx)
+
+
+def _step_lines(steps: Sequence[Doc], ctx: _Context) -> list[str]:
+    """The action's steps in order, numbered as apply runs and reports them."""
+    if not steps:
+        return []
+    own = {step["id"] for step in steps}
+    lines = [ctx.paint("      steps:", _DIM)]
+    for step in steps:
+        text = _STEP_TEXT.get(step["kind"], _unknown_step)(step)
+        waits = [d for d in step["depends_on"] if d not in own]
+        if waits:
+            text += f", after step {', '.join(str(d) for d in waits)}"
+        for condition in step["preconditions"]:
+            text += f"; {_PRECONDITIONS.get(condition, condition)}"
+        lines.append(f"        {step['id']}. {text}")
     return lines
+
+
+def _snapshot_text(step: Doc) -> str:
+    layer = step["layer"]
+    if layer is None:
+        return "snapshot its changes outside its mounts, if any"
+    if not layer["paths"]:
+        return "snapshot, if anything outside its mounts changes by then (nothing has now)"
+    return (
+        f"snapshot first: {about_size(layer['size'])} changed outside its mounts "
+        f"({layer['paths']} path(s))"
+    )
+
+
+def _unknown_step(step: Doc) -> str:
+    return f"{step['kind']} (a step this ds01ctl cannot explain: this is a bug)"
+
+
+_STEP_TEXT: dict[str, Callable[[Doc], str]] = {
+    "snapshot": _snapshot_text,
+    "stop": lambda step: f"stop (grace {format_duration(step['grace'])})",
+    "remove": lambda step: "remove" + (f", then untag {step['untag']}" if step["untag"] else ""),
+    "create": lambda step: "create",
+    "start": lambda step: "start",
+    "update": lambda step: "update in place",
+}
+_PRECONDITIONS = {
+    "no_live_sessions": "refused while sessions are open in it (--force)",
+    "mounts_unmoved": "only if its mount sources have not moved",
+}
 
 
 def _header(action: Doc) -> str:

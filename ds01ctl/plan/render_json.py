@@ -17,6 +17,7 @@ from typing import Any
 
 from ds01ctl import __version__
 from ds01ctl.errors import InternalError
+from ds01ctl.model.observed import LayerChanges
 from ds01ctl.model.pending import PendingItem
 from ds01ctl.model.spec import Bind, ContainerSpec, Power, UserAccount
 from ds01ctl.plan.actions import (
@@ -28,7 +29,10 @@ from ds01ctl.plan.actions import (
     Fingerprint,
     GpuRow,
     Plan,
+    Precondition,
     Reason,
+    Step,
+    StepKind,
     Unmanaged,
 )
 
@@ -36,7 +40,9 @@ from ds01ctl.plan.actions import (
 # a key renamed, removed or given another type or meaning, an action kind or reason renamed.
 # Adding a key or a new enum member is not a bump. The plan file's reader migrates older
 # versions (planfile.py); `plan --json` consumers check it and refuse what they do not know.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# 2: each action carries its `steps` (ids, depends_on, the data each needs, preconditions);
+#    actions lose `depends_on`; `snapshot` is a step kind, no longer an action kind.
 
 MASK = "(masked)"
 # Fields whose values may hold credentials: masked in changes, drift and fingerprints as well
@@ -114,11 +120,27 @@ def _action(action: Action, mask: bool) -> dict[str, Any]:
         "target": action.target,
         "reason": action.reason.value,
         "changes": [_change(c, mask) for c in action.changes],
-        "depends_on": list(action.depends_on),
         "container_id": action.container_id,
         "note": action.note,
         "spec": None if spec is None else _spec(spec, mask),
         "fingerprint": None if fp is None else _fingerprint(fp, mask),
+        "steps": [_step(s) for s in action.steps],
+    }
+
+
+def _step(step: Step) -> dict[str, Any]:
+    layer = step.layer
+    return {
+        "id": step.id,
+        "kind": step.kind.value,
+        "depends_on": list(step.depends_on),
+        "container_id": step.container_id,
+        "of_step": step.of_step,
+        "grace": step.grace,
+        "reason": step.reason,
+        "layer": None if layer is None else {"paths": layer.paths, "size": layer.size},
+        "untag": step.untag,
+        "preconditions": [p.value for p in step.preconditions],
     }
 
 
@@ -243,11 +265,27 @@ def _action_from(raw: Mapping[str, Any]) -> Action:
         target=raw["target"],
         reason=Reason(raw["reason"]),
         changes=_changes_from(raw["changes"]),
-        depends_on=tuple(raw["depends_on"]),
         spec=None if spec is None else _spec_from(spec),
         container_id=raw["container_id"],
         fingerprint=None if fp is None else _fingerprint_from(fp),
         note=raw["note"],
+        steps=tuple(_step_from(s) for s in raw["steps"]),
+    )
+
+
+def _step_from(raw: Mapping[str, Any]) -> Step:
+    layer = raw["layer"]
+    return Step(
+        id=raw["id"],
+        kind=StepKind(raw["kind"]),
+        depends_on=tuple(raw["depends_on"]),
+        container_id=raw["container_id"],
+        of_step=raw["of_step"],
+        grace=raw["grace"],
+        reason=raw["reason"],
+        layer=None if layer is None else LayerChanges(layer["paths"], layer["size"]),
+        untag=raw["untag"],
+        preconditions=tuple(Precondition(p) for p in raw["preconditions"]),
     )
 
 

@@ -68,12 +68,15 @@ def _by_target(actions: Iterable[Action]) -> dict[str, list[Action]]:
 
 def _payload(action: Action) -> tuple[object, ...]:
     """What the executor acts on; ids, reasons, notes and change lists only explain it."""
-    return (action.kind, action.container_id, action.fingerprint, action.spec)
+    steps = tuple(dataclasses.replace(s, id=0, depends_on=(), of_step=None) for s in action.steps)
+    return (action.kind, action.container_id, action.fingerprint, action.spec, steps)
 
 
 def _what_differs(mine: list[Action], theirs: list[Action]) -> str:
     if [a.kind for a in mine] != [a.kind for a in theirs]:
         return "the action"
+    if [_payload(a)[4] for a in mine] != [_payload(a)[4] for a in theirs]:
+        return "its steps"
     fields: set[str] = set()
     for a, b in zip(mine, theirs, strict=True):
         if a.container_id != b.container_id or a.fingerprint != b.fingerprint:
@@ -89,15 +92,17 @@ def _what_differs(mine: list[Action], theirs: list[Action]) -> str:
 
 
 def restrict(plan: Plan, targets: Iterable[str], *, why: str = "--target") -> Plan:
-    """Only the actions on `targets`, plus what they depend on (GPU-freeing steps)."""
-    by_id = {a.id: a for a in plan.actions}
+    """Only the actions on `targets`, plus the actions whose steps theirs depend on (the
+    steps freeing GPUs they take)."""
+    owner = {s.id: a for a in plan.actions for s in a.steps}
     keep = {a.id for a in plan.actions if a.target in set(targets)}
-    frontier = list(keep)
+    frontier = [a for a in plan.actions if a.id in keep]
     while frontier:
-        for dep in by_id[frontier.pop()].depends_on:
-            if dep not in keep:
-                keep.add(dep)
-                frontier.append(dep)
+        for dep in frontier.pop().depends_on:
+            needed = owner[dep]
+            if needed.id not in keep:
+                keep.add(needed.id)
+                frontier.append(needed)
     # Everything but the actions is kept as it was (budgets and notes included).
     return dataclasses.replace(
         plan,

@@ -39,9 +39,14 @@ def _actions(plan: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def _notes(events: list[dict[str, Any]]) -> dict[str, str | None]:
-    """Target → note of every action apply finished; none may have failed or been skipped."""
+    """Target → the notes of its steps apply finished (None: none had one); none may have
+    failed or been skipped."""
     assert [e for e in events if e["event"] in ("failed", "skipped")] == []
-    return {e["target"]: e["note"] for e in events if e["event"] == "done"}
+    notes: dict[str, list[str]] = {}
+    for e in events:
+        if e["event"] == "done":
+            notes.setdefault(e["target"], []).extend(filter(None, [e["note"]]))
+    return {target: "; ".join(texts) or None for target, texts in notes.items()}
 
 
 def _applied(lab: Lab, *args: str) -> str:
@@ -243,7 +248,8 @@ def test_replaced_workspace_with_changes_is_snapshotted(lab: Lab) -> None:
     out = _applied(lab)  # the human view names the snapshot too
     reference = _snapshot(lab)
     assert reference.startswith(f"ds01ctl-snapshot/alice:{name}-")
-    assert f"replaced workspace alice/{name} (" in out and f"; snapshot {reference})" in out
+    assert f"snapshotted workspace alice/{name} (" in out and f"; snapshot {reference})" in out
+    assert f"created workspace alice/{name} (" in out and f"started workspace alice/{name} (" in out
     assert _inspect(lab, "alice", name)["Id"] != before["Id"]
 
     labels = lab.client.inspect_image(reference)["Config"]["Labels"]
@@ -294,7 +300,9 @@ def test_replace_with_a_live_session_needs_force(lab: Lab) -> None:
     lab.workspace("alice", "live", **spec, mounts={"data": lab.host_dir("alice", "data")})
     refused = lab.apply()
     assert refused.code == 1, refused.output
-    assert f"failed  workspace alice/{name}: " in refused.stdout
+    # The first step of the replace (the stop) carries the precondition.
+    assert f"failed   workspace alice/{name} (stop): " in refused.stdout
+    assert f"skipped  workspace alice/{name} (remove): step " in refused.stdout
     assert "live `docker exec` sessions" in refused.stdout and "--force" in refused.stdout
     assert "Traceback" not in refused.output and "internal error" not in refused.output
     now = _inspect(lab, "alice", name)

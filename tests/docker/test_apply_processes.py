@@ -56,11 +56,9 @@ def _last_apply(lab: Lab) -> list[dict[str, Any]]:
 
 def _targets(records: list[dict[str, Any]], *, settled: bool) -> set[str]:
     """Targets of the intents that have (settled) or lack (in flight) a result."""
-    results = {r["action"] for r in records if r["event"] == "result"}
+    results = {r["step"] for r in records if r["event"] == "result"}
     return {
-        r["target"]
-        for r in records
-        if r["event"] == "intent" and (r["action"] in results) == settled
+        r["target"] for r in records if r["event"] == "intent" and (r["step"] in results) == settled
     }
 
 
@@ -151,11 +149,13 @@ def test_kill_9_during_a_replace_loses_no_snapshot(lab: Lab) -> None:
     )
     _kill_9(process)
 
+    # Its first step, the stop, was in flight (the hook sleeps in every step of the target).
     [intent] = [r for r in _last_apply(lab) if r["event"] == "intent"]
-    assert intent["kind"] == "replace" and intent["container"] == before["Id"]
+    assert (intent["kind"], intent["action_kind"]) == ("stop", "replace")
+    assert intent["container"] == before["Id"]
     # The intent keeps the previous shape, so the replacement could be undone by hand.
     assert intent["previous"]["binds"] == before["HostConfig"]["Binds"]
-    assert f"in flight when it stopped: replace {target}" in lab.history().stdout
+    assert f"in flight when it stopped: stop (replace) {target}" in lab.history().stdout
     # Killed before it touched anything: the container and its changes are still there.
     now = lab.client.inspect_container(lab.container_name("alice", name))
     assert now["Id"] == before["Id"] and now["State"]["Running"]

@@ -86,7 +86,7 @@ def test_source_swapped_after_the_plan_fails_that_create_only(lab: Lab) -> None:
         outcome = execute(planned.plan, context, journal, NullReporter())
     finally:
         journal.close()
-    by_target = {a.target: a.id for a in planned.plan.actions}
+    by_target = {a.target: a.steps[0].id for a in planned.plan.actions}  # each one's create
     error = outcome.failed[by_target[f"workspace/alice/{sneaky}"]]
     assert error.startswith(f"workspace/alice/{sneaky} is not created: its /workspace mount: ")
     assert f"{moved} is a symlink (to /etc)" in error and "\n" not in error

@@ -21,9 +21,9 @@ Cli = Callable[..., Any]  # the `cli` fixture of tests/conftest.py
 
 def journal_of_one_apply(state: Path, apply_id: str = "a1") -> Path:
     journal = Journal(state, apply_id)
-    journal.record("apply_started", plan_digest="sha256:x", actions=1)
-    journal.record("intent", action=1, kind="create", target="workspace/alice/w")
-    journal.record("result", action=1, result="ok", seconds=0.1)
+    journal.record("apply_started", plan_digest="sha256:x", steps=1)
+    journal.record("intent", step=2, action=1, kind="create", target="workspace/alice/w")
+    journal.record("result", step=2, action=1, result="ok", seconds=0.1)
     journal.record("apply_finished", done=1, failed=0)
     journal.close()
     return state / FILE_NAME
@@ -44,6 +44,17 @@ def test_journal_records_are_whole_lines(tmp_path: Path) -> None:
         "apply_finished",
     ]
     assert read_journal(tmp_path).unreadable == []
+
+
+def test_journal_of_an_older_ds01ctl_one_record_per_action_still_reads(tmp_path: Path) -> None:
+    (tmp_path / FILE_NAME).write_bytes(
+        b'{"v": 1, "ts": "t0", "apply": "a0", "event": "intent", "action": 3, '
+        b'"kind": "replace", "target": "workspace/al/w"}\n'
+        b'{"v": 1, "ts": "t1", "apply": "a0", "event": "result", "action": 3, "result": "ok"}\n'
+    )
+    [apply] = history(read_journal(tmp_path))
+    assert apply.steps == {3: {**apply.steps[3], "kind": "replace", "result": "ok"}}
+    assert apply.in_flight == [] and apply.finished is None
 
 
 def test_journal_torn_last_line_is_skipped_named_and_never_appended_onto(tmp_path: Path) -> None:
@@ -106,7 +117,7 @@ def test_journal_malformed_line_in_the_middle_is_skipped_and_named(
     assert read.unreadable == [3]
     [apply] = history(read)
     assert apply.finished is not None
-    assert apply.actions[1]["result"] == "ok"
+    assert apply.steps[2]["result"] == "ok"
 
 
 def test_journal_newer_record_is_refused_in_one_line(tmp_path: Path) -> None:

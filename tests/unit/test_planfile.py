@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from ds01ctl.errors import Ds01Error
+from ds01ctl.model.observed import LayerChanges
 from ds01ctl.model.pending import PendingItem
 from ds01ctl.model.spec import Bind, ContainerSpec, Power, UserAccount
 from ds01ctl.plan import planfile
@@ -21,11 +22,15 @@ from ds01ctl.plan.actions import (
     Fingerprint,
     GpuRow,
     Plan,
+    Precondition,
     Reason,
+    Step,
+    StepKind,
 )
 from ds01ctl.plan.planfile import PLANFILE_VERSION, load_plan, save_plan
 from ds01ctl.plan.render_json import FORMAT_VERSION
 
+SESSIONS, MOUNTS = Precondition.NO_LIVE_SESSIONS, Precondition.MOUNTS_UNMOVED
 SECRET = "hunter2-not-for-json"
 GPU0 = "GPU-3f6c1a2e-8b4d-4e1f-9a7c-0d2e5b6a7c81"
 MIG = "MIG-7a1c3e95-b2d4-5f68-8a0b-4c6e9d1f3a52"
@@ -69,12 +74,28 @@ def make_plan() -> Plan:
         "workspace/bob/nlp",
         Reason.SPEC_CHANGED,
         changes=(FieldChange("gpus", (MIG,), (GPU0,), forces_replace=True),),
-        depends_on=(1,),
         spec=spec,
         container_id="c2",
         fingerprint=Fingerprint("c2", "sha256:abc", (*observed, ("running", True))),
+        steps=(
+            Step(3, StepKind.STOP, (), "c2", grace=10, preconditions=(SESSIONS, MOUNTS)),
+            Step(4, StepKind.SNAPSHOT, (3,), "c2", reason="replace", layer=LayerChanges(3, 2048)),
+            Step(5, StepKind.REMOVE, (4,), "c2", untag="ds01/bob/nlp:u1002"),
+            Step(6, StepKind.CREATE, (2, 5)),
+            Step(7, StepKind.START, (6,), of_step=6),
+        ),
     )
-    delete = Action(1, ActionKind.DELETE, "workspace/al/old", Reason.NO_MANIFEST, container_id="c1")
+    delete = Action(
+        1,
+        ActionKind.DELETE,
+        "workspace/al/old",
+        Reason.NO_MANIFEST,
+        container_id="c1",
+        steps=(
+            Step(1, StepKind.SNAPSHOT, (), "c1", reason="no_manifest", preconditions=(SESSIONS,)),
+            Step(2, StepKind.REMOVE, (1,), "c1"),
+        ),
+    )
     return Plan(
         actions=(delete, replace),
         pending=(PendingItem("workspace/gina/big", "no GPU free"),),
@@ -230,7 +251,10 @@ def test_planfile_refuses_newer_plan_format(saved: Path, state_dir: Path) -> Non
         raw["plan"]["format_version"] = FORMAT_VERSION + 1
 
     rewrite(saved, newer, redigest=True)
-    assert "made by a newer ds01ctl (format_version 2" in refused(saved, state_dir).message
+    assert (
+        f"made by a newer ds01ctl (format_version {FORMAT_VERSION + 1}"
+        in refused(saved, state_dir).message
+    )
 
 
 @pytest.mark.parametrize("version", [0, "1", None, True])
@@ -275,5 +299,19 @@ def test_planfile_upgrade_runs_each_step_in_order(saved: Path) -> None:
 
 
 def test_planfile_upgrade_without_a_step_is_refused(saved: Path) -> None:
-    with pytest.raises(Ds01Error, match="cannot read v 1 any more"):
+    with pytest.raises(Ds01Error, match=r"made by an older ds01ctl \(v 1; this one reads 2\)"):
         planfile._upgrade({"v": 1}, "v", 2, {}, saved)
+
+
+def test_planfile_of_format_1_is_refused_as_made_by_an_older_ds01ctl(
+    saved: Path, state_dir: Path
+) -> None:
+    # Format 1 left the steps to apply; upgrading it would need the observation it lacks.
+    def older(raw: dict[str, Any]) -> None:
+        raw["plan"]["format_version"] = 1
+
+    rewrite(saved, older, redigest=True)
+    error = refused(saved, state_dir)
+    assert error.message.endswith(
+        "was made by an older ds01ctl (format_version 1; this one reads 2): make a new plan"
+    )

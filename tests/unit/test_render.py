@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from ds01ctl.model.observed import LayerChanges
 from ds01ctl.model.pending import PendingItem
 from ds01ctl.model.spec import Bind, ContainerSpec, Power, UserAccount
 from ds01ctl.plan.actions import (
@@ -28,7 +29,10 @@ from ds01ctl.plan.actions import (
     Fingerprint,
     GpuRow,
     Plan,
+    Precondition,
     Reason,
+    Step,
+    StepKind,
     Unmanaged,
 )
 from ds01ctl.plan.render_human import render
@@ -52,6 +56,7 @@ GPU2 = "GPU-c47a9e13-2d6b-48f5-a1e9-7b3d5c8f2e60"
 MIG_2G = "MIG-5d2e8a61-3f4b-5c7d-9e1a-2b6c8d0e4f17"
 MIG_1G_A = "MIG-7a1c3e95-b2d4-5f68-8a0b-4c6e9d1f3a52"
 MIG_1G_B = "MIG-9e4f6b23-c8a1-5d3e-b7f2-6a0d2c4e8b96"
+SESSIONS, MOUNTS = Precondition.NO_LIVE_SESSIONS, Precondition.MOUNTS_UNMOVED
 META = {
     "site": "lab",
     "engine_id": "ENGINE-1",
@@ -208,21 +213,51 @@ def case_drift_pending_unmanaged() -> Plan:
 def case_gpu_table() -> Plan:
     # GPU 1 is gone: bob moves to GPU 0 once alice's orphan is deleted; start/stop show too.
     delete = Action(
-        1, ActionKind.DELETE, "workspace/alice/old", Reason.NO_MANIFEST, container_id="c1"
+        1,
+        ActionKind.DELETE,
+        "workspace/alice/old",
+        Reason.NO_MANIFEST,
+        container_id="c1",
+        steps=(
+            Step(1, StepKind.SNAPSHOT, (), "c1", reason="no_manifest", preconditions=(SESSIONS,)),
+            Step(2, StepKind.REMOVE, (1,), "c1", untag="ds01/alice/old:u1001"),
+        ),
     )
-    stop = Action(2, ActionKind.STOP, "workspace/ivy/idle", Reason.POWER, container_id="c2")
+    stop = Action(
+        2,
+        ActionKind.STOP,
+        "workspace/ivy/idle",
+        Reason.POWER,
+        container_id="c2",
+        steps=(Step(3, StepKind.STOP, (), "c2", grace=30),),
+    )
     replace = Action(
         3,
         ActionKind.REPLACE,
         "workspace/bob/train",
         Reason.GPU_GONE,
         changes=(FieldChange("gpus", (GPU1,), (GPU0,), forces_replace=True),),
-        depends_on=(1,),
         spec=spec("bob", "train", uid=1002, gpus=(GPU0,)),
         container_id="c3",
         note=f"its GPU {GPU1} no longer exists",
+        steps=(
+            Step(4, StepKind.STOP, (), "c3", grace=10, preconditions=(SESSIONS, MOUNTS)),
+            Step(
+                5, StepKind.SNAPSHOT, (4,), "c3", reason="replace", layer=LayerChanges(12, 3 << 30)
+            ),
+            Step(6, StepKind.REMOVE, (5,), "c3"),
+            Step(7, StepKind.CREATE, (2, 6)),
+            Step(8, StepKind.START, (7,), of_step=7),
+        ),
     )
-    start = Action(4, ActionKind.START, "workspace/jo/web", Reason.POWER, container_id="c4")
+    start = Action(
+        4,
+        ActionKind.START,
+        "workspace/jo/web",
+        Reason.POWER,
+        container_id="c4",
+        steps=(Step(9, StepKind.START, (), "c4"),),
+    )
     rows = gpu_rows(
         gpu0=("workspace/alice/old", "workspace/bob/train"), mig1b=("pid 4242", "pid 4242")
     )
@@ -340,7 +375,7 @@ def test_render_create_shows_network_and_masked_env() -> None:
 def test_document_contract_keys_and_vocabulary() -> None:
     # Changing any of these breaks consumers: bump FORMAT_VERSION and update this test.
     doc = plan_document(case_replace_gpus())
-    assert FORMAT_VERSION == 1
+    assert FORMAT_VERSION == 2
     assert sorted(doc) == [
         "actions",
         "budgets",
@@ -360,13 +395,13 @@ def test_document_contract_keys_and_vocabulary() -> None:
     assert sorted(doc["actions"][0]) == [
         "changes",
         "container_id",
-        "depends_on",
         "fingerprint",
         "id",
         "kind",
         "note",
         "reason",
         "spec",
+        "steps",
         "target",
     ]
     assert sorted(doc["actions"][0]["changes"][0]) == ["after", "before", "field", "forces_replace"]
@@ -379,9 +414,31 @@ def test_document_contract_keys_and_vocabulary() -> None:
         "start",
         "stop",
         "build",
-        "snapshot",
         "cleanup",
     ]
+    steps = plan_document(case_gpu_table())["actions"][2]["steps"]
+    assert sorted(steps[0]) == [
+        "container_id",
+        "depends_on",
+        "grace",
+        "id",
+        "kind",
+        "layer",
+        "of_step",
+        "preconditions",
+        "reason",
+        "untag",
+    ]
+    assert steps[1]["layer"] == {"paths": 12, "size": 3 << 30}
+    assert [k.value for k in StepKind] == [
+        "snapshot",
+        "stop",
+        "remove",
+        "create",
+        "start",
+        "update",
+    ]
+    assert [p.value for p in Precondition] == ["no_live_sessions", "mounts_unmoved"]
     assert [r.value for r in Reason] == [
         "new",
         "spec_changed",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from ds01ctl.drivers.docker import containers, snapshots
 from ds01ctl.live import docker as live
 from ds01ctl.model.driver import Snapshot
-from ds01ctl.model.observed import LayerChanges, Observed
+from ds01ctl.model.observed import Observed
 from ds01ctl.model.spec import ContainerSpec
 from ds01ctl.resolve.images import with_default_tag
 
@@ -59,16 +59,6 @@ class DockerDriver:
                 found[reference] = _pull_problem(exc)
         return found
 
-    def running(self, container_id: str) -> bool:
-        return bool(self.client.inspect_container(container_id)["State"]["Running"])
-
-    def stop_grace(self, container_id: str) -> int:
-        inspect = self.client.inspect_container(container_id)
-        return live.container_config(inspect).stop_grace
-
-    def made_from(self, container_id: str) -> str | None:
-        return live.container_config(self.client.inspect_container(container_id)).image_tag
-
     def sessions(self, container_id: str) -> int:
         return containers.sessions(self.client, container_id)
 
@@ -95,12 +85,11 @@ class DockerDriver:
     def update(self, container_id: str, spec: ContainerSpec) -> None:
         containers.update(self.client, container_id, spec)
 
-    def layer_changes(self, container_id: str) -> LayerChanges:
-        return live.layer_changes(self.client, container_id)
-
     def snapshot(
         self, container_id: str, *, target: str, site: str, reason: str, now: dt.datetime
-    ) -> Snapshot:
+    ) -> Snapshot | None:
+        if live.layer_changes(self.client, container_id).empty:
+            return None
         return snapshots.take(
             self.client, container_id, target=target, site=site, reason=reason, now=now
         )
