@@ -22,6 +22,7 @@ from typing import Any, assert_never
 
 from ds01ctl import labels as L
 from ds01ctl.model.inventory import GpuInventory
+from ds01ctl.model.kinds import Kind, planned_kind
 from ds01ctl.model.observed import Observed, ObservedContainer
 from ds01ctl.model.spec import ContainerSpec, Power
 from ds01ctl.model.spechash import as_made_by, known, older, spec_hash
@@ -40,11 +41,14 @@ from ds01ctl.plan.actions import (
     StepKind,
     Unmanaged,
 )
-from ds01ctl.plan.fields import FIELDS, differences, recorded_limits
+from ds01ctl.plan.fields import FIELDS, ContainerField, differences, recorded_limits
 from ds01ctl.resolve.desired import Desired
 from ds01ctl.units import about_size
 
-PLANNED_KINDS = frozenset({"workspace"})  # endpoints come with their own issue
+# The plan layer's registry line per planned kind: the field table its objects are compared
+# with. A container's kind label that the registry (model/kinds.py) does not plan is warned
+# about and left alone.
+FIELD_TABLES: Mapping[Kind, tuple[ContainerField, ...]] = {Kind.WORKSPACE: FIELDS}
 UPGRADE_WHY = (
     "its confinement (no-new-privileges, capabilities dropped, GPUs chosen only by ds01ctl, "
     "the site network)"
@@ -179,7 +183,8 @@ def _plannable(observed: Observed, warnings: list[str]) -> list[ObservedContaine
     """Our containers of kinds this version plans; any other kind is reported, never touched."""
     found = []
     for container in observed.ours():
-        if container.kind in PLANNED_KINDS:
+        kind = planned_kind(container.kind)
+        if kind is not None and kind in FIELD_TABLES:
             found.append(container)
         else:
             warnings.append(
@@ -223,7 +228,8 @@ def _compare(
                 "until ds01ctl is upgraded"
             ),
         )
-    changes = differences(live, spec)
+    table = FIELD_TABLES[Kind(live.kind)]
+    changes = differences(live, spec, table)
     if version is None or L.get(live.labels, L.DS01_SPEC_HASH) is None:
         incomplete = "its ds01 labels are incomplete (no spec hash): it was made or changed outside"
         return [_replace(spec, live, changes, Reason.CHANGED_OUTSIDE, incomplete)], [], None
@@ -450,7 +456,8 @@ def removed_containers(plan: Plan) -> tuple[str, ...]:
 def _fingerprint(live: ObservedContainer) -> Fingerprint:
     """The container as observed: id, hash, and every field of the table (none volatile)."""
     assert live.config is not None
-    values = tuple((row.name, _jsonable(row.live(live))) for row in FIELDS)
+    table = FIELD_TABLES[Kind(live.kind)] if planned_kind(live.kind) else FIELDS  # a helper
+    values = tuple((row.name, _jsonable(row.live(live))) for row in table)
     state = ("running", live.running)
     return Fingerprint(live.id, L.get(live.labels, L.DS01_SPEC_HASH), (*values, state))
 

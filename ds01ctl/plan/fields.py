@@ -258,10 +258,14 @@ BY_NAME = {f.name: f for f in FIELDS}
 LIMIT_FIELDS = tuple(f.name for f in FIELDS if f.on_change is OnChange.UPDATE)
 
 
-def differences(container: ObservedContainer, spec: ContainerSpec) -> list[FieldChange]:
-    """Every field whose live value differs from the spec, in table order."""
+def differences(
+    container: ObservedContainer,
+    spec: ContainerSpec,
+    table: tuple[ContainerField, ...] = FIELDS,
+) -> list[FieldChange]:
+    """Every field of `table` whose live value differs from the spec, in table order."""
     changes = []
-    for row in FIELDS:
+    for row in table:
         live, desired = row.live(container), row.desired(spec)
         if not row.equal(live, desired):
             if row.compare is Compare.OVER_IMAGE:  # show only the entries that differ

@@ -21,6 +21,7 @@ from ds01ctl.manifests.imagepolicy import IMAGE_HINT, image_problem
 from ds01ctl.manifests.site import SiteSpec, UserPin
 from ds01ctl.manifests.validate import ConfigRepo, target_of
 from ds01ctl.model.inventory import GpuInventory
+from ds01ctl.model.kinds import KINDS, Kind, not_planned_yet
 from ds01ctl.model.observed import EngineInfo, Observed
 from ds01ctl.model.pending import PendingItem
 from ds01ctl.model.spec import ContainerSpec, UserAccount
@@ -30,6 +31,15 @@ from ds01ctl.resolve.images import ARCH_OF_GENERATION, mirrored
 from ds01ctl.resolve.quota import EffectiveLimits, effective_limits, lifecycle_excess
 from ds01ctl.resolve.workspaces import ImageChoice, Resources, workspace_spec
 from ds01ctl.units import format_cpus, format_duration, format_size
+
+# The resolve layer's registry line per kind: the manifests it resolves from. Workspaces
+# resolve in `resolve` below (quota, images, GPU placement across all of them); a kind the
+# registry does not plan yet is only warned about (`_unsupported`).
+MANIFESTS: Mapping[Kind, type[Workspace | Image | Endpoint]] = {
+    Kind.WORKSPACE: Workspace,
+    Kind.IMAGE: Image,
+    Kind.ENDPOINT: Endpoint,
+}
 
 
 @dataclass(frozen=True)
@@ -93,7 +103,8 @@ def resolve(repo: ConfigRepo, world: World, catalog: FrameworkCatalog) -> Desire
     limits: dict[str, EffectiveLimits] = {}
     drafts: list[_Draft] = []
     per_owner: dict[str, int] = {}
-    for ws, _ in sorted(repo.of(Workspace), key=lambda p: p[0].key):
+    workspaces = [(m, f) for m, f in repo.of(MANIFESTS[Kind.WORKSPACE]) if isinstance(m, Workspace)]
+    for ws, _ in sorted(workspaces, key=lambda p: p[0].key):
         owner = ws.metadata.owner or ""
         if owner not in limits:
             limits[owner] = effective_limits(policy, owner, world.today)
@@ -186,8 +197,13 @@ def _engine_warnings(engine: EngineInfo) -> list[str]:
 
 
 def _unsupported(repo: ConfigRepo) -> list[str]:
-    found = [m.ref for m, _ in repo.of(Image)] + [m.ref for m, _ in repo.of(Endpoint)]
-    return [f"{ref}: not supported yet by this version; it is not planned" for ref in found]
+    """A warning per declared object of a kind this version does not plan yet."""
+    return [
+        not_planned_yet(m.ref)
+        for kind, manifest in MANIFESTS.items()
+        if not KINDS[kind].planned
+        for m, _ in repo.of(manifest)
+    ]
 
 
 def _draft(
@@ -221,8 +237,10 @@ def _draft(
     if refused is not None:
         return PendingItem(key, refused)
     image = _image(ws, site.spec, catalog, world.inventory)
+    if isinstance(image, NotYet):
+        return PendingItem(key, image.reason)
     if isinstance(image, str):
-        return PendingItem(key, image) if image.startswith("image builds") else f"{key}: {image}"
+        return f"{key}: {image}"
     resources = _resources(ws, limits, site.spec.container_defaults.shm_size)
     if isinstance(resources, str):
         return PendingItem(key, resources)
@@ -278,12 +296,22 @@ def site_architecture(configured: str | None, inventory: GpuInventory) -> str | 
     return ARCH_OF_GENERATION.get(generations[0]) if len(generations) == 1 else None
 
 
+@dataclass(frozen=True)
+class NotYet:
+    """A request this version cannot serve yet (an image build): pending, not an error."""
+
+    reason: str
+
+
 def _image(
     ws: Workspace, site: SiteSpec, catalog: FrameworkCatalog, inventory: GpuInventory
-) -> ImageChoice | str:
+) -> ImageChoice | NotYet | str:
+    """The image to run, a request not served yet, or an error (a text no retry fixes)."""
     spec = ws.spec
     if spec.image is not None:
-        return f"image builds (Image {ws.metadata.owner}/{spec.image}) are not supported yet"
+        return NotYet(
+            f"image builds (Image {ws.metadata.owner}/{spec.image}) are not supported yet"
+        )
     if spec.image_ref is not None:
         reference = mirrored(spec.image_ref, site.image_mirrors)
         return ImageChoice(reference, spec.image_ref, L.NO_ARCH, custom=True)

@@ -1,0 +1,63 @@
+"""The kinds of declared objects, and what each layer knows of each: one registry line per layer.
+
+`Kind` names a kind everywhere (manifests, container labels, plan targets). `KINDS` says
+what this version does with it: the payload its steps carry, or None while it is not planned
+yet (its manifests are validated and reported, never acted on). Each layer keeps its own line
+per kind, keyed by `Kind`: which manifests it resolves from (`resolve/desired.py:
+MANIFESTS`), which field table compares it with what runs (`plan/diff.py: FIELD_TABLES`).
+Adding a kind is its own modules plus those lines; `tests/unit/test_kinds.py` checks that the
+lines agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+
+
+class Kind(StrEnum):
+    WORKSPACE = "workspace"
+    IMAGE = "image"
+    ENDPOINT = "endpoint"
+
+
+class Payload(StrEnum):
+    """The tag of what a kind's steps carry: the union's members as kinds are planned."""
+
+    CONTAINER = "container"  # a `ContainerSpec` (model/spec.py)
+    # IMAGE_BUILD = "image_build": an image build record, with the Image kind
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    kind: Kind
+    payload: Payload | None  # None: not planned yet
+
+    @property
+    def planned(self) -> bool:
+        return self.payload is not None
+
+
+KINDS: Mapping[Kind, KindInfo] = MappingProxyType(
+    {
+        Kind.WORKSPACE: KindInfo(Kind.WORKSPACE, Payload.CONTAINER),
+        Kind.IMAGE: KindInfo(Kind.IMAGE, None),
+        Kind.ENDPOINT: KindInfo(Kind.ENDPOINT, None),
+    }
+)
+
+
+def planned_kind(text: str) -> Kind | None:
+    """The kind named `text` if this version plans it, else None (unknown or not yet)."""
+    try:
+        kind = Kind(text)
+    except ValueError:
+        return None
+    return kind if KINDS[kind].planned else None
+
+
+def not_planned_yet(ref: str) -> str:
+    """The warning for a declared object (`ref`) of a kind this version does not plan."""
+    return f"{ref}: not supported yet by this version; it is not planned"

@@ -1,0 +1,37 @@
+"""The kind registry: each layer's line agrees with `KINDS`, and kinds not planned yet are
+warned about from it (validated, reported, never acted on)."""
+
+from __future__ import annotations
+
+import typing
+
+from ds01ctl.model.kinds import KINDS, Kind, Payload, not_planned_yet, planned_kind
+from ds01ctl.plan.diff import FIELD_TABLES
+from ds01ctl.plan.fields import FIELDS
+from ds01ctl.resolve.desired import MANIFESTS
+
+
+def test_kinds_every_kind_has_a_manifest_and_is_spelled_as_its_manifest_kind() -> None:
+    assert set(MANIFESTS) == set(Kind) == set(KINDS)
+    for kind, manifest in MANIFESTS.items():
+        spelled = typing.get_args(manifest.model_fields["kind"].annotation)
+        assert spelled == (kind.value.capitalize(),)
+
+
+def test_kinds_planned_ones_have_a_field_table_and_only_they_do() -> None:
+    planned = {k for k, info in KINDS.items() if info.planned}
+    assert planned == set(FIELD_TABLES) == {Kind.WORKSPACE}
+    assert KINDS[Kind.WORKSPACE].payload is Payload.CONTAINER
+    assert FIELD_TABLES[Kind.WORKSPACE] is FIELDS
+
+
+def test_kinds_planned_kind_of_a_label() -> None:
+    assert planned_kind("workspace") is Kind.WORKSPACE
+    assert planned_kind("endpoint") is None  # declared, not planned yet
+    assert planned_kind("teleport") is None  # unknown
+
+
+def test_kinds_not_planned_yet_warning() -> None:
+    assert not_planned_yet("endpoint/alice/chat") == (
+        "endpoint/alice/chat: not supported yet by this version; it is not planned"
+    )
