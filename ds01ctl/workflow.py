@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from ds01ctl.manifests import Site, Workspace
 from ds01ctl.manifests.site import site_network_name
 from ds01ctl.manifests.validate import ConfigRepo, set_aside_invalid, validate_path
 from ds01ctl.model.inventory import GpuInventory
-from ds01ctl.plan.actions import Plan
+from ds01ctl.plan.actions import Action, Plan, Step
 
 if TYPE_CHECKING:
     from ds01ctl.apply.executor import Outcome, Reporter
@@ -271,6 +272,7 @@ def apply_changes(
                 site.spec.mount_policy,
                 site_network=site_network_name(site.metadata.name, site.spec),
                 inter_container=site.spec.network.inter_container,
+                before_step=_slow_steps_hook(),
             )
             outcome = execute(
                 plan, ctx, journal, reporter, parallelism=settings.parallelism, plan_digest=digest
@@ -278,6 +280,24 @@ def apply_changes(
         finally:
             journal.close()
     return ApplyResult(plan, outcome, apply_id)
+
+
+# Test hook: `<target>=<seconds>` pauses every step of that object after its intent is
+# journaled, so a test can kill a real apply mid-way. Unset in normal use.
+SLOW_ACTION_ENV = "DS01CTL_TEST_SLOW_ACTION"
+
+
+def _slow_steps_hook() -> Callable[[Action, Step], None] | None:
+    target, _, seconds = os.environ.get(SLOW_ACTION_ENV, "").rpartition("=")
+    if not target:
+        return None
+    pause = float(seconds)
+
+    def hook(action: Action, step: Step) -> None:
+        if action.target == target:
+            time.sleep(pause)
+
+    return hook
 
 
 def _plan_to_apply(

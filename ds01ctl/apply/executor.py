@@ -11,7 +11,6 @@ after (result), so a crash leaves evidence.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -29,10 +28,6 @@ from ds01ctl.plan.actions import Action, Plan, Precondition, Step, StepKind
 
 if TYPE_CHECKING:
     from ds01ctl.model.driver import Driver
-
-# Test hook: `<target>=<seconds>` sleeps inside each step of that object, after its intent is
-# journaled, so a test can kill a real apply mid-way. Unset in normal use.
-SLOW_ACTION_ENV = "DS01CTL_TEST_SLOW_ACTION"
 
 
 class Refused(Ds01Error):
@@ -92,6 +87,9 @@ class Context:
     site_network: str | None = None  # made before the first container that uses it
     inter_container: bool = False  # the site network's ICC (the Site's network.inter_container)
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+    # Called in the step's worker after its intent is journaled, before it acts: the shell
+    # passes a test hook here (a pause, so a test can kill a real apply mid-way).
+    before_step: Callable[[Action, Step], None] | None = None
     _image_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
     _made: dict[int, str] = field(default_factory=dict)  # create step id → the container
@@ -225,7 +223,8 @@ def _error_text(exc: Exception) -> str:
 
 
 def _run_one(action: Action, step: Step, ctx: Context) -> str | None:
-    _test_delay(action)
+    if ctx.before_step is not None:
+        ctx.before_step(action, step)
     _check(action, step, ctx)
     match step.kind:
         case StepKind.CREATE:
@@ -269,13 +268,6 @@ def _check(action: Action, step: Step, ctx: Context) -> None:
                 _check_mounts(ctx, _spec(action))
             case _:
                 assert_never(condition)
-
-
-def _test_delay(action: Action) -> None:
-    hook = os.environ.get(SLOW_ACTION_ENV, "")
-    target, _, seconds = hook.rpartition("=")
-    if target and target == action.target:
-        time.sleep(float(seconds))
 
 
 def _spec(action: Action) -> ContainerSpec:

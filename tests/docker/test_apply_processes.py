@@ -1,7 +1,8 @@
 """Real `ds01ctl apply` processes: killed with SIGKILL mid-apply, and two at once on one engine.
 
-The test hook `DS01CTL_TEST_SLOW_ACTION=<target>=<seconds>` (apply/executor.py) makes one
-action sleep after its intent is journaled, so a test knows what is in flight when it kills.
+The test hook `DS01CTL_TEST_SLOW_ACTION=<target>=<seconds>` (read by workflow.py, passed to the
+executor) makes every step of one
+object sleep after its intent is journaled, so a test knows what is in flight when it kills.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ds01ctl.apply.executor import SLOW_ACTION_ENV
+from ds01ctl.workflow import SLOW_ACTION_ENV
 from tests.docker.dockerlab import Lab
 
 pytestmark = pytest.mark.docker
