@@ -144,9 +144,9 @@ def plan(
             result.plan,
             out,
             tool_version=__version__,
-            site=meta["site"],
+            site=meta.site or "",
             state_dir=state_dir_of(result.repo, state_dir),
-            config_commit=meta["config_commit"],
+            config_commit=meta.config_commit,
         )
     if json_out:
         typer.echo(render_json.dumps(document), nl=False)

@@ -24,7 +24,7 @@ from ds01ctl.manifests import Site, Workspace
 from ds01ctl.manifests.site import site_network_name
 from ds01ctl.manifests.validate import ConfigRepo, set_aside_invalid, validate_path
 from ds01ctl.model.inventory import GpuInventory
-from ds01ctl.plan.actions import Action, Plan, Step
+from ds01ctl.plan.actions import Action, Plan, PlanMeta, Step
 
 if TYPE_CHECKING:
     from ds01ctl.apply.executor import Outcome, Reporter
@@ -139,22 +139,22 @@ def make_plan(
         # engine walks the layer): read it only for those, then diff again to show it.
         state = driver.with_layer_changes(state, removed)
         plan = planned(state)
-    meta = {
-        "ds01ctl_version": __version__,
-        "site": repo.site.metadata.name,
-        "state_dir": str(state_dir_of(repo, state_dir)),
-        "engine_id": state.engine.id,
-        "engine_version": state.engine.version,
-        "observed_at": now.isoformat(),
-        "gpu_source": inventory.source,
-        "config_commit": _git_commit(repo.root),
-        "config_root": str(repo.root.resolve()),
-        "prune": prune,
-    }
+    meta = PlanMeta(
+        ds01ctl_version=__version__,
+        site=repo.site.metadata.name,
+        state_dir=str(state_dir_of(repo, state_dir)),
+        engine_id=state.engine.id,
+        engine_version=state.engine.version,
+        observed_at=now.isoformat(),
+        gpu_source=inventory.source,
+        config_commit=_git_commit(repo.root),
+        config_root=str(repo.root.resolve()),
+        prune=prune,
+    )
     warnings = (*plan.warnings, *filter(None, [ledger.problem]))
     return PlanResult(
         repo,
-        Plan(**{**plan.__dict__, "meta": meta, "warnings": warnings}),
+        dataclasses.replace(plan, meta=meta, warnings=warnings),
         desired,
         state,
     )
@@ -321,7 +321,7 @@ def _plan_to_apply(
         return plan, _digest(dumps(plan_document(plan, mask_secrets=False)))
     saved = load_plan(plan_file, state_dir=state_dir)
     fresh = make_plan(
-        path, prune=bool(saved.meta.get("prune")), driver=driver, repo=repo, state_dir=state_dir
+        path, prune=saved.meta.prune, driver=driver, repo=repo, state_dir=state_dir
     ).plan
     reasons = stale_reasons(saved, fresh)
     if reasons:

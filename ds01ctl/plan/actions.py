@@ -162,6 +162,22 @@ class BudgetRow:
     budget: str | None  # None: unlimited
 
 
+@dataclass(frozen=True, slots=True)
+class PlanMeta:
+    """Where and when a plan was made (the shell fills it; diff leaves it empty)."""
+
+    ds01ctl_version: str | None = None
+    site: str | None = None
+    state_dir: str | None = None
+    engine_id: str | None = None  # a saved plan applies only to the same engine
+    engine_version: str | None = None
+    observed_at: str | None = None  # ISO 8601
+    gpu_source: str | None = None
+    config_commit: str | None = None
+    config_root: str | None = None
+    prune: bool = False  # a saved plan is checked against a fresh plan made the same way
+
+
 @dataclass(frozen=True)
 class Plan:
     actions: tuple[Action, ...]
@@ -173,7 +189,7 @@ class Plan:
     budgets: tuple[BudgetRow, ...] = ()
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()  # facts worth knowing that need no action (GPU hold times)
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: PlanMeta = field(default_factory=PlanMeta)
 
     def counts(self) -> dict[str, int]:
         counts = {kind.value: 0 for kind in ActionKind}

@@ -426,7 +426,7 @@ def _gpu_section(doc: Doc, ctx: _Context) -> list[str]:
 def _source_line(doc: Doc, ctx: _Context) -> list[str]:
     """What the plan was made against: the site, the engine, and where GPU state came from."""
     meta = doc["meta"]
-    if "site" not in meta:
+    if not meta.get("site"):
         return []
     parts = [f"site {meta['site']}"]
     if meta.get("engine_version"):

@@ -29,6 +29,7 @@ from ds01ctl.plan.actions import (
     Fingerprint,
     GpuRow,
     Plan,
+    PlanMeta,
     Precondition,
     Reason,
     Step,
@@ -61,7 +62,7 @@ def plan_document(
     return {
         "format_version": FORMAT_VERSION,
         "ds01ctl_version": tool_version,
-        "meta": {key: _json_value(plan.meta[key]) for key in sorted(plan.meta)},
+        "meta": dataclasses.asdict(plan.meta),
         "summary": _summary(plan),
         "actions": [_action(a, mask_secrets) for a in plan.actions],
         "drift": [_drift(d, mask_secrets) for d in plan.drift],
@@ -253,7 +254,7 @@ def plan_from_document(doc: Mapping[str, Any]) -> Plan:
         ),
         warnings=tuple(doc["warnings"]),
         notes=tuple(doc.get("notes", ())),
-        meta=dict(doc["meta"]),
+        meta=PlanMeta(**doc["meta"]),
     )
 
 

@@ -22,7 +22,7 @@ from ds01ctl.plan.actions import Action, ActionKind, Plan
 def stale_reasons(saved: Plan, fresh: Plan) -> list[str]:
     """Why `saved` can no longer be applied, judged against a `fresh` plan of the same repo."""
     reasons = []
-    if saved.meta.get("engine_id") != fresh.meta.get("engine_id"):
+    if saved.meta.engine_id != fresh.meta.engine_id:
         return ["it was made for another Docker engine"]
     fresh_prints = {
         a.container_id: a.fingerprint for a in fresh.actions if a.fingerprint is not None

@@ -332,9 +332,9 @@ def _save_plan(lab: Lab, path: Path, *, prune: bool = False) -> Path:
         result.plan,
         path,
         tool_version=__version__,
-        site=meta["site"],
+        site=meta.site or "",
         state_dir=lab.state_dir,
-        config_commit=meta["config_commit"],
+        config_commit=meta.config_commit,
     )
     return path
 

@@ -22,6 +22,7 @@ from ds01ctl.plan.actions import (
     Fingerprint,
     GpuRow,
     Plan,
+    PlanMeta,
     Precondition,
     Reason,
     Step,
@@ -101,7 +102,7 @@ def make_plan() -> Plan:
         pending=(PendingItem("workspace/gina/big", "no GPU free"),),
         gpus=(GpuRow(GPU0, 0, None, "workspace/al/old", "workspace/bob/nlp"),),
         warnings=("a warning",),
-        meta={"site": "lab", "observed_at": "2026-01-12T08:00:00+00:00"},
+        meta=PlanMeta(site="lab", observed_at="2026-01-12T08:00:00+00:00"),
     )
 
 

@@ -29,6 +29,7 @@ from ds01ctl.plan.actions import (
     Fingerprint,
     GpuRow,
     Plan,
+    PlanMeta,
     Precondition,
     Reason,
     Step,
@@ -57,13 +58,13 @@ MIG_2G = "MIG-5d2e8a61-3f4b-5c7d-9e1a-2b6c8d0e4f17"
 MIG_1G_A = "MIG-7a1c3e95-b2d4-5f68-8a0b-4c6e9d1f3a52"
 MIG_1G_B = "MIG-9e4f6b23-c8a1-5d3e-b7f2-6a0d2c4e8b96"
 SESSIONS, MOUNTS = Precondition.NO_LIVE_SESSIONS, Precondition.MOUNTS_UNMOVED
-META = {
-    "site": "lab",
-    "engine_id": "ENGINE-1",
-    "observed_at": "2026-01-12T08:00:00+00:00",
-    "gpu_source": "fixture",
-    "config_commit": "0123abcd",
-}
+META = PlanMeta(
+    site="lab",
+    engine_id="ENGINE-1",
+    observed_at="2026-01-12T08:00:00+00:00",
+    gpu_source="fixture",
+    config_commit="0123abcd",
+)
 SECRET = "hunter2-not-for-json"
 
 

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from ds01ctl.manifests import Workspace
-from ds01ctl.plan.actions import Plan
+from ds01ctl.plan.actions import Plan, PlanMeta
 from ds01ctl.plan.diff import diff
 from ds01ctl.resolve.desired import Desired, World, resolve
 from ds01ctl.resolve.images import with_default_tag
@@ -87,18 +87,18 @@ def scenario_plan(case: Path) -> Plan:
         refuse_partial_prune(repo, case / "manifests", targets=())
     logins = {a.uid: a.login for a in accounts(observed).values()}
     plan = diff(desired, state, inventory, prune=prune, logins=logins)
-    meta = {
-        "ds01ctl_version": VERSION,
-        "site": repo.site.metadata.name,
-        "state_dir": repo.site.spec.state_dir,
-        "engine_id": state.engine.id,
-        "engine_version": state.engine.version,
-        "observed_at": when(observed["now"]).isoformat(),
-        "gpu_source": inventory.source,
-        "config_commit": None,
-        "config_root": f"tests/scenarios/{case.name}/manifests",
-        "prune": prune,
-    }
+    meta = PlanMeta(
+        ds01ctl_version=VERSION,
+        site=repo.site.metadata.name,
+        state_dir=repo.site.spec.state_dir,
+        engine_id=state.engine.id,
+        engine_version=state.engine.version,
+        observed_at=when(observed["now"]).isoformat(),
+        gpu_source=inventory.source,
+        config_commit=None,
+        config_root=f"tests/scenarios/{case.name}/manifests",
+        prune=prune,
+    )
     return dataclasses.replace(plan, meta=meta)
 
 
