@@ -270,6 +270,15 @@ def test_replaced_workspace_with_changes_is_snapshotted(lab: Lab) -> None:
     lab.assert_converged(prune=True)
 
 
+def test_applied_workspace_logs_as_the_site_says(lab: Lab) -> None:
+    name = lab.workspace("alice", "logs")
+    lab.apply_json()
+    log = _inspect(lab, "alice", name)["HostConfig"]["LogConfig"]
+    assert log["Type"] == "json-file"
+    assert (log["Config"]["max-size"], log["Config"]["max-file"]) == (str(10 * MIB), "2")
+    lab.assert_converged()  # read back as made: nothing to change
+
+
 def test_replace_with_on_replace_discard_takes_no_snapshot(lab: Lab) -> None:
     spec: dict[str, Any] = {"power": "running", "on_replace": "discard"}
     name = lab.workspace("alice", "disc", **spec)
