@@ -271,6 +271,8 @@ def apply_changes(
                 site.spec.mount_policy,
                 site_network=site_network_name(site.metadata.name, site.spec),
                 inter_container=site.spec.network.inter_container,
+                keep_snapshots=site.spec.snapshots.keep_per_workspace,
+                plan_images=frozenset(a.spec.image for a in plan.actions if a.spec is not None),
             )
             outcome = execute(
                 plan, ctx, journal, reporter, parallelism=settings.parallelism, plan_digest=digest

@@ -24,6 +24,7 @@ from ds01ctl.live.paths import bind_problem
 from ds01ctl.manifests.site import MountRule
 from ds01ctl.model.spec import ContainerSpec, Power
 from ds01ctl.plan.actions import Action, ActionKind, Plan
+from ds01ctl.plan.retention import beyond_retention, images_in_use
 
 if TYPE_CHECKING:
     from ds01ctl.model.driver import Driver
@@ -88,6 +89,10 @@ class Context:
     site_network: str | None = None  # made before the first container that uses it
     inter_container: bool = False  # the site network's ICC (the Site's network.inter_container)
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+    # Snapshot retention (the Site's snapshots.keep_per_workspace; None: keep all), and the
+    # images the plan's containers are made from, which a prune never removes.
+    keep_snapshots: int | None = None
+    plan_images: frozenset[str] = frozenset()
     _image_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
@@ -336,10 +341,25 @@ def _retire(
             container, target=action.target, site=ctx.site, reason=reason, now=ctx.clock()
         )
         note = f"snapshot {taken.reference}"
+        pruned = _prune_snapshots(ctx, action.target)
+        if pruned:
+            note += f", {pruned} older pruned"
     ctx.driver.remove(container)
     if made_from:
         ctx.driver.release_image(made_from)
     return note
+
+
+def _prune_snapshots(ctx: Context, target: str) -> int:
+    """Remove the target's snapshots beyond retention (never one in use); how many."""
+    if ctx.keep_snapshots is None:
+        return 0
+    observed = ctx.driver.observe(ctx.site)  # only after a snapshot: rare, and must be fresh
+    in_use = images_in_use(observed) | ctx.plan_images
+    doomed = beyond_retention(ctx.driver.snapshots(ctx.site), ctx.keep_snapshots, in_use, target)
+    for snap in doomed:
+        ctx.driver.remove_snapshot(snap.reference)
+    return len(doomed)
 
 
 def _running(ctx: Context, container: str) -> bool:

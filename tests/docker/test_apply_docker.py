@@ -279,6 +279,26 @@ def test_applied_workspace_logs_as_the_site_says(lab: Lab) -> None:
     lab.assert_converged()  # read back as made: nothing to change
 
 
+def test_apply_prunes_a_workspaces_snapshots_beyond_the_sites_retention(lab: Lab) -> None:
+    site = lab.root / "site.yaml"
+    site.write_text(
+        site.read_text().replace("  users:", "  snapshots: {keep_per_workspace: 1}\n  users:")
+    )
+    spec: dict[str, Any] = {"power": "running"}
+    name = lab.workspace("alice", "keep", **spec)
+    lab.apply_json()
+    taken = []
+    for mount in ("one", "two"):
+        lab.docker("exec", lab.container_name("alice", name), "bash", "-c", f"echo {mount} > ~/f")
+        lab.workspace("alice", "keep", **spec, mounts={"data": lab.host_dir("alice", mount)})
+        _, events = lab.apply_json()
+        taken.append(_snapshot(lab))
+    note = _notes(events)[f"workspace/alice/{name}"] or ""
+    assert note == f"snapshot {taken[1]}, 1 older pruned"
+    assert [t for i in lab.snapshot_images() for t in i["RepoTags"]] == [taken[1]]
+    lab.assert_converged()
+
+
 def test_replace_with_on_replace_discard_takes_no_snapshot(lab: Lab) -> None:
     spec: dict[str, Any] = {"power": "running", "on_replace": "discard"}
     name = lab.workspace("alice", "disc", **spec)
