@@ -19,7 +19,6 @@ from ds01ctl import __version__
 from ds01ctl.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Ds01Error, ValidationFailed
 
 if TYPE_CHECKING:
-    from ds01ctl.manifests.validate import ConfigRepo
     from ds01ctl.plan.actions import Plan
 
 app = typer.Typer(
@@ -451,14 +450,14 @@ def snapshots_prune(
     """Delete all but the newest KEEP snapshots of each workspace (never one in use)."""
     from ds01ctl.drivers.docker import DockerDriver
     from ds01ctl.plan.retention import beyond_retention, images_in_use
-    from ds01ctl.workflow import load_repo
+    from ds01ctl.workflow import load_repo, manifest_images
 
     repo = load_repo(path, dt.datetime.now(dt.UTC).date())
     assert repo.site is not None
     site = repo.site.metadata.name
     kept = repo.site.spec.snapshots.keep_per_workspace if keep is None else keep
     driver = DockerDriver.connect()
-    in_use = images_in_use(driver.observe(site)) | _manifest_images(repo)
+    in_use = images_in_use(driver.observe(site)) | manifest_images(repo)
     doomed = [s.reference for s in beyond_retention(driver.snapshots(site), kept, in_use)]
     if not doomed:
         typer.echo("Nothing to prune.")
@@ -469,13 +468,6 @@ def snapshots_prune(
     for ref in doomed:
         driver.remove_snapshot(ref)
     typer.echo(f"Deleted {len(doomed)} snapshot(s).")
-
-
-def _manifest_images(repo: ConfigRepo) -> frozenset[str]:
-    """The image_ref of every declared workspace: a snapshot one names is in use."""
-    from ds01ctl.manifests import Workspace
-
-    return frozenset(ws.spec.image_ref for ws, _ in repo.of(Workspace) if ws.spec.image_ref)
 
 
 import_app = typer.Typer(

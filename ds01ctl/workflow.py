@@ -219,6 +219,11 @@ def state_dir_of(repo: ConfigRepo, override: Path | None) -> Path:
     return Path(os.path.normpath(site_dir / repo.site.spec.state_dir))
 
 
+def manifest_images(repo: ConfigRepo) -> frozenset[str]:
+    """The image_ref of every declared workspace: a snapshot one names is in use."""
+    return frozenset(ws.spec.image_ref for ws, _ in repo.of(Workspace) if ws.spec.image_ref)
+
+
 def apply_changes(
     path: Path,
     settings: ApplySettings,
@@ -272,7 +277,8 @@ def apply_changes(
                 site_network=site_network_name(site.metadata.name, site.spec),
                 inter_container=site.spec.network.inter_container,
                 keep_snapshots=site.spec.snapshots.keep_per_workspace,
-                plan_images=frozenset(a.spec.image for a in plan.actions if a.spec is not None),
+                plan_images=manifest_images(repo)
+                | frozenset(a.spec.image for a in plan.actions if a.spec is not None),
             )
             outcome = execute(
                 plan, ctx, journal, reporter, parallelism=settings.parallelism, plan_digest=digest
