@@ -59,6 +59,7 @@ MUTATIONS: dict[str, Callable[[ContainerSpec], ContainerSpec]] = {
     "cap_drop": lambda s: _relabel(s, cap_drop=()),
     "cap_add": lambda s: _relabel(s, cap_add=("KILL",)),
     "security_opt": lambda s: _relabel(s, security_opt=()),
+    "log": lambda s: _relabel(s, log_options=(("max-file", "1"), ("max-size", "1048576"))),
     "labels": lambda s: _with_label(s, L.MLC_ARCH, "CUDA_AMPERE"),
     "nano_cpus": lambda s: _relabel(s, nano_cpus=s.nano_cpus * 2),
     "memory": lambda s: _relabel(s, memory=s.memory * 2, memory_swap=s.memory_swap * 2),
