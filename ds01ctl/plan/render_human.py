@@ -408,6 +408,13 @@ def _budget_section(doc: Doc, ctx: _Context) -> list[str]:
 
 def _summary_line(doc: Doc, ctx: _Context) -> str:
     counts, pending = doc["summary"]["actions"], len(doc["pending"])
+    orphans = len(doc["orphans"])
+    if not doc["actions"] and not pending and orphans:
+        # Not "matches the manifests": the orphans listed above are live state no manifest has.
+        return (
+            f"{ctx.paint('No changes to apply;', _BOLD)} {orphans} managed container(s) have "
+            "no manifest (see above; --prune deletes them)."
+        )
     if not doc["actions"] and not pending:
         return ctx.paint("No changes.", _BOLD) + " The live state matches the manifests."
     parts = [f"{counts.get(kind, 0)} {words}" for kind, words in _SUMMARY_WORDS]
