@@ -141,6 +141,9 @@ def plan(
         list[str] | None,
         typer.Option("--target", help="Only this object (KIND/OWNER/NAME); repeatable."),
     ] = None,
+    all_gpus: Annotated[
+        bool, typer.Option("--gpus", help="Show every GPU, not only those that change.")
+    ] = False,
     detailed_exitcode: Annotated[
         bool,
         typer.Option("--detailed-exitcode", help="Exit 0: no changes, 1: error, 2: changes."),
@@ -181,7 +184,8 @@ def plan(
     if json_out:
         typer.echo(render_json.dumps(document), nl=False)
     else:
-        typer.echo(render_human.render(document, colour=_colour(sys.stdout)), nl=False)
+        text = render_human.render(document, colour=_colour(sys.stdout), all_gpus=all_gpus)
+        typer.echo(text, nl=False)
         if out is not None:
             typer.echo(f"\nSaved the plan to {out}; apply it with: ds01ctl apply {out}")
     if fail_on_pending and result.plan.pending:
