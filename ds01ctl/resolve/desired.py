@@ -296,6 +296,20 @@ def _image(
     return ImageChoice(reference, found.label, arch or found.architectures[0], custom=False)
 
 
+def _memory_swap(memory: int, memory_cap: int | None, swap_cap: int | None) -> int:
+    """Memory plus swap for a container with `memory` (DS01's `memory_swap`: the total, as
+    Docker's --memory-swap). The quota's swap cap less its memory cap is the swap it allows;
+    a container gets that much swap on top of its own memory, so a small workspace does not
+    get the whole cap as swap (256m of memory, a 32g cap: 256m, not 31.75g of swap), never
+    more in total than the cap, and never less than its memory (Docker refuses that). With no
+    memory cap to measure the allowance against, no swap: swap past an unlimited memory is
+    no one's intent."""
+    if not memory or not swap_cap:
+        return memory
+    allowance = max(swap_cap - memory_cap, 0) if memory_cap else 0
+    return max(memory, min(swap_cap, memory + allowance))
+
+
 def _resources(ws: Workspace, limits: EffectiveLimits, default_shm: int) -> Resources | str:
     spec = ws.spec
     asked = {
@@ -314,8 +328,7 @@ def _resources(ws: Workspace, limits: EffectiveLimits, default_shm: int) -> Reso
             )
     cpus = spec.cpus or limits["cpus"] or 0
     memory = spec.memory or limits["memory"] or 0
-    swap_cap = limits["memory_swap"]
-    memory_swap = max(memory, swap_cap) if (memory and swap_cap) else memory
+    memory_swap = _memory_swap(memory, limits["memory"], limits["memory_swap"])
     shm = spec.shm_size or limits["shm_size"] or default_shm  # the quota is DS01's default too
     return Resources(cpus, memory, memory_swap, shm, spec.pids or limits["pids"] or 0)
 

@@ -306,3 +306,23 @@ def test_resolve_other_users_container_tag_refused_at_plan(tmp_path: Path) -> No
     assert [s.name for s in desired.specs] == ["mine"]
     assert [p.target for p in desired.pending] == ["workspace/carol/stolen"]
     assert "another user's container (uid 1001)" in desired.pending[0].reason
+
+
+# memory_swap is memory plus swap (DS01's and Docker's --memory-swap): the quota's swap cap
+# less its memory cap is the swap allowed, on top of a workspace's own memory.
+@pytest.mark.parametrize(
+    "defaults, memory, swap",
+    [
+        ({}, "256m", 256 * 2**20),  # built-in 32g/32g: no swap, not 31.75g of it
+        ({"memory": "32g", "memory_swap": "48g"}, "256m", 256 * 2**20 + 16 * 2**30),
+        ({"memory": "32g", "memory_swap": "48g"}, "32g", 48 * 2**30),  # never above the cap
+        ({"memory": "32g", "memory_swap": "16g"}, "20g", 20 * 2**30),  # never below memory
+    ],
+)
+def test_resolve_memory_swap_follows_memory(
+    tmp_path: Path, defaults: dict[str, Any], memory: str, swap: int
+) -> None:
+    repo = _repo(tmp_path, _workspace("alice", "w", memory=memory), policy=_policy(**defaults))
+    (spec,) = _resolve(repo, tmp_path).specs
+    assert spec.memory_swap == swap
+    assert spec.memory_swap >= spec.memory
