@@ -326,3 +326,16 @@ def test_resolve_memory_swap_follows_memory(
     (spec,) = _resolve(repo, tmp_path).specs
     assert spec.memory_swap == swap
     assert spec.memory_swap >= spec.memory
+
+
+def test_resolve_notes_the_exemption_that_allows_a_request(tmp_path: Path) -> None:
+    policy = _policy(cpus=1)
+    policy["spec"]["exemptions"] = [
+        {"user": "alice", "limits": {"cpus": 4}, "expires": "2027-01-01", "reason": "deadline"}
+    ]
+    docs = (_workspace("alice", "w", cpus=3), _workspace("alice", "small", cpus=1))
+    desired = _resolve(_repo(tmp_path, *docs, policy=policy), tmp_path)
+    assert [n for n in desired.notes if "exemption" in n] == [
+        "workspace/alice/w: cpus 3 is above alice's quota (1); allowed by the exemption "
+        "until 2027-01-01: deadline"
+    ]
