@@ -420,7 +420,12 @@ def history(
         results = [a.get("result", "in flight") for a in record.actions.values()]
         counts = ", ".join(f"{results.count(r)} {r}" for r in sorted(set(results))) or "nothing"
         status = "" if record.finished else "  (did not finish)"
-        typer.echo(f"{record.started}  apply {record.apply_id}: {counts}{status}")
+        by = f" by {record.user}" if record.user else ""
+        typer.echo(f"{record.started}  apply {record.apply_id}{by}: {counts}{status}")
+        if record.command:
+            typer.echo(f"    command: {record.command}")
+        if record.targets:
+            typer.echo(f"    targets: {', '.join(record.targets)}")
         for action in record.in_flight:
             typer.echo(
                 f"    in flight when it stopped: {action.get('kind')} {action.get('target')}"

@@ -50,12 +50,18 @@ def lock_path(lock_dir: Path, engine_id: str) -> Path:
     return lock_dir / f"engine-{hashlib.sha256(engine_id.encode()).hexdigest()[:16]}.lock"
 
 
+def invoker() -> tuple[str, str]:
+    """Who runs this process (user@host) and its command line, for the lock and the journal."""
+    return f"{getpass.getuser()}@{socket.gethostname()}", " ".join(["ds01ctl", *sys.argv[1:]])[:200]
+
+
 def _me(engine_id: str) -> LockInfo:
+    user, command = invoker()
     return LockInfo(
         engine_id=engine_id,
         pid=os.getpid(),
-        user=f"{getpass.getuser()}@{socket.gethostname()}",
-        command=" ".join(["ds01ctl", *sys.argv[1:]])[:200],
+        user=user,
+        command=command,
         version=__version__,
         since=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
