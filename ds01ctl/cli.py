@@ -490,7 +490,7 @@ def snapshots_list(
     """Snapshots of this site's workspaces, oldest first."""
 
     from ds01ctl.drivers.docker import DockerDriver
-    from ds01ctl.units import format_size
+    from ds01ctl.units import about_size
     from ds01ctl.workflow import load_repo
 
     repo = load_repo(_config_path(None, config), dt.datetime.now(dt.UTC).date())
@@ -501,10 +501,12 @@ def snapshots_list(
         return
     if not found:
         typer.echo("No snapshots.")
-    for snap in found:
-        typer.echo(
-            f"{snap.reference}  {snap.of}  {snap.taken_at}  {snap.reason}  {format_size(snap.size)}"
-        )
+        return
+    rows = [("SNAPSHOT", "OF", "TAKEN", "REASON", "SIZE")]
+    rows += [(s.reference, s.of, s.taken_at, s.reason, about_size(s.size)) for s in found]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 @snapshots_app.command("restore")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -258,6 +259,13 @@ def test_replaced_workspace_with_changes_is_snapshotted(lab: Lab) -> None:
     assert labels[L.SNAPSHOT_REASON] == "replace"
     assert dt.datetime.fromisoformat(labels[L.SNAPSHOT_TAKEN_AT]).tzinfo is not None
     assert _read(lab, reference, "/home/alice/draft.txt") == "chapter 1\n"
+
+    listed = lab.cli("snapshots", "list", "-C", str(lab.root))
+    assert listed.code == 0, listed.output
+    header, row = listed.stdout.splitlines()
+    assert header.split() == ["SNAPSHOT", "OF", "TAKEN", "REASON", "SIZE"]
+    assert row.split()[:2] == [reference, f"workspace/alice/{name}"]
+    assert re.fullmatch(r".*  \d+(\.\d)? (bytes?|KB|MB|GB|TB)", row), row  # not raw bytes
 
     # A container made from the snapshot inherits only blank labels: never taken as managed.
     restored = lab.name("restored")

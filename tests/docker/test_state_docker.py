@@ -67,7 +67,7 @@ def test_apply_on_a_full_disk_stops_in_one_line_before_it_acts(lab: Lab, tmp_pat
         # Who applied, with what command, and what it acted on (recorded in apply_started).
         user = f"{getpass.getuser()}@{socket.gethostname()}"
         assert f" by {user}: 1 ok" in history.stdout
-        assert f"    command: ds01ctl apply {lab.root} --auto-approve" in history.stdout
+        assert f"    command: ds01ctl --debug apply {lab.root} --auto-approve" in history.stdout
         assert f"    targets: workspace/alice/{name}" in history.stdout
 
 
