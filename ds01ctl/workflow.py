@@ -156,13 +156,40 @@ def make_plan(
         "prune": prune,
         "targets": list(targets),
     }
-    warnings = (*plan.warnings, *filter(None, [ledger.problem]))
+    warnings = (
+        *plan.warnings,
+        *_session_warnings(plan, state, driver),
+        *filter(None, [ledger.problem]),
+    )
     return PlanResult(
         repo,
         Plan(**{**plan.__dict__, "meta": meta, "warnings": warnings}),
         desired,
         state,
     )
+
+
+def _session_warnings(plan: Plan, observed: Observed, driver: Driver) -> list[str]:
+    """Live `docker exec` sessions in the running containers the plan replaces or deletes:
+    apply refuses those without --force, so the plan says so first (a costly read, made
+    only for those containers)."""
+    from ds01ctl.plan.actions import ActionKind
+
+    running = {c.id for c in observed.containers if c.running}
+    warnings = []
+    for action in plan.actions:
+        if action.kind not in (ActionKind.REPLACE, ActionKind.DELETE):
+            continue
+        if action.container_id not in running:
+            continue
+        count = driver.sessions(action.container_id)
+        if count:
+            verb = "replace" if action.kind is ActionKind.REPLACE else "delete"
+            warnings.append(
+                f"{action.target} has {count} live `docker exec` session(s) (processes besides "
+                f"its shell); apply will refuse to {verb} it without --force"
+            )
+    return warnings
 
 
 def _named_targets(repo: ConfigRepo) -> set[str]:

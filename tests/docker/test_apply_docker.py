@@ -300,6 +300,14 @@ def test_replace_with_a_live_session_needs_force(lab: Lab) -> None:
     lab.docker("exec", "-d", container, "sleep", "300")  # someone's job in an `mlc open` shell
 
     lab.workspace("alice", "live", **spec, mounts={"data": lab.host_dir("alice", "data")})
+    # The plan says it first, naming the workspace and its sessions (the sleep).
+    warning = (
+        f"workspace/alice/{name} has 1 live `docker exec` session(s) (processes besides its "
+        "shell); apply will refuse to replace it without --force"
+    )
+    assert lab.plan().plan.warnings.count(warning) == 1
+    planned = lab.cli("plan", "-C", str(lab.root))
+    assert f"Warning: {warning}" in planned.stdout, planned.output
     refused = lab.apply()
     assert refused.code == 1, refused.output
     assert f"failed  workspace alice/{name}: " in refused.stdout
