@@ -89,6 +89,7 @@ def make_plan(
     now = now or dt.datetime.now(dt.UTC)
     repo = repo or load_repo(path, now.date())
     assert repo.site is not None and repo.catalog is not None
+    targets = tuple(_spelled(t) for t in targets)
     if prune:
         refuse_partial_prune(repo, path, targets=())
     # Read before Docker is asked anything: a misplaced state dir is one line, at once.
@@ -219,8 +220,7 @@ def known_targets(repo: ConfigRepo, plan: Plan, targets: tuple[str, ...]) -> tup
     )
     spelled = []
     for target in targets:
-        kind, slash, rest = target.partition("/")
-        name = f"{kind.lower()}{slash}{rest}"
+        name = _spelled(target)
         if name not in known:
             near = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.5)
             hint = f"nearest: {', '.join(near)}" if near else "targets are KIND/OWNER/NAME"
@@ -231,6 +231,12 @@ def known_targets(repo: ConfigRepo, plan: Plan, targets: tuple[str, ...]) -> tup
             )
         spelled.append(name)
     return tuple(spelled)
+
+
+def _spelled(target: str) -> str:
+    """A target as the plan spells it: the kind in lower case (`Workspace/a/b` is typed too)."""
+    kind, slash, rest = target.partition("/")
+    return f"{kind.lower()}{slash}{rest}"
 
 
 def _image_refusal(reference: str, why: str) -> str:
