@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol, assert_never
 
 from ds01ctl import labels as L
 from ds01ctl.apply.journal import Journal
+from ds01ctl.apply.lock import invoker
 from ds01ctl.errors import Ds01Error, InternalError
 from ds01ctl.live.paths import bind_problem
 from ds01ctl.manifests.site import MountRule
@@ -116,7 +117,15 @@ def execute(
     by_id = {a.id: a for a in plan.actions}
     waiting = dict(by_id)
     running: dict[Future[tuple[str | None, float]], Action] = {}
-    journal.record("apply_started", plan_digest=plan_digest, actions=len(plan.actions))
+    user, command = invoker()
+    journal.record(
+        "apply_started",
+        plan_digest=plan_digest,
+        actions=len(plan.actions),
+        user=user,
+        command=command,
+        targets=sorted({a.target for a in plan.actions}),
+    )
     slots = max(1, parallelism)
     with ThreadPoolExecutor(max_workers=slots) as pool:
         while waiting or running:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -259,6 +260,13 @@ def test_replaced_workspace_with_changes_is_snapshotted(lab: Lab) -> None:
     assert dt.datetime.fromisoformat(labels[L.SNAPSHOT_TAKEN_AT]).tzinfo is not None
     assert _read(lab, reference, "/home/alice/draft.txt") == "chapter 1\n"
 
+    listed = lab.cli("snapshots", "list", "-C", str(lab.root))
+    assert listed.code == 0, listed.output
+    header, row = listed.stdout.splitlines()
+    assert header.split() == ["SNAPSHOT", "OF", "TAKEN", "REASON", "SIZE"]
+    assert row.split()[:2] == [reference, f"workspace/alice/{name}"]
+    assert re.fullmatch(r".*  \d+(\.\d)? (bytes?|KB|MB|GB|TB)", row), row  # not raw bytes
+
     # A container made from the snapshot inherits only blank labels: never taken as managed.
     restored = lab.name("restored")
     lab.track(lab.docker("create", "--name", restored, reference).stdout.strip())
@@ -321,6 +329,14 @@ def test_replace_with_a_live_session_needs_force(lab: Lab) -> None:
     lab.docker("exec", "-d", container, "sleep", "300")  # someone's job in an `mlc open` shell
 
     lab.workspace("alice", "live", **spec, mounts={"data": lab.host_dir("alice", "data")})
+    # The plan says it first, naming the workspace and its sessions (the sleep).
+    warning = (
+        f"workspace/alice/{name} has 1 live `docker exec` session(s) (processes besides its "
+        "shell); apply will refuse to replace it without --force"
+    )
+    assert lab.plan().plan.warnings.count(warning) == 1
+    planned = lab.cli("plan", "-C", str(lab.root))
+    assert f"Warning: {warning}" in planned.stdout, planned.output
     refused = lab.apply()
     assert refused.code == 1, refused.output
     assert f"failed  workspace alice/{name}: " in refused.stdout
