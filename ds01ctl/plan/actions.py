@@ -176,6 +176,7 @@ class PlanMeta:
     config_commit: str | None = None
     config_root: str | None = None
     prune: bool = False  # a saved plan is checked against a fresh plan made the same way
+    targets: tuple[str, ...] = ()  # --target: what the plan was narrowed to
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ from ds01ctl.units import about_size
 FIELD_TABLES: Mapping[Kind, tuple[ContainerField, ...]] = {Kind.WORKSPACE: FIELDS}
 UPGRADE_WHY = (
     "its confinement (no-new-privileges, capabilities dropped, GPUs chosen only by ds01ctl, "
-    "the site network)"
+    "the site network, the log size limit)"
 )
 
 # Execution phases: what frees resources runs before what takes them.

@@ -254,7 +254,7 @@ def plan_from_document(doc: Mapping[str, Any]) -> Plan:
         ),
         warnings=tuple(doc["warnings"]),
         notes=tuple(doc.get("notes", ())),
-        meta=PlanMeta(**doc["meta"]),
+        meta=PlanMeta(**{**doc["meta"], "targets": tuple(doc["meta"].get("targets", ()))}),
     )
 
 
