@@ -47,6 +47,21 @@ def test_examples_load(name: str, gpus: int, devices: int) -> None:
     assert inv.processes == ()
 
 
+def test_inventory_recorded_from_a_real_h200_loads_as_one_whole_hopper_gpu() -> None:
+    # examples/gpus/h200-141gb-recorded.yaml is what NvmlSource read from a real H200.
+    inv = load_inventory_file(EXAMPLES / "h200-141gb-recorded.yaml")
+    [gpu] = inv.gpus
+    assert (gpu.name, gpu.architecture, gpu.memory_total_mib, gpu.mig_enabled) == (
+        "NVIDIA H200",
+        "hopper",
+        143771,
+        False,
+    )
+    [device] = inv.devices()
+    assert device.uuid == gpu.uuid and inv.units_of(device.uuid) == 1
+    assert inv.mig_profiles() == frozenset()
+
+
 def test_a100_devices_are_in_placement_order_with_exact_units() -> None:
     inv = a100()
     got = [(d.gpu_index, d.placement_start, d.profile, d.units) for d in inv.devices()]
