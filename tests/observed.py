@@ -12,8 +12,10 @@ shape, one key per fact ds01ctl reads, rather than as raw `docker inspect` JSON:
       - {name, id, state, labels, image, image_id, created, finished, user, cmd, tty,
          working_dir, env, image_env, image_labels, binds, network, shm_size, ulimits,
          stop_signal, stop_timeout, gpus, nano_cpus, memory, memory_swap, pids,
-         restart_policy, cap_drop, cap_add, security_opt,
+         restart_policy, cap_drop, cap_add, security_opt, log,
          gpu_count, cdi, nvidia_visible_devices, devices, privileged}
+
+    log: {driver: json-file, options: {max-file: '3', max-size: '52428800'}}
 
 `gpus` are the device ids it asked for (UUIDs, indexes, `i:j`, `all`); the other ways a
 container reaches a GPU are `gpu_count` (a device request by count, -1 all), `cdi` (CDI device
@@ -55,7 +57,8 @@ _KEYS = frozenset(
     | {"image_env", "image_labels", "user", "cmd", "tty", "working_dir", "env", "binds"}
     | {"network", "shm_size", "ulimits", "stop_signal", "stop_timeout", "gpus", "nano_cpus"}
     | {"memory", "memory_swap", "pids", "restart_policy", "cap_drop", "cap_add"}
-    | {"security_opt", "gpu_count", "cdi", "nvidia_visible_devices", "devices", "privileged"}
+    | {"security_opt", "log", "gpu_count", "cdi", "nvidia_visible_devices", "devices"}
+    | {"privileged"}
 )
 
 
@@ -117,6 +120,7 @@ def observed_container(entry: Mapping[str, Any], site: str) -> ObservedContainer
         )
     labels = {str(k): str(v) for k, v in (entry.get("labels") or {}).items()}
     owner = L.ownership(labels, site)
+    log = entry.get("log") or {}
     config = ContainerConfig(
         name=str(entry["name"]),
         image_tag=entry.get("image") or None,
@@ -151,6 +155,8 @@ def observed_container(entry: Mapping[str, Any], site: str) -> ObservedContainer
         cap_drop=tuple(sorted(entry.get("cap_drop") or ())),
         cap_add=tuple(sorted(entry.get("cap_add") or ())),
         security_opt=tuple(sorted(entry.get("security_opt") or ())),
+        log_driver=str(log.get("driver") or ""),
+        log_options=tuple(sorted((str(k), str(v)) for k, v in (log.get("options") or {}).items())),
         created=_time(entry.get("created")),
         finished=_time(entry.get("finished")),
     )
@@ -230,4 +236,5 @@ def observed_entry(
         "cap_drop": list(spec.cap_drop),
         "cap_add": list(spec.cap_add),
         "security_opt": list(spec.security_opt),
+        "log": {"driver": spec.log_driver, "options": dict(spec.log_options)},
     }
