@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 from ds01ctl import __version__
 from ds01ctl.errors import Ds01Error, PlanRejected, StalePlan, ValidationFailed
 from ds01ctl.manifests import Site, Workspace
-from ds01ctl.manifests.site import site_network_name
+from ds01ctl.manifests.site import SiteSpec, site_network_name
 from ds01ctl.manifests.validate import ConfigRepo, set_aside_invalid, validate_path
 from ds01ctl.model.inventory import GpuInventory
-from ds01ctl.plan.actions import Plan
+from ds01ctl.plan.actions import ActionKind, Plan
 
 if TYPE_CHECKING:
     from ds01ctl.apply.executor import Outcome, Reporter
@@ -124,9 +124,11 @@ def make_plan(
     if desired.errors:
         raise PlanRejected(list(desired.errors))
     logins = uid_logins(p.uid for p in inventory.processes if p.uid is not None)
+    site = repo.site.spec
 
     def planned(observed: Observed) -> Plan:
         plan = diff(desired, observed, inventory, prune=prune, logins=logins)
+        plan = _with_mkdir_notes(plan, site)
         if repo.partial:
             plan = restrict(plan, _named_targets(repo), why=f"only what {path} declares")
         return plan
@@ -157,6 +159,27 @@ def make_plan(
         desired,
         state,
     )
+
+
+def _with_mkdir_notes(plan: Plan, site: SiteSpec) -> Plan:
+    """Say on each create and replace which missing mount sources apply will make, as whom."""
+    from ds01ctl.live.paths import missing_source
+
+    actions = []
+    for action in plan.actions:
+        spec = action.spec
+        if spec is not None and action.kind in (ActionKind.CREATE, ActionKind.REPLACE):
+            made = [
+                f"+ mkdir {path} (as {spec.account.login}, {site.mount_dir_mode})"
+                for bind in spec.binds
+                if (path := missing_source(bind, spec.owner, site.mount_policy)) is not None
+            ]
+            if made:
+                note = "; ".join(filter(None, [action.note, *made]))
+                actions.append(dataclasses.replace(action, note=note))
+                continue
+        actions.append(action)
+    return dataclasses.replace(plan, actions=tuple(actions))
 
 
 def _named_targets(repo: ConfigRepo) -> set[str]:
@@ -269,6 +292,7 @@ def apply_changes(
                 site.metadata.name,
                 settings.force,
                 site.spec.mount_policy,
+                int(site.spec.mount_dir_mode, 8),
                 site_network=site_network_name(site.metadata.name, site.spec),
                 inter_container=site.spec.network.inter_container,
             )
