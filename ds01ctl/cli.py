@@ -19,7 +19,9 @@ from ds01ctl import __version__
 from ds01ctl.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Ds01Error, ValidationFailed
 
 if TYPE_CHECKING:
+    from ds01ctl.apply.lock import LockInfo
     from ds01ctl.plan.actions import Plan
+    from ds01ctl.workflow import ApplyResult
 
 app = typer.Typer(
     name="ds01ctl",
@@ -32,7 +34,21 @@ app = typer.Typer(
 )
 
 PathArg = Annotated[
-    Path, typer.Argument(help="Config repo directory or a manifest file.", show_default=True)
+    Path | None,
+    typer.Argument(
+        help="Config repo directory or a manifest file in it (default: the config repo "
+        "around the working directory).",
+        show_default=False,
+    ),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-C",
+        help="The config repo (default: the one around the working directory).",
+        show_default=False,
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 PruneOpt = Annotated[
@@ -60,7 +76,8 @@ def _root(
 
 @app.command()
 def validate(
-    path: PathArg = Path("."),
+    path: PathArg = None,
+    config: ConfigOpt = None,
     json_out: JsonOpt = False,
     github: Annotated[bool, typer.Option("--github", help="GitHub Actions annotations.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too.")] = False,
@@ -69,7 +86,7 @@ def validate(
     from ds01ctl import report
     from ds01ctl.manifests.validate import validate_path
 
-    repo = validate_path(path, today=dt.datetime.now(dt.UTC).date())
+    repo = validate_path(_config_path(path, config), today=dt.datetime.now(dt.UTC).date())
     diags = repo.diagnostics
     failed = bool(repo.errors) or (strict and bool(diags))
     line = report.summary(diags, len(repo.named), len(repo.files))
@@ -113,12 +130,20 @@ def schema(
 
 @app.command()
 def plan(
-    path: PathArg = Path("."),
+    path: PathArg = None,
+    config: ConfigOpt = None,
     json_out: JsonOpt = False,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Save the plan for `ds01ctl apply FILE`.")
     ] = None,
     prune: PruneOpt = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--target", help="Only this object (KIND/OWNER/NAME); repeatable."),
+    ] = None,
+    all_gpus: Annotated[
+        bool, typer.Option("--gpus", help="Show every GPU, not only those that change.")
+    ] = False,
     detailed_exitcode: Annotated[
         bool,
         typer.Option("--detailed-exitcode", help="Exit 0: no changes, 1: error, 2: changes."),
@@ -134,7 +159,15 @@ def plan(
     from ds01ctl.plan import render_human, render_json
     from ds01ctl.workflow import make_plan, state_dir_of
 
-    result = make_plan(path, prune=prune, state_dir=state_dir)
+    if only and prune:
+        raise Ds01Error(
+            "--prune needs the whole config repo, without --target",
+            hint="drop --target, or --prune",
+            code="partial_prune",
+        )
+    result = make_plan(
+        _config_path(path, config), prune=prune, state_dir=state_dir, targets=tuple(only or ())
+    )
     document = render_json.plan_document(result.plan)
     if out is not None:
         from ds01ctl.plan.planfile import save_plan
@@ -151,7 +184,8 @@ def plan(
     if json_out:
         typer.echo(render_json.dumps(document), nl=False)
     else:
-        typer.echo(render_human.render(document, colour=_colour(sys.stdout)), nl=False)
+        text = render_human.render(document, colour=_colour(sys.stdout), all_gpus=all_gpus)
+        typer.echo(text, nl=False)
         if out is not None:
             typer.echo(f"\nSaved the plan to {out}; apply it with: ds01ctl apply {out}")
     if fail_on_pending and result.plan.pending:
@@ -165,12 +199,13 @@ def plan(
 @app.command()
 def apply(
     target: Annotated[
-        Path,
+        Path | None,
         typer.Argument(
             help="Config repo (or a manifest file or directory in it), or a plan file saved "
-            "by `plan --out`."
+            "by `plan --out` (default: the config repo around the working directory).",
+            show_default=False,
         ),
-    ] = Path("."),
+    ] = None,
     auto_approve: Annotated[
         bool, typer.Option("--auto-approve", help="Do not ask for confirmation.")
     ] = False,
@@ -199,24 +234,26 @@ def apply(
         typer.Option(
             "--config",
             "-C",
-            help=(
-                "With a saved plan: the config repo to re-plan and check it against "
-                "(default: the one around the working directory)."
-            ),
+            help="The config repo; with a saved plan, the one to re-plan and check it against "
+            "(default: the one around the working directory).",
+            show_default=False,
         ),
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Carry out the plan: lock the engine, (re)plan, confirm, execute, journal."""
     from ds01ctl.apply.progress import JsonReporter, LineReporter
-    from ds01ctl.errors import ApplyFailed
     from ds01ctl.plan import render_human, render_json
     from ds01ctl.workflow import ApplySettings, apply_changes
 
     path, plan_file = _apply_sources(target, config)
     colour = _colour(sys.stdout)
+    cancelled = False
+
+    waiting = _LockWaitLine(sys.stderr)
 
     def confirm(plan: Plan) -> bool:
+        waiting.finish()
         if json_out:
             typer.echo(render_json.dumps(render_json.plan_document(plan)), nl=False)
         else:
@@ -229,7 +266,8 @@ def apply(
             )
         answer = typer.prompt("Apply these actions? Only 'yes' will be accepted", default="")
         if answer != "yes":
-            typer.echo("Apply cancelled.")
+            nonlocal cancelled
+            cancelled = True
             return False
         return True
 
@@ -245,7 +283,26 @@ def apply(
     if settings.targets and not json_out:
         typer.echo("Warning: --target applies only part of the plan.", err=True)
     reporter = JsonReporter() if json_out else LineReporter(colour=colour)
-    result = apply_changes(path, settings, confirm=confirm, reporter=reporter, plan_file=plan_file)
+    result = apply_changes(
+        path,
+        settings,
+        confirm=confirm,
+        reporter=reporter,
+        plan_file=plan_file,
+        on_lock_wait=waiting,
+    )
+    waiting.finish()
+    if cancelled:
+        typer.echo("Apply cancelled: the answer was not 'yes'; nothing was changed.", err=True)
+        raise typer.Exit(EXIT_ERROR)
+    _apply_report(result, json_out=json_out)
+
+
+def _apply_report(result: ApplyResult, *, json_out: bool) -> None:
+    """The end of an apply: its summary, and an error exit when an action failed."""
+    from ds01ctl.errors import ApplyFailed
+    from ds01ctl.plan import render_human, render_json
+
     outcome = result.outcome
     counts = {
         "done": len(outcome.done) if outcome else 0,
@@ -256,7 +313,8 @@ def apply(
         event = {"event": "summary", "apply": result.apply_id, **counts}
         typer.echo(json.dumps(event, sort_keys=True))
     elif outcome is None and not result.plan.actions:
-        typer.echo("No changes. The live state matches the manifests.")
+        document = render_json.plan_document(result.plan)
+        typer.echo(render_human.render(document, colour=_colour(sys.stdout)), nl=False)
     if outcome is None:
         return
     summary = (
@@ -269,7 +327,34 @@ def apply(
         raise ApplyFailed(summary, hint="see `ds01ctl history`; fix the cause and apply again")
 
 
-def _apply_sources(target: Path, config: Path | None) -> tuple[Path, Path | None]:
+class _LockWaitLine:
+    """While apply waits for another's engine lock: one line saying whose it is, and on a
+    terminal a live line of the seconds waited (rewritten in place)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.live = stream.isatty()
+        self.said = False
+
+    def __call__(self, holder: LockInfo | None, waited: float) -> None:
+        if not self.said:
+            self.said = True
+            who = f"pid {holder.pid} ({holder.user}, `{holder.command}`)" if holder else "?"
+            since = f", since {holder.since}" if holder else ""
+            self.stream.write(f"Waiting for the lock held by {who}{since}.\n")
+        if self.live:
+            self.stream.write(f"\r  waited {waited:.0f}s for the engine lock")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        """End the live line (once the lock is held), so what follows starts on its own."""
+        if self.live and self.said:
+            self.stream.write("\n")
+            self.stream.flush()
+        self.live = False
+
+
+def _apply_sources(target: Path | None, config: Path | None) -> tuple[Path, Path | None]:
     """The config repo to plan from, and the saved plan to check against it, if any.
 
     A saved plan never says which config repo to trust (anyone can write one): apply re-plans
@@ -277,19 +362,37 @@ def _apply_sources(target: Path, config: Path | None) -> tuple[Path, Path | None
     """
     from ds01ctl.manifests.repofiles import SUFFIXES
 
-    if target.is_file() and not target.name.endswith(SUFFIXES):
-        return config or Path("."), target
-    if config is not None:
+    if target is not None and target.is_file() and not target.name.endswith(SUFFIXES):
+        return _config_path(None, config), target
+    return _config_path(target, config), None
+
+
+def _config_path(path: Path | None, config: Path | None) -> Path:
+    """The config repo a command works on: PATH or -C/--config (one of them), else the config
+    root around the working directory, found as the loader finds it (the nearest directory
+    up to the git root holding a Site manifest), so a command run anywhere in the repo sees
+    all of it."""
+    from ds01ctl.manifests.repofiles import find_config_root
+
+    if path is not None and config is not None:
         raise Ds01Error(
-            "-C/--config names the config repo for a saved plan; PATH already names one",
-            hint=f"run `ds01ctl apply {target}`, or `ds01ctl apply PLANFILE -C {config}`",
+            f"PATH ({path}) and -C/--config ({config}) both name the config repo",
+            hint="give one of them",
+            code="config_twice",
         )
-    return target, None
+    given = path if path is not None else config
+    if given is not None:
+        return given
+    root = find_config_root(Path.cwd())
+    if root is None:
+        return Path(".")  # the loader says, in one line, that this is no config repo
+    return Path(os.path.relpath(root))
 
 
 @app.command()
 def history(
-    path: PathArg = Path("."),
+    path: PathArg = None,
+    config: ConfigOpt = None,
     state_dir: Annotated[
         Path | None, typer.Option("--state-dir", help="Journal directory.")
     ] = None,
@@ -302,7 +405,7 @@ def history(
     from ds01ctl.statedir import existing_state_dir
     from ds01ctl.workflow import load_repo, state_dir_of
 
-    repo = load_repo(path, dt.datetime.now(dt.UTC).date())
+    repo = load_repo(_config_path(path, config), dt.datetime.now(dt.UTC).date())
     journal = read_journal(existing_state_dir(state_dir_of(repo, state_dir)))
     applies = read_history(journal)
     skipped = journal.skipped_note()
@@ -317,7 +420,12 @@ def history(
         results = [a.get("result", "in flight") for a in record.actions.values()]
         counts = ", ".join(f"{results.count(r)} {r}" for r in sorted(set(results))) or "nothing"
         status = "" if record.finished else "  (did not finish)"
-        typer.echo(f"{record.started}  apply {record.apply_id}: {counts}{status}")
+        by = f" by {record.user}" if record.user else ""
+        typer.echo(f"{record.started}  apply {record.apply_id}{by}: {counts}{status}")
+        if record.command:
+            typer.echo(f"    command: {record.command}")
+        if record.targets:
+            typer.echo(f"    targets: {', '.join(record.targets)}")
         for action in record.in_flight:
             typer.echo(
                 f"    in flight when it stopped: {action.get('kind')} {action.get('target')}"
@@ -329,7 +437,7 @@ def limits(
     user: Annotated[
         str | None, typer.Argument(help="A login; all known users when omitted.")
     ] = None,
-    path: Annotated[Path, typer.Option("--config", help="Config repo.")] = Path("."),
+    config: ConfigOpt = None,
     offline: Annotated[
         bool, typer.Option("--offline", help="Limits only: do not ask Docker what is used.")
     ] = False,
@@ -338,7 +446,7 @@ def limits(
     """Effective limits with the layer that set each one, current use and headroom."""
     from ds01ctl.limits_report import limits_report
 
-    report = limits_report(path, user, with_usage=not offline)
+    report = limits_report(_config_path(None, config), user, with_usage=not offline)
     typer.echo(report.to_json() if json_out else report.to_text(), nl=False)
 
 
@@ -349,7 +457,7 @@ app.add_typer(render_app, name="render")
 @render_app.command("image")
 def render_image(
     image: Annotated[str, typer.Argument(help="The Image as OWNER/NAME.")],
-    config: Annotated[Path, typer.Option("--config", "-C", help="Config repo.")] = Path("."),
+    config: ConfigOpt = None,
 ) -> None:
     """Print the Dockerfile an Image builds from (the base as the catalog resolves it)."""
     from ds01ctl.images.render import render_image as render
@@ -358,7 +466,9 @@ def render_image(
     owner, slash, name = image.rpartition("/")
     if not slash or not owner or not name:
         raise Ds01Error(f"{image!r} is not OWNER/NAME", hint="e.g. carol/cv-env")
-    build = render(load_repo(config, dt.datetime.now(dt.UTC).date()), owner, name)
+    build = render(
+        load_repo(_config_path(None, config), dt.datetime.now(dt.UTC).date()), owner, name
+    )
     typer.echo(build.dockerfile, nl=False)
     typer.echo(f"# tag: {build.tag}")
     for file_name, data in sorted(build.context.items()):
@@ -374,16 +484,16 @@ app.add_typer(snapshots_app, name="snapshots")
 
 @snapshots_app.command("list")
 def snapshots_list(
-    path: Annotated[Path, typer.Option("--config", help="Config repo.")] = Path("."),
+    config: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Snapshots of this site's workspaces, oldest first."""
 
     from ds01ctl.drivers.docker import DockerDriver
-    from ds01ctl.units import format_size
+    from ds01ctl.units import about_size
     from ds01ctl.workflow import load_repo
 
-    repo = load_repo(path, dt.datetime.now(dt.UTC).date())
+    repo = load_repo(_config_path(None, config), dt.datetime.now(dt.UTC).date())
     assert repo.site is not None
     found = DockerDriver.connect().snapshots(repo.site.metadata.name)
     if json_out:
@@ -391,16 +501,18 @@ def snapshots_list(
         return
     if not found:
         typer.echo("No snapshots.")
-    for snap in found:
-        typer.echo(
-            f"{snap.reference}  {snap.of}  {snap.taken_at}  {snap.reason}  {format_size(snap.size)}"
-        )
+        return
+    rows = [("SNAPSHOT", "OF", "TAKEN", "REASON", "SIZE")]
+    rows += [(s.reference, s.of, s.taken_at, s.reason, about_size(s.size)) for s in found]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 @snapshots_app.command("restore")
 def snapshots_restore(
     reference: Annotated[str, typer.Argument(help="A snapshot, as `snapshots list` shows it.")],
-    path: Annotated[Path, typer.Option("--config", help="Config repo.")] = Path("."),
+    config: ConfigOpt = None,
 ) -> None:
     """Point the workspace's manifest at the snapshot (comments kept); then plan and apply."""
     from ds01ctl.drivers.docker import DockerDriver
@@ -408,7 +520,7 @@ def snapshots_restore(
     from ds01ctl.manifests.rewrite import set_workspace_image
     from ds01ctl.workflow import load_repo
 
-    repo = load_repo(path, dt.datetime.now(dt.UTC).date())
+    repo = load_repo(_config_path(None, config), dt.datetime.now(dt.UTC).date())
     assert repo.site is not None
     snap = next(
         (
@@ -436,21 +548,29 @@ def snapshots_restore(
 
 @snapshots_app.command("prune")
 def snapshots_prune(
-    path: Annotated[Path, typer.Option("--config", help="Config repo.")] = Path("."),
-    keep: Annotated[int, typer.Option("--keep", min=0, help="Newest kept per workspace.")] = 3,
+    config: ConfigOpt = None,
+    keep: Annotated[
+        int | None,
+        typer.Option(
+            "--keep",
+            min=0,
+            help="Newest kept per workspace; the Site's snapshots.keep_per_workspace when unset.",
+        ),
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Delete all but the newest KEEP snapshots of each workspace."""
+    """Delete all but the newest KEEP snapshots of each workspace (never one in use)."""
     from ds01ctl.drivers.docker import DockerDriver
-    from ds01ctl.workflow import load_repo
+    from ds01ctl.plan.retention import beyond_retention, images_in_use
+    from ds01ctl.workflow import load_repo, manifest_images
 
-    repo = load_repo(path, dt.datetime.now(dt.UTC).date())
+    repo = load_repo(_config_path(None, config), dt.datetime.now(dt.UTC).date())
     assert repo.site is not None
+    site = repo.site.metadata.name
+    kept = repo.site.spec.snapshots.keep_per_workspace if keep is None else keep
     driver = DockerDriver.connect()
-    by_object: dict[str, list[str]] = {}
-    for snap in driver.snapshots(repo.site.metadata.name):
-        by_object.setdefault(snap.of, []).append(snap.reference)
-    doomed = [ref for refs in by_object.values() for ref in refs[: max(len(refs) - keep, 0)]]
+    in_use = images_in_use(driver.observe(site)) | manifest_images(repo)
+    doomed = [s.reference for s in beyond_retention(driver.snapshots(site), kept, in_use)]
     if not doomed:
         typer.echo("Nothing to prune.")
         return

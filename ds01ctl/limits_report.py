@@ -62,7 +62,9 @@ class UserReport:
             "user": eff.login,
             "group": eff.group,
             "limits": {
-                k: {"value": show(k, eff.values[k]), "source": eff.sources[k]} for k in LIMIT_KEYS
+                k: {"value": show(k, eff.values[k]), "source": eff.sources[k]}
+                | ({"reason": eff.reasons[k]} if k in eff.reasons else {})
+                for k in LIMIT_KEYS
             },
             "expired_exemptions": list(eff.expired),
             "usage": None if self.usage is None else _usage_dict(self.usage),
@@ -99,7 +101,10 @@ class LimitsReport:
             lines.append(f"{doc['user']}  (group {doc['group'] or '-'})")
             width = max(len(k) for k in LIMIT_KEYS)
             for key, entry in doc["limits"].items():
-                lines.append(f"  {key:<{width}}  {entry['value']:<10}  {entry['source']}")
+                line = f"  {key:<{width}}  {entry['value']:<10}  {entry['source']}"
+                if "reason" in entry:
+                    line += f": {entry['reason']}"
+                lines.append(line)
             for expired in doc["expired_exemptions"]:
                 lines.append(f"  ignored, expired: {expired}")
             if doc["usage"] is not None:

@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING
 from ds01ctl import __version__
 from ds01ctl.errors import Ds01Error, PlanRejected, StalePlan, ValidationFailed
 from ds01ctl.manifests import Site, Workspace
-from ds01ctl.manifests.site import SiteSpec, site_network_name
+from ds01ctl.manifests.site import site_network_name
 from ds01ctl.manifests.validate import ConfigRepo, set_aside_invalid, validate_path
 from ds01ctl.model.inventory import GpuInventory
 from ds01ctl.plan.actions import ActionKind, Plan
 
 if TYPE_CHECKING:
     from ds01ctl.apply.executor import Outcome, Reporter
+    from ds01ctl.apply.lock import OnWait
     from ds01ctl.model.driver import Driver
     from ds01ctl.model.observed import Observed
     from ds01ctl.resolve.desired import Desired
@@ -72,8 +73,10 @@ def make_plan(
     now: dt.datetime | None = None,
     repo: ConfigRepo | None = None,
     state_dir: Path | None = None,
+    targets: tuple[str, ...] = (),
 ) -> PlanResult:
-    """Validate, observe, resolve and diff: the plan for the config repo at `path`."""
+    """Validate, observe, resolve and diff: the plan for the config repo at `path`; with
+    `targets`, only the actions on them (and what those depend on)."""
     from ds01ctl.drivers.docker import DockerDriver
     from ds01ctl.ledger import read_ledger
     from ds01ctl.live.accounts import lookup_accounts, uid_logins
@@ -86,6 +89,7 @@ def make_plan(
     now = now or dt.datetime.now(dt.UTC)
     repo = repo or load_repo(path, now.date())
     assert repo.site is not None and repo.catalog is not None
+    targets = tuple(_spelled(t) for t in targets)
     if prune:
         refuse_partial_prune(repo, path, targets=())
     # Read before Docker is asked anything: a misplaced state dir is one line, at once.
@@ -124,13 +128,14 @@ def make_plan(
     if desired.errors:
         raise PlanRejected(list(desired.errors))
     logins = uid_logins(p.uid for p in inventory.processes if p.uid is not None)
-    site = repo.site.spec
 
     def planned(observed: Observed) -> Plan:
         plan = diff(desired, observed, inventory, prune=prune, logins=logins)
-        plan = _with_mkdir_notes(plan, site)
+        plan = _with_mkdir_notes(plan, repo)
         if repo.partial:
             plan = restrict(plan, _named_targets(repo), why=f"only what {path} declares")
+        if targets:
+            plan = restrict(plan, known_targets(repo, plan, targets))
         return plan
 
     plan = planned(state)
@@ -151,8 +156,13 @@ def make_plan(
         "config_commit": _git_commit(repo.root),
         "config_root": str(repo.root.resolve()),
         "prune": prune,
+        "targets": list(targets),
     }
-    warnings = (*plan.warnings, *filter(None, [ledger.problem]))
+    warnings = (
+        *plan.warnings,
+        *_session_warnings(plan, state, driver),
+        *filter(None, [ledger.problem]),
+    )
     return PlanResult(
         repo,
         Plan(**{**plan.__dict__, "meta": meta, "warnings": warnings}),
@@ -161,10 +171,12 @@ def make_plan(
     )
 
 
-def _with_mkdir_notes(plan: Plan, site: SiteSpec) -> Plan:
+def _with_mkdir_notes(plan: Plan, repo: ConfigRepo) -> Plan:
     """Say on each create and replace which missing mount sources apply will make, as whom."""
     from ds01ctl.live.paths import missing_source
 
+    assert repo.site is not None
+    site = repo.site.spec
     actions = []
     for action in plan.actions:
         spec = action.spec
@@ -182,12 +194,73 @@ def _with_mkdir_notes(plan: Plan, site: SiteSpec) -> Plan:
     return dataclasses.replace(plan, actions=tuple(actions))
 
 
+def _session_warnings(plan: Plan, observed: Observed, driver: Driver) -> list[str]:
+    """Live `docker exec` sessions in the running containers the plan replaces or deletes:
+    apply refuses those without --force, so the plan says so first (a costly read, made
+    only for those containers)."""
+    from ds01ctl.plan.actions import ActionKind
+
+    running = {c.id for c in observed.containers if c.running}
+    warnings = []
+    for action in plan.actions:
+        if action.kind not in (ActionKind.REPLACE, ActionKind.DELETE):
+            continue
+        if action.container_id not in running:
+            continue
+        count = driver.sessions(action.container_id)
+        if count:
+            verb = "replace" if action.kind is ActionKind.REPLACE else "delete"
+            warnings.append(
+                f"{action.target} has {count} live `docker exec` session(s) (processes besides "
+                f"its shell); apply will refuse to {verb} it without --force"
+            )
+    return warnings
+
+
 def _named_targets(repo: ConfigRepo) -> set[str]:
     """The plan targets of the objects declared in the files named on the command line."""
     return {
         f"{type(m).__name__.lower()}/{m.metadata.owner or ''}/{m.metadata.name}"
         for m in (item.manifest for item in repo.named)
     }
+
+
+def known_targets(repo: ConfigRepo, plan: Plan, targets: tuple[str, ...]) -> tuple[str, ...]:
+    """`--target`s as the plan spells them (the kind in lower case); one that names nothing
+    declared and nothing in the plan is an error naming the nearest targets, never a silent
+    empty plan."""
+    import difflib
+
+    declared = {
+        f"{type(item.manifest).__name__.lower()}/{item.manifest.metadata.owner or ''}/"
+        f"{item.manifest.metadata.name}"
+        for item in repo.loaded
+    }
+    known = (
+        declared
+        | {a.target for a in plan.actions}
+        | set(plan.orphans)
+        | {p.target for p in plan.pending}
+    )
+    spelled = []
+    for target in targets:
+        name = _spelled(target)
+        if name not in known:
+            near = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.5)
+            hint = f"nearest: {', '.join(near)}" if near else "targets are KIND/OWNER/NAME"
+            raise Ds01Error(
+                f"--target {target} matches nothing declared or planned",
+                hint=hint,
+                code="unknown_target",
+            )
+        spelled.append(name)
+    return tuple(spelled)
+
+
+def _spelled(target: str) -> str:
+    """A target as the plan spells it: the kind in lower case (`Workspace/a/b` is typed too)."""
+    kind, slash, rest = target.partition("/")
+    return f"{kind.lower()}{slash}{rest}"
 
 
 def _image_refusal(reference: str, why: str) -> str:
@@ -242,6 +315,11 @@ def state_dir_of(repo: ConfigRepo, override: Path | None) -> Path:
     return Path(os.path.normpath(site_dir / repo.site.spec.state_dir))
 
 
+def manifest_images(repo: ConfigRepo) -> frozenset[str]:
+    """The image_ref of every declared workspace: a snapshot one names is in use."""
+    return frozenset(ws.spec.image_ref for ws, _ in repo.of(Workspace) if ws.spec.image_ref)
+
+
 def apply_changes(
     path: Path,
     settings: ApplySettings,
@@ -250,6 +328,7 @@ def apply_changes(
     reporter: Reporter,
     plan_file: Path | None = None,
     driver: Driver | None = None,
+    on_lock_wait: OnWait | None = None,
 ) -> ApplyResult:
     """Lock the engine, plan (or load and re-check a saved plan), confirm, execute."""
     from ds01ctl.apply.executor import Context, execute
@@ -274,7 +353,10 @@ def apply_changes(
     state_dir = writable_state_dir(state_dir_of(repo, settings.state_dir))
     driver = driver or DockerDriver.connect()
     with engine_lock(
-        settings.lock_dir or lock_dir_default(), driver.backend_id, timeout=settings.lock_timeout
+        settings.lock_dir or lock_dir_default(),
+        driver.backend_id,
+        timeout=settings.lock_timeout,
+        on_wait=on_lock_wait,
     ):
         plan, digest = _plan_to_apply(path, repo, settings, driver, state_dir, plan_file)
         # Waiting times feed the fair order of GPU placement: apply, the writer, keeps them.
@@ -295,6 +377,9 @@ def apply_changes(
                 int(site.spec.mount_dir_mode, 8),
                 site_network=site_network_name(site.metadata.name, site.spec),
                 inter_container=site.spec.network.inter_container,
+                keep_snapshots=site.spec.snapshots.keep_per_workspace,
+                plan_images=manifest_images(repo)
+                | frozenset(a.spec.image for a in plan.actions if a.spec is not None),
             )
             outcome = execute(
                 plan, ctx, journal, reporter, parallelism=settings.parallelism, plan_digest=digest
@@ -314,18 +399,26 @@ def _plan_to_apply(
 ) -> tuple[Plan, str]:
     from ds01ctl.plan.planfile import load_plan
     from ds01ctl.plan.render_json import dumps, plan_document
-    from ds01ctl.plan.staleness import differences, restrict, stale_reasons
+    from ds01ctl.plan.staleness import differences, stale_reasons
 
     if plan_file is None:
         plan = make_plan(
-            path, prune=settings.prune, driver=driver, repo=repo, state_dir=state_dir
+            path,
+            prune=settings.prune,
+            driver=driver,
+            repo=repo,
+            state_dir=state_dir,
+            targets=settings.targets,
         ).plan
-        if settings.targets:
-            plan = restrict(plan, settings.targets)
         return plan, _digest(dumps(plan_document(plan, mask_secrets=False)))
     saved = load_plan(plan_file, state_dir=state_dir)
     fresh = make_plan(
-        path, prune=bool(saved.meta.get("prune")), driver=driver, repo=repo, state_dir=state_dir
+        path,
+        prune=bool(saved.meta.get("prune")),
+        driver=driver,
+        repo=repo,
+        state_dir=state_dir,
+        targets=tuple(saved.meta.get("targets") or ()),
     ).plan
     reasons = stale_reasons(saved, fresh)
     if reasons:

@@ -12,7 +12,9 @@ shape, one key per fact ds01ctl reads, rather than as raw `docker inspect` JSON:
       - {name, id, state, labels, image, image_id, created, finished, user, cmd, tty,
          working_dir, env, image_env, image_labels, binds, network, shm_size, ulimits,
          stop_signal, stop_timeout, gpus, nano_cpus, memory, memory_swap, pids,
-         restart_policy, cap_drop, cap_add, security_opt}
+         restart_policy, cap_drop, cap_add, security_opt, log}
+
+    log: {driver: json-file, options: {max-file: '3', max-size: '52428800'}}
 
 `observed_state` builds the core's `Observed` from it, as the Docker driver's observation
 would have (keys map one to one onto `ContainerConfig`; an unknown key is refused, so a typo
@@ -48,7 +50,7 @@ _KEYS = frozenset(
     | {"image_env", "image_labels", "user", "cmd", "tty", "working_dir", "env", "binds"}
     | {"network", "shm_size", "ulimits", "stop_signal", "stop_timeout", "gpus", "nano_cpus"}
     | {"memory", "memory_swap", "pids", "restart_policy", "cap_drop", "cap_add"}
-    | {"security_opt"}
+    | {"security_opt", "log"}
 )
 
 
@@ -110,6 +112,7 @@ def observed_container(entry: Mapping[str, Any], site: str) -> ObservedContainer
         )
     labels = {str(k): str(v) for k, v in (entry.get("labels") or {}).items()}
     owner = L.ownership(labels, site)
+    log = entry.get("log") or {}
     config = ContainerConfig(
         name=str(entry["name"]),
         image_tag=entry.get("image") or None,
@@ -136,6 +139,8 @@ def observed_container(entry: Mapping[str, Any], site: str) -> ObservedContainer
         cap_drop=tuple(sorted(entry.get("cap_drop") or ())),
         cap_add=tuple(sorted(entry.get("cap_add") or ())),
         security_opt=tuple(sorted(entry.get("security_opt") or ())),
+        log_driver=str(log.get("driver") or ""),
+        log_options=tuple(sorted((str(k), str(v)) for k, v in (log.get("options") or {}).items())),
         created=_time(entry.get("created")),
         finished=_time(entry.get("finished")),
     )
@@ -215,4 +220,5 @@ def observed_entry(
         "cap_drop": list(spec.cap_drop),
         "cap_add": list(spec.cap_add),
         "security_opt": list(spec.security_opt),
+        "log": {"driver": spec.log_driver, "options": dict(spec.log_options)},
     }

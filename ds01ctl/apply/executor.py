@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Protocol, assert_never
 
 from ds01ctl import labels as L
 from ds01ctl.apply.journal import Journal
+from ds01ctl.apply.lock import invoker
 from ds01ctl.apply.mountdirs import ensure_source
 from ds01ctl.errors import Ds01Error, InternalError
 from ds01ctl.manifests.site import MountRule
 from ds01ctl.model.spec import ContainerSpec, Power
 from ds01ctl.plan.actions import Action, ActionKind, Plan
+from ds01ctl.plan.retention import beyond_retention, images_in_use
 
 if TYPE_CHECKING:
     from ds01ctl.model.driver import Driver
@@ -89,6 +91,10 @@ class Context:
     site_network: str | None = None  # made before the first container that uses it
     inter_container: bool = False  # the site network's ICC (the Site's network.inter_container)
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+    # Snapshot retention (the Site's snapshots.keep_per_workspace; None: keep all), and the
+    # images the plan's containers are made from, which a prune never removes.
+    keep_snapshots: int | None = None
+    plan_images: frozenset[str] = frozenset()
     _image_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
@@ -112,7 +118,15 @@ def execute(
     by_id = {a.id: a for a in plan.actions}
     waiting = dict(by_id)
     running: dict[Future[tuple[str | None, float]], Action] = {}
-    journal.record("apply_started", plan_digest=plan_digest, actions=len(plan.actions))
+    user, command = invoker()
+    journal.record(
+        "apply_started",
+        plan_digest=plan_digest,
+        actions=len(plan.actions),
+        user=user,
+        command=command,
+        targets=sorted({a.target for a in plan.actions}),
+    )
     slots = max(1, parallelism)
     with ThreadPoolExecutor(max_workers=slots) as pool:
         while waiting or running:
@@ -339,10 +353,25 @@ def _retire(
             container, target=action.target, site=ctx.site, reason=reason, now=ctx.clock()
         )
         note = f"snapshot {taken.reference}"
+        pruned = _prune_snapshots(ctx, action.target)
+        if pruned:
+            note += f", {pruned} older pruned"
     ctx.driver.remove(container)
     if made_from:
         ctx.driver.release_image(made_from)
     return note
+
+
+def _prune_snapshots(ctx: Context, target: str) -> int:
+    """Remove the target's snapshots beyond retention (never one in use); how many."""
+    if ctx.keep_snapshots is None:
+        return 0
+    observed = ctx.driver.observe(ctx.site)  # only after a snapshot: rare, and must be fresh
+    in_use = images_in_use(observed) | ctx.plan_images
+    doomed = beyond_retention(ctx.driver.snapshots(ctx.site), ctx.keep_snapshots, in_use, target)
+    for snap in doomed:
+        ctx.driver.remove_snapshot(snap.reference)
+    return len(doomed)
 
 
 def _running(ctx: Context, container: str) -> bool:

@@ -129,6 +129,9 @@ class ApplyRecord:
     finished: str | None
     plan_digest: str | None
     actions: dict[int, dict[str, Any]]  # id → intent fields + "result" when one was written
+    user: str | None = None  # user@host that ran it (journals from before it was recorded: None)
+    command: str | None = None
+    targets: tuple[str, ...] = ()  # what its plan acted on
 
     @property
     def in_flight(self) -> list[dict[str, Any]]:
@@ -227,6 +230,12 @@ def history(journal: JournalRead) -> list[ApplyRecord]:
         event = record["event"]
         if event == "apply_started":
             entry["digest"] = record.get("plan_digest")
+            for key in ("user", "command"):
+                if isinstance(record.get(key), str):
+                    entry[key] = record[key]
+            targets = record.get("targets")
+            if isinstance(targets, list):
+                entry["targets"] = tuple(str(t) for t in targets)
         elif event == "apply_finished":
             entry["finished"] = record["ts"]
         elif event == "intent":
@@ -236,6 +245,15 @@ def history(journal: JournalRead) -> list[ApplyRecord]:
                 result=record["result"], error=record.get("error"), seconds=record.get("seconds")
             )
     return [
-        ApplyRecord(key, e["started"], e["finished"], e["digest"], e["actions"])
+        ApplyRecord(
+            key,
+            e["started"],
+            e["finished"],
+            e["digest"],
+            e["actions"],
+            e.get("user"),
+            e.get("command"),
+            e.get("targets", ()),
+        )
         for key, e in applies.items()
     ]

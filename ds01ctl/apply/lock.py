@@ -18,7 +18,7 @@ import socket
 import stat
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,12 +50,18 @@ def lock_path(lock_dir: Path, engine_id: str) -> Path:
     return lock_dir / f"engine-{hashlib.sha256(engine_id.encode()).hexdigest()[:16]}.lock"
 
 
+def invoker() -> tuple[str, str]:
+    """Who runs this process (user@host) and its command line, for the lock and the journal."""
+    return f"{getpass.getuser()}@{socket.gethostname()}", " ".join(["ds01ctl", *sys.argv[1:]])[:200]
+
+
 def _me(engine_id: str) -> LockInfo:
+    user, command = invoker()
     return LockInfo(
         engine_id=engine_id,
         pid=os.getpid(),
-        user=f"{getpass.getuser()}@{socket.gethostname()}",
-        command=" ".join(["ds01ctl", *sys.argv[1:]])[:200],
+        user=user,
+        command=command,
         version=__version__,
         since=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
@@ -68,9 +74,17 @@ def _holder(fd: int) -> LockInfo | None:
         return None
 
 
+# Told, at each try while the lock is held by another, who holds it (None when unreadable)
+# and how many seconds have been waited: the caller shows it; this module never prints.
+OnWait = Callable[[LockInfo | None, float], None]
+
+
 @contextmanager
-def engine_lock(lock_dir: Path, engine_id: str, *, timeout: float = 0.0) -> Iterator[LockInfo]:
-    """Hold the engine's lock for the `with` block; wait up to `timeout` s, doubling the delay."""
+def engine_lock(
+    lock_dir: Path, engine_id: str, *, timeout: float = 0.0, on_wait: OnWait | None = None
+) -> Iterator[LockInfo]:
+    """Hold the engine's lock for the `with` block; wait up to `timeout` s, doubling the delay
+    (`on_wait` hears of each try that found it held, while there is time left to wait)."""
     path = lock_path(lock_dir, engine_id)
     dir_fd = _open_lock_dir(lock_dir)
     try:
@@ -78,7 +92,7 @@ def engine_lock(lock_dir: Path, engine_id: str, *, timeout: float = 0.0) -> Iter
     finally:
         os.close(dir_fd)
     try:
-        _acquire(fd, timeout)
+        _acquire(fd, timeout, on_wait)
         info = _me(engine_id)
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(asdict(info)).encode(), 0)
@@ -162,8 +176,9 @@ def _open_lock_file(path: Path, dir_fd: int) -> int:
     return fd
 
 
-def _acquire(fd: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+def _acquire(fd: int, timeout: float, on_wait: OnWait | None = None) -> None:
+    started = time.monotonic()
+    deadline = started + timeout
     delay = 0.05
     while True:
         try:
@@ -178,5 +193,7 @@ def _acquire(fd: int, timeout: float) -> None:
                     hint="wait for it to finish, or pass --lock-timeout to wait for it; "
                     "the lock goes when that process exits",
                 ) from None
+            if on_wait is not None:
+                on_wait(_holder(fd), time.monotonic() - started)
             time.sleep(min(delay, max(deadline - time.monotonic(), 0.01)))
             delay = min(delay * 2, 2.0)

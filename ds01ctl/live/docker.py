@@ -205,6 +205,7 @@ def container_config(inspect: Mapping[str, Any]) -> ContainerConfig:
     state = inspect.get("State") or {}
     requests = host.get("DeviceRequests") or []
     ulimits = host.get("Ulimits") or []
+    log = host.get("LogConfig") or {}
     return ContainerConfig(
         name=str(inspect.get("Name", "")).lstrip("/"),
         image_tag=config.get("Image") or None,
@@ -231,6 +232,8 @@ def container_config(inspect: Mapping[str, Any]) -> ContainerConfig:
         cap_drop=tuple(sorted(host.get("CapDrop") or ())),
         cap_add=tuple(sorted(host.get("CapAdd") or ())),
         security_opt=tuple(sorted(host.get("SecurityOpt") or ())),
+        log_driver=str(log.get("Type") or ""),
+        log_options=tuple(sorted((str(k), str(v)) for k, v in (log.get("Config") or {}).items())),
         created=parse_docker_time(str(inspect.get("Created") or "")),
         finished=parse_docker_time(str(state.get("FinishedAt") or "")),
     )

@@ -71,7 +71,15 @@ def _message(err: Any) -> str:
 
 
 def _dotted(path: DocPath) -> str:
-    return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path).replace(".[", "[")
+    return ".".join(_part(p) for p in path).replace(".[", "[")
+
+
+def _part(part: int | str) -> str:
+    if isinstance(part, int):
+        return f"[{part}]"
+    # A key is the user's text: one with a line break or other control character is shown
+    # quoted, so a diagnostic stays one line.
+    return part if part.isprintable() else repr(part)
 
 
 def _diagnostic(

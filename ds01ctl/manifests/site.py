@@ -84,6 +84,17 @@ class MountRule(Model):
     )
 
 
+class ContainerLog(Model):
+    """How much of a container's output the engine keeps (json-file, rotated)."""
+
+    max_size: ByteSize = Field(
+        50 * 1024**2, description="Size at which a container's log file is rotated (e.g. 50m)."
+    )
+    max_files: int = Field(
+        3, ge=1, le=100, description="Log files kept per container, the current one included."
+    )
+
+
 class ContainerDefaults(Model):
     """Settings every managed container gets unless its manifest says otherwise."""
 
@@ -119,6 +130,28 @@ class ContainerDefaults(Model):
             "Linux capabilities every container gets back after all are dropped, as Docker "
             "spells them; only AUDIT_WRITE, IPC_LOCK, KILL and NET_BIND_SERVICE are accepted "
             "(none gives more than the user's own uid)."
+        ),
+    )
+    log: ContainerLog = Field(
+        ContainerLog(),
+        description=(
+            "Log size limit of every container (Docker's json-file max-size and max-file): "
+            "without one a chatty training loop fills the disk."
+        ),
+    )
+
+
+class SnapshotRetention(Model):
+    """How many snapshots of each workspace are kept."""
+
+    keep_per_workspace: int = Field(
+        3,
+        ge=1,
+        le=1000,
+        description=(
+            "Snapshots kept per workspace, newest first: apply removes older ones after it "
+            "takes a snapshot, and `ds01ctl snapshots prune` uses it when --keep is not given. "
+            "A snapshot a container runs from is never removed."
         ),
     )
 
@@ -228,6 +261,9 @@ class SiteSpec(Model):
     )
     container_defaults: ContainerDefaults = Field(
         ContainerDefaults(), description="Defaults for every managed container."
+    )
+    snapshots: SnapshotRetention = Field(
+        SnapshotRetention(), description="Snapshot retention per workspace."
     )
     allow_host_network: bool = Field(
         False, description="Whether manifests may ask for network: host."

@@ -72,6 +72,8 @@ class ContainerConfig:
     cap_drop: tuple[str, ...] = ()
     cap_add: tuple[str, ...] = ()
     security_opt: tuple[str, ...] = ()
+    log_driver: str = ""
+    log_options: tuple[tuple[str, str], ...] = ()  # (name, value), sorted
     created: dt.datetime | None = None
     finished: dt.datetime | None = None  # last stop; None: never stopped
 

@@ -13,6 +13,9 @@ from enum import StrEnum
 from ds01ctl import labels as L
 
 DEVICE_ENV = "NVIDIA_VISIBLE_DEVICES"  # what the NVIDIA runtime reads to pick GPUs
+LOG_DRIVER = "json-file"  # the engine's default, which `docker logs` and rotation both work with
+# The log options ds01ctl sets and compares; an engine may add its own defaults beside them.
+LOG_OPTION_NAMES = ("max-file", "max-size")
 
 
 class Power(StrEnum):
@@ -83,6 +86,9 @@ class ContainerSpec:
     cap_drop: tuple[str, ...] = ("ALL",)
     cap_add: tuple[str, ...] = ()
     security_opt: tuple[str, ...] = ("no-new-privileges",)
+    # Where its stdout/stderr go, and how much of it is kept (the Site's container_defaults.log).
+    log_driver: str = LOG_DRIVER
+    log_options: tuple[tuple[str, str], ...] = ()  # sorted (name, value), Docker's spelling
 
     @property
     def key(self) -> str:

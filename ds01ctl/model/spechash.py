@@ -39,14 +39,15 @@ def _v1(spec: ContainerSpec) -> dict[str, Any]:
 
 
 def _v2(spec: ContainerSpec) -> dict[str, Any]:
-    """Version 1, plus the confinement and the device-selecting environment every container
-    gets since then (see README, Upgrades)."""
+    """Version 1, plus the confinement, the device-selecting environment and the log size
+    limit every container gets since then (see README, Upgrades)."""
     return {
         **_v1(spec),
         "environment": sorted(spec.environment),
         "cap_drop": sorted(spec.cap_drop),
         "cap_add": sorted(spec.cap_add),
         "security_opt": sorted(spec.security_opt),
+        "log": [spec.log_driver, sorted(spec.log_options)],
     }
 
 

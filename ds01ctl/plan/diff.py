@@ -38,7 +38,7 @@ from ds01ctl.units import about_size
 PLANNED_KINDS = frozenset({"workspace"})  # endpoints come with their own issue
 UPGRADE_WHY = (
     "its confinement (no-new-privileges, capabilities dropped, GPUs chosen only by ds01ctl, "
-    "the site network)"
+    "the site network, the log size limit)"
 )
 
 # Execution phases: what frees resources runs before what takes them.

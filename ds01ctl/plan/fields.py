@@ -18,7 +18,7 @@ from typing import Any
 
 from ds01ctl import labels as L
 from ds01ctl.model.observed import ContainerConfig, ObservedContainer
-from ds01ctl.model.spec import ContainerSpec
+from ds01ctl.model.spec import LOG_OPTION_NAMES, ContainerSpec
 from ds01ctl.plan.actions import FieldChange
 
 
@@ -62,6 +62,7 @@ class Binding(StrEnum):
     MEMORY_SWAP = "memory_swap"
     PIDS = "pids"
     RESTART_POLICY = "restart_policy"
+    LOG = "log"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,13 @@ def _labels(c: ObservedContainer) -> tuple[dict[str, str], dict[str, str]]:
     for key in _BOOKKEEPING:
         everything.pop(key, None)
     return everything, dict(c.image_config.labels)
+
+
+def _log(c: ObservedContainer) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The log driver and the options ds01ctl sets (an engine's own log-opts are merged in
+    beside them and are not ds01ctl's to compare)."""
+    made = _made(c)
+    return made.log_driver, tuple(o for o in made.log_options if o[0] in LOG_OPTION_NAMES)
 
 
 R, U = OnChange.REPLACE, OnChange.UPDATE
@@ -216,6 +224,14 @@ FIELDS: tuple[ContainerField, ...] = (
         lambda s: tuple(sorted(s.security_opt)),
         R,
         binding=Binding.SECURITY_OPT,
+    ),
+    # The engine cannot change a container's log configuration in place.
+    ContainerField(
+        "log",
+        _log,
+        lambda s: (s.log_driver, tuple(sorted(s.log_options))),
+        R,
+        binding=Binding.LOG,
     ),
     ContainerField(
         "labels",

@@ -94,8 +94,10 @@ _EXTRA_WORDS = (
 )
 
 
-def render(doc: Doc, colour: bool = False) -> str:
-    """The whole plan as text ending in one newline; the same document gives the same bytes."""
+def render(doc: Doc, colour: bool = False, *, all_gpus: bool = False) -> str:
+    """The whole plan as text ending in one newline; the same document gives the same bytes.
+
+    The GPU table shows the devices whose holder changes; `all_gpus` shows every device."""
     ctx = _Context.of(doc, colour)
     blocks = [
         _source_line(doc, ctx),
@@ -106,7 +108,7 @@ def render(doc: Doc, colour: bool = False) -> str:
         _orphans_section(doc, ctx),
         _warnings_section(doc, ctx),
         [f"{ctx.paint('Note:', _BOLD)} {text}" for text in doc.get("notes", ())],
-        _gpu_section(doc, ctx),
+        _gpu_section(doc, ctx, all_gpus=all_gpus),
         _budget_section(doc, ctx),
         [_summary_line(doc, ctx)],
     ]
@@ -228,11 +230,44 @@ def _change_rows(changes: Sequence[Doc], ctx: _Context) -> list[_Row]:
     rows = []
     for change in changes:
         field = change["field"]
+        if field == "labels" and _is_map(change["before"]) and _is_map(change["after"]):
+            rows += _label_rows(change)
+            continue
         before = _value(field, change["before"], ctx)
         after = _value(field, change["after"], ctx)
         note = "# forces replacement" if change["forces_replace"] else ""
         rows.append(("~", _label(field), f"{before} -> {after}", note))
     return rows
+
+
+_LABEL_VALUE_CHARS = 40  # a label value is shown up to this many characters, then "…"
+
+
+def _label_rows(change: Doc) -> list[_Row]:
+    """A label change one changed key a line, each value cut short: labels can be hundreds
+    of characters (a JSON blob), and the line that matters is which key changed. `--json`
+    keeps the whole values."""
+    before, after = change["before"], change["after"]
+    note = "# forces replacement" if change["forces_replace"] else ""
+    rows = []
+    for key in sorted(set(before) | set(after)):
+        old, new = _short_label(before.get(key)), _short_label(after.get(key))
+        rows.append(("~", f"label {key}", f"{old} -> {new}", note))
+        note = ""  # once per field is enough
+    return rows
+
+
+def _short_label(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    text = str(value)
+    if len(text) > _LABEL_VALUE_CHARS:
+        text = text[: _LABEL_VALUE_CHARS - 1] + "…"
+    return _quote(text)
+
+
+def _is_map(value: Any) -> bool:
+    return isinstance(value, Mapping)
 
 
 def _field_lines(rows: Sequence[_Row], ctx: _Context) -> list[str]:
@@ -362,11 +397,13 @@ def _warnings_section(doc: Doc, ctx: _Context) -> list[str]:
     return [f"{ctx.paint('Warning:', _BOLD, _YELLOW)} {text}" for text in doc["warnings"]]
 
 
-def _gpu_section(doc: Doc, ctx: _Context) -> list[str]:
-    if not doc["gpus"]:
+def _gpu_section(doc: Doc, ctx: _Context, *, all_gpus: bool) -> list[str]:
+    # A lab's table is every device on every plan: only the rows that change are news.
+    rows = [r for r in doc["gpus"] if all_gpus or (r["before"] or "-") != (r["after"] or "-")]
+    if not rows:
         return []
     table = [(" ", "GPU", "PROFILE", "UUID", "BEFORE", "AFTER")]
-    for row in doc["gpus"]:
+    for row in rows:
         before, after = row["before"] or "-", row["after"] or "-"
         mark = "~" if before != after else " "
         profile = row["profile"] or "whole"
@@ -374,7 +411,12 @@ def _gpu_section(doc: Doc, ctx: _Context) -> list[str]:
             (mark, str(row["gpu_index"]), profile, ctx.short_uuid(row["uuid"]), before, after)
         )
     widths = [max(len(cells[i]) for cells in table) for i in range(len(table[0]))]
-    lines = [ctx.paint("GPU allocation (before → after):", _BOLD)]
+    title = (
+        "GPU allocation (before → after):"
+        if all_gpus
+        else ("GPU allocation, the devices that change (before → after; plan --gpus shows all):")
+    )
+    lines = [ctx.paint(title, _BOLD)]
     for cells in table:
         padded = [cell.ljust(width) for cell, width in zip(cells, widths, strict=True)]
         padded[0] = ctx.symbol(cells[0])
@@ -408,6 +450,13 @@ def _budget_section(doc: Doc, ctx: _Context) -> list[str]:
 
 def _summary_line(doc: Doc, ctx: _Context) -> str:
     counts, pending = doc["summary"]["actions"], len(doc["pending"])
+    orphans = len(doc["orphans"])
+    if not doc["actions"] and not pending and orphans:
+        # Not "matches the manifests": the orphans listed above are live state no manifest has.
+        return (
+            f"{ctx.paint('No changes to apply;', _BOLD)} {orphans} managed container(s) have "
+            "no manifest (see above; --prune deletes them)."
+        )
     if not doc["actions"] and not pending:
         return ctx.paint("No changes.", _BOLD) + " The live state matches the manifests."
     parts = [f"{counts.get(kind, 0)} {words}" for kind, words in _SUMMARY_WORDS]

@@ -252,7 +252,14 @@ def _why_pending(
         described = ", ".join(f"{n}× {p}" for p, n in sorted(counts.items())) or "nothing"
         return f"no room for {request.describe()}; free now: {described}"
     amount = sum((d.units for d in chosen), Fraction(0))
+    budget = budgets.get(request.owner)
+    if budget is not None and amount > budget:
+        # Nothing to wait for: freeing everything the owner holds would not make it fit.
+        return (
+            f"this request alone exceeds {request.owner}'s GPU budget: it asks {amount} GPU "
+            f"units, the budget is {budget}; ask for less, or for a larger gpu_budget"
+        )
     return (
         f"{request.owner}'s GPU budget is full: holds {units.get(request.owner, Fraction(0))} "
-        f"of {budgets.get(request.owner)} GPU units, this asks {amount}"
+        f"of {budget} GPU units, this asks {amount}"
     )

@@ -9,7 +9,7 @@ the host has) are errors; a request that quota or free GPUs cannot satisfy now i
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -27,7 +27,12 @@ from ds01ctl.model.spec import ContainerSpec, UserAccount
 from ds01ctl.resolve.allocate import Allocation, GpuRequest, allocate
 from ds01ctl.resolve.holds import Hold, release_for_waiting, stopped_holds
 from ds01ctl.resolve.images import ARCH_OF_GENERATION, mirrored
-from ds01ctl.resolve.quota import EffectiveLimits, effective_limits, lifecycle_excess
+from ds01ctl.resolve.quota import (
+    LIFECYCLE_KEYS,
+    EffectiveLimits,
+    effective_limits,
+    lifecycle_excess,
+)
 from ds01ctl.resolve.workspaces import ImageChoice, Resources, workspace_spec
 from ds01ctl.units import format_cpus, format_duration, format_size
 
@@ -110,6 +115,7 @@ def resolve(repo: ConfigRepo, world: World, catalog: FrameworkCatalog) -> Desire
     pending.extend(over)
     warnings += [f"{who}: {e} is ignored" for who, eff in limits.items() for e in eff.expired]
     allocation, released, notes = _allocate(drafts, world, limits)
+    notes += [n for d in drafts for n in _exempted(d.ws, limits[d.request.owner])]
     pending.extend(PendingItem(p.key, p.reason) for p in allocation.pending)
     for hold in released:
         pending.append(
@@ -296,6 +302,20 @@ def _image(
     return ImageChoice(reference, found.label, arch or found.architectures[0], custom=False)
 
 
+def _memory_swap(memory: int, memory_cap: int | None, swap_cap: int | None) -> int:
+    """Memory plus swap for a container with `memory` (DS01's `memory_swap`: the total, as
+    Docker's --memory-swap). The quota's swap cap less its memory cap is the swap it allows;
+    a container gets that much swap on top of its own memory, so a small workspace does not
+    get the whole cap as swap (256m of memory, a 32g cap: 256m, not 31.75g of swap), never
+    more in total than the cap, and never less than its memory (Docker refuses that). With no
+    memory cap to measure the allowance against, no swap: swap past an unlimited memory is
+    no one's intent."""
+    if not memory or not swap_cap:
+        return memory
+    allowance = max(swap_cap - memory_cap, 0) if memory_cap else 0
+    return max(memory, min(swap_cap, memory + allowance))
+
+
 def _resources(ws: Workspace, limits: EffectiveLimits, default_shm: int) -> Resources | str:
     spec = ws.spec
     asked = {
@@ -314,8 +334,7 @@ def _resources(ws: Workspace, limits: EffectiveLimits, default_shm: int) -> Reso
             )
     cpus = spec.cpus or limits["cpus"] or 0
     memory = spec.memory or limits["memory"] or 0
-    swap_cap = limits["memory_swap"]
-    memory_swap = max(memory, swap_cap) if (memory and swap_cap) else memory
+    memory_swap = _memory_swap(memory, limits["memory"], limits["memory_swap"])
     shm = spec.shm_size or limits["shm_size"] or default_shm  # the quota is DS01's default too
     return Resources(cpus, memory, memory_swap, shm, spec.pids or limits["pids"] or 0)
 
@@ -391,6 +410,38 @@ def gpu_hold(ws: Workspace, limits: EffectiveLimits) -> int | None:
     if asked is None:
         return cap  # type: ignore[no-any-return]
     return asked if cap is None else min(asked, cap)
+
+
+_SHOW: dict[str, Callable[[int], str]] = {
+    "cpus": format_cpus,
+    "memory": format_size,
+    "shm_size": format_size,
+    "pids": str,
+}
+
+
+def _exempted(ws: Workspace, limits: EffectiveLimits) -> list[str]:
+    """A note for each value a workspace asks that only an exemption allows: when it expires,
+    the request is refused, and the plan says why it is allowed now."""
+    asked: dict[str, int | None] = {
+        "cpus": ws.spec.cpus,
+        "memory": ws.spec.memory,
+        "shm_size": ws.spec.shm_size,
+        "pids": ws.spec.pids,
+    }
+    asked |= {key: getattr(ws.spec.lifecycle, key) for key in LIFECYCLE_KEYS}
+    notes = []
+    for key, value in asked.items():
+        below = limits.unexempted.get(key)
+        if key not in limits.reasons or value is None or below is None or value <= below:
+            continue
+        show = _SHOW.get(key, format_duration)
+        notes.append(
+            f"workspace/{ws.metadata.owner}/{ws.metadata.name}: {key} {show(value)} is above "
+            f"{ws.metadata.owner}'s quota ({show(below)}); allowed by the "
+            f"{limits.sources[key]}: {limits.reasons[key]}"
+        )
+    return notes
 
 
 def _clamped(ws: Workspace, limits: EffectiveLimits) -> list[str]:

@@ -44,6 +44,10 @@ class EffectiveLimits:
     values: dict[str, Any]
     sources: dict[str, str]
     expired: tuple[str, ...] = field(default=())  # exemptions ignored because they expired
+    reasons: dict[str, str] = field(default_factory=dict)  # key -> reason of its exemption
+    # What each key would be without the exemptions: an exemption is what allows a request
+    # that is above this.
+    unexempted: dict[str, Any] = field(default_factory=dict)
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
@@ -62,6 +66,7 @@ def effective_limits(policy: QuotaPolicySpec | None, login: str, today: dt.date)
     group = group_of(policy, login)
     layers: list[tuple[str, Limits]] = [("built-in", BUILTIN)]
     expired: list[str] = []
+    reasons_by_layer: dict[str, str] = {}
     if policy is not None:
         layers.append(("defaults", policy.defaults))
         if group is not None:
@@ -76,15 +81,24 @@ def effective_limits(policy: QuotaPolicySpec | None, login: str, today: dt.date)
                 continue
             until = f" until {exemption.expires}" if exemption.expires else ""
             layers.append((f"exemption{until}", exemption.limits))
+            reasons_by_layer[f"exemption{until}"] = exemption.reason
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    reasons: dict[str, str] = {}
+    unexempted: dict[str, Any] = {}
     for name, layer in layers:
+        if name.startswith("exemption") and not unexempted:
+            unexempted = dict(values)
         explicit = layer.model_fields_set if name != "built-in" else set(LIMIT_KEYS)
         for key in LIMIT_KEYS:
             if key in explicit:
                 values[key] = getattr(layer, key)
                 sources[key] = name
-    return EffectiveLimits(login, group, values, sources, tuple(expired))
+                if name in reasons_by_layer:
+                    reasons[key] = reasons_by_layer[name]
+    return EffectiveLimits(
+        login, group, values, sources, tuple(expired), reasons, unexempted or dict(values)
+    )
 
 
 # A workspace's lifecycle may only be stricter than its owner's quota: a long GPU hold keeps a

@@ -104,9 +104,16 @@ def workspace_spec(
         cap_drop=cap_drop,
         cap_add=cap_add,
         security_opt=security_opt,
+        log_options=log_options(site),
     )
     labels = _labels(spec, site_name, site, image)
     return _with_labels(spec, labels)
+
+
+def log_options(site: SiteSpec) -> tuple[tuple[str, str], ...]:
+    """The json-file options of every container, as Docker spells them (sizes in bytes)."""
+    log = site.container_defaults.log
+    return (("max-file", str(log.max_files)), ("max-size", str(log.max_size)))
 
 
 def _with_labels(spec: ContainerSpec, labels: dict[str, str]) -> ContainerSpec:

@@ -40,7 +40,7 @@ spec:
   image_mirrors:
     - {{prefix: aimehub/pytorch-2.7.1-cuda12.6.3, replacement: "ds01ctl-local/pytorch:2.7.1"}}
     - {{prefix: aimehub/tensorflow-2.16.1-cuda12.3, replacement: "ds01ctl-local/tensorflow:2.16.1"}}
-  container_defaults: {{shm_size: 64m, stop_grace_period: 2s}}
+  container_defaults: {{shm_size: 64m, stop_grace_period: 2s, log: {{max_size: 10m, max_files: 2}}}}
   mount_policy:
     - path: /tmp/ds01ctl-test-{token}/{{owner}}/**
     - path: /tmp/ds01ctl-test-{token}/datasets/**

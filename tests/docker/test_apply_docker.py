@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -259,6 +260,13 @@ def test_replaced_workspace_with_changes_is_snapshotted(lab: Lab) -> None:
     assert dt.datetime.fromisoformat(labels[L.SNAPSHOT_TAKEN_AT]).tzinfo is not None
     assert _read(lab, reference, "/home/alice/draft.txt") == "chapter 1\n"
 
+    listed = lab.cli("snapshots", "list", "-C", str(lab.root))
+    assert listed.code == 0, listed.output
+    header, row = listed.stdout.splitlines()
+    assert header.split() == ["SNAPSHOT", "OF", "TAKEN", "REASON", "SIZE"]
+    assert row.split()[:2] == [reference, f"workspace/alice/{name}"]
+    assert re.fullmatch(r".*  \d+(\.\d)? (bytes?|KB|MB|GB|TB)", row), row  # not raw bytes
+
     # A container made from the snapshot inherits only blank labels: never taken as managed.
     restored = lab.name("restored")
     lab.track(lab.docker("create", "--name", restored, reference).stdout.strip())
@@ -268,6 +276,35 @@ def test_replaced_workspace_with_changes_is_snapshotted(lab: Lab) -> None:
     assert plan["actions"] == [] and plan["orphans"] == []
     assert restored not in {u["container"] for u in plan["unmanaged"]}
     lab.assert_converged(prune=True)
+
+
+def test_applied_workspace_logs_as_the_site_says(lab: Lab) -> None:
+    name = lab.workspace("alice", "logs")
+    lab.apply_json()
+    log = _inspect(lab, "alice", name)["HostConfig"]["LogConfig"]
+    assert log["Type"] == "json-file"
+    assert (log["Config"]["max-size"], log["Config"]["max-file"]) == (str(10 * MIB), "2")
+    lab.assert_converged()  # read back as made: nothing to change
+
+
+def test_apply_prunes_a_workspaces_snapshots_beyond_the_sites_retention(lab: Lab) -> None:
+    site = lab.root / "site.yaml"
+    site.write_text(
+        site.read_text().replace("  users:", "  snapshots: {keep_per_workspace: 1}\n  users:")
+    )
+    spec: dict[str, Any] = {"power": "running"}
+    name = lab.workspace("alice", "keep", **spec)
+    lab.apply_json()
+    taken = []
+    for mount in ("one", "two"):
+        lab.docker("exec", lab.container_name("alice", name), "bash", "-c", f"echo {mount} > ~/f")
+        lab.workspace("alice", "keep", **spec, mounts={"data": lab.host_dir("alice", mount)})
+        _, events = lab.apply_json()
+        taken.append(_snapshot(lab))
+    note = _notes(events)[f"workspace/alice/{name}"] or ""
+    assert note == f"snapshot {taken[1]}, 1 older pruned"
+    assert [t for i in lab.snapshot_images() for t in i["RepoTags"]] == [taken[1]]
+    lab.assert_converged()
 
 
 def test_replace_with_on_replace_discard_takes_no_snapshot(lab: Lab) -> None:
@@ -292,6 +329,14 @@ def test_replace_with_a_live_session_needs_force(lab: Lab) -> None:
     lab.docker("exec", "-d", container, "sleep", "300")  # someone's job in an `mlc open` shell
 
     lab.workspace("alice", "live", **spec, mounts={"data": lab.host_dir("alice", "data")})
+    # The plan says it first, naming the workspace and its sessions (the sleep).
+    warning = (
+        f"workspace/alice/{name} has 1 live `docker exec` session(s) (processes besides its "
+        "shell); apply will refuse to replace it without --force"
+    )
+    assert lab.plan().plan.warnings.count(warning) == 1
+    planned = lab.cli("plan", "-C", str(lab.root))
+    assert f"Warning: {warning}" in planned.stdout, planned.output
     refused = lab.apply()
     assert refused.code == 1, refused.output
     assert f"failed  workspace alice/{name}: " in refused.stdout

@@ -4,6 +4,11 @@ drift from `docker update`, and containers ds01ctl does not own."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import pty
+import selectors
+import time
 from collections.abc import Callable
 
 import pytest
@@ -59,6 +64,7 @@ MUTATIONS: dict[str, Callable[[ContainerSpec], ContainerSpec]] = {
     "cap_drop": lambda s: _relabel(s, cap_drop=()),
     "cap_add": lambda s: _relabel(s, cap_add=("KILL",)),
     "security_opt": lambda s: _relabel(s, security_opt=()),
+    "log": lambda s: _relabel(s, log_options=(("max-file", "1"), ("max-size", "1048576"))),
     "labels": lambda s: _with_label(s, L.MLC_ARCH, "CUDA_AMPERE"),
     "nano_cpus": lambda s: _relabel(s, nano_cpus=s.nano_cpus * 2),
     "memory": lambda s: _relabel(s, memory=s.memory * 2, memory_swap=s.memory_swap * 2),
@@ -203,3 +209,57 @@ def test_plan_power_pinned_running_starts_a_stopped_workspace(lab: Lab) -> None:
     assert [(a.kind, a.reason) for a in lab.plan().plan.actions] == [
         (ActionKind.START, Reason.POWER)
     ]
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def test_plan_target_limits_the_plan_and_an_unknown_one_names_the_nearest(lab: Lab) -> None:
+    one = lab.workspace("alice", "one")
+    two = lab.workspace("alice", "two")
+    planned = lab.cli("plan", "-C", str(lab.root), "--target", f"Workspace/alice/{one}", "--json")
+    assert planned.code == 0, planned.output
+    document = json.loads(planned.stdout)
+    assert [a["target"] for a in document["actions"]] == [f"workspace/alice/{one}"]
+    assert document["meta"]["targets"] == [f"workspace/alice/{one}"]
+
+    typo = f"workspace/alice/{two}x"
+    wrong = lab.cli("plan", str(lab.root), "--target", typo)
+    assert wrong.code == 1, wrong.output
+    [line] = wrong.stderr.splitlines()
+    assert line.startswith(f"error: --target {typo} matches nothing declared or planned")
+    assert f"(nearest: workspace/alice/{two}" in line
+    assert lab.containers() == []
+
+
+def test_apply_answered_anything_but_yes_exits_1_and_changes_nothing(lab: Lab) -> None:
+    lab.workspace("alice", "ask")
+    # A real terminal: apply asks only on one.
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: ds01ctl apply on the pseudo-terminal
+        command = lab.cli_command("apply", str(lab.root), "--state-dir", str(lab.state_dir))
+        os.execvpe(command[0], command, lab.cli_env())
+    output = b""
+    answered = False
+    deadline = time.monotonic() + 120
+    watch = selectors.DefaultSelector()
+    watch.register(fd, selectors.EVENT_READ)
+    while time.monotonic() < deadline:
+        if not watch.select(timeout=1.0):
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+        if not answered and b"Only 'yes' will be accepted" in output:
+            os.write(fd, b"no\n")
+            answered = True
+    _, status = os.waitpid(pid, 0)
+    text = output.decode(errors="replace")
+    assert answered, text
+    assert os.waitstatus_to_exitcode(status) == 1, text
+    assert "Apply cancelled: the answer was not 'yes'; nothing was changed." in text
+    assert lab.containers() == []

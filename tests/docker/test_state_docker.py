@@ -4,7 +4,9 @@ the same state dir."""
 
 from __future__ import annotations
 
+import getpass
 import json
+import socket
 import subprocess
 from pathlib import Path
 
@@ -62,6 +64,11 @@ def test_apply_on_a_full_disk_stops_in_one_line_before_it_acts(lab: Lab, tmp_pat
         ]
         assert "apply old: nothing  (did not finish)" in history.stdout
         assert ": 1 ok" in history.stdout
+        # Who applied, with what command, and what it acted on (recorded in apply_started).
+        user = f"{getpass.getuser()}@{socket.gethostname()}"
+        assert f" by {user}: 1 ok" in history.stdout
+        assert f"    command: ds01ctl --debug apply {lab.root} --auto-approve" in history.stdout
+        assert f"    targets: workspace/alice/{name}" in history.stdout
 
 
 def test_bad_ledger_is_one_plan_warning_and_the_next_apply_rewrites_it(lab: Lab) -> None:

@@ -248,7 +248,8 @@ def test_budget_counts_what_the_owner_holds_elsewhere() -> None:
 def test_budget_zero_places_nothing() -> None:
     a = allocate(a100(), [mig("alice", "nb", "1g.5gb")], budgets={"alice": Fraction(0)})
     assert reasons_of(a) == {
-        "workspace/alice/nb": "alice's GPU budget is full: holds 0 of 0 GPU units, this asks 1/7"
+        "workspace/alice/nb": "this request alone exceeds alice's GPU budget: it asks 1/7 GPU "
+        "units, the budget is 0; ask for less, or for a larger gpu_budget"
     }
 
 
@@ -447,7 +448,8 @@ def test_ds01_every_request_is_budget_checked() -> None:
     # DS01 checked max_gpu_equivalents only on its single-slot path; multi-GPU slipped by.
     a = allocate(a100(), [whole("alice", "big", 2)], budgets={"alice": Fraction(1)})
     assert reasons_of(a) == {
-        "workspace/alice/big": "alice's GPU budget is full: holds 0 of 1 GPU units, this asks 2"
+        "workspace/alice/big": "this request alone exceeds alice's GPU budget: it asks 2 GPU "
+        "units, the budget is 1; ask for less, or for a larger gpu_budget"
     }
 
 

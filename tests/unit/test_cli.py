@@ -198,3 +198,54 @@ def test_cli_json_error_is_an_envelope_on_stdout(
     error = json.loads(out)["error"]
     assert set(error) == {"code", "message", "hint"} and error["code"]
     assert "error: " in err  # and the human line stays on stderr
+
+
+# --- naming the config repo ------------------------------------------------------------------
+
+REPO_COMMANDS = [
+    ("validate",),
+    ("plan",),
+    ("apply",),
+    ("history",),
+    ("limits",),
+    ("render", "image"),
+    ("snapshots", "list"),
+    ("snapshots", "restore"),
+    ("snapshots", "prune"),
+]
+
+
+@pytest.mark.parametrize("command", REPO_COMMANDS, ids=[" ".join(c) for c in REPO_COMMANDS])
+def test_cli_every_command_on_a_config_repo_takes_dash_c(command: tuple[str, ...]) -> None:
+    assert set(REPO_COMMANDS) <= set(COMMANDS)
+    result = CliRunner().invoke(cli.app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "-C, --config" in result.output
+
+
+def test_cli_finds_the_config_root_from_a_subdirectory(site_repo: Path, cli: Cli) -> None:
+    (site_repo / "users" / "alice").mkdir(parents=True)
+    at_root = cli("validate", "--json", cwd=site_repo)
+    below = cli("validate", "--json", cwd=site_repo / "users" / "alice")
+    assert at_root.code == below.code == 0, below.output
+    assert json.loads(below.stdout) == json.loads(at_root.stdout)
+    assert json.loads(below.stdout)["objects"] == 2  # the whole repo, not users/alice alone
+    with_c = cli("validate", "--json", "-C", str(site_repo), cwd=REPO_ROOT)
+    assert json.loads(with_c.stdout) == json.loads(at_root.stdout)
+
+
+def test_cli_path_and_dash_c_together_is_one_line(site_repo: Path, cli: Cli) -> None:
+    for command in (["validate"], ["plan"], ["history"], ["apply"]):
+        result = cli(*command, str(site_repo), "-C", str(site_repo))
+        assert result.code == 1, result.output
+        assert result.stderr.splitlines() == [
+            f"error: PATH ({site_repo}) and -C/--config ({site_repo}) both name the config "
+            "repo (give one of them)"
+        ]
+
+
+def test_cli_outside_a_config_repo_says_so_in_one_line(tmp_path: Path, cli: Cli) -> None:
+    (tmp_path / ".git").mkdir()  # the search for a Site stops at the git root
+    result = cli("validate", cwd=tmp_path)
+    assert result.code == 1
+    assert "is not in a config repo" in result.stdout and TRACEBACK not in result.output

@@ -99,8 +99,8 @@ def test_diff_container_of_an_unknown_kind_is_reported_and_left_alone(tmp_path: 
 
 def _made_by_version_1(spec: ContainerSpec) -> ObservedContainer:
     """The container ds01ctl with hash version 1 made for the same manifest: no confinement,
-    no device-selecting environment, the default bridge network, labelled with the version-1
-    hash."""
+    no device-selecting environment, the default bridge network, no log size limit, labelled
+    with the version-1 hash."""
     spec = as_made_by(spec, "1")
     labels = dict(spec.labels)
     labels[L.DS01_HASH_VERSION] = "1"
@@ -109,7 +109,9 @@ def _made_by_version_1(spec: ContainerSpec) -> ObservedContainer:
         spec, labels=tuple(sorted(labels.items())), cap_drop=(), security_opt=()
     )
     assert live.config is not None
-    made = dataclasses.replace(live.config, env=MappingProxyType(dict(spec.env)))
+    made = dataclasses.replace(
+        live.config, env=MappingProxyType(dict(spec.env)), log_driver="json-file", log_options=()
+    )
     return dataclasses.replace(live, config=made)
 
 
@@ -126,6 +128,10 @@ def test_diff_container_of_hash_version_1_is_replaced_for_security_defaults(
     assert changed["security_opt"] == ((), ("no-new-privileges",))
     assert changed["env"] == ({"NVIDIA_VISIBLE_DEVICES": None}, {"NVIDIA_VISIBLE_DEVICES": "void"})
     assert changed["network"] == ("bridge", "ds01-unit")
+    assert changed["log"] == (
+        ("json-file", ()),
+        ("json-file", (("max-file", "3"), ("max-size", str(50 * 1024**2)))),
+    )
     assert all(c.forces_replace for c in action.changes)
 
 

@@ -70,6 +70,7 @@ _CHANGES: dict[str, tuple[str, Any]] = {
     "memory_swap": ("memory_swap", 7),
     "pids": ("pids", 7),
     "restart_policy": ("restart_policy", "always"),
+    "log": ("log", {"driver": "json-file", "options": {"max-size": "1g", "max-file": "3"}}),
 }
 
 

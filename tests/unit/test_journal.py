@@ -177,3 +177,28 @@ def test_journal_on_a_full_disk_is_one_error_and_leaves_no_glued_line(tmp_path: 
         read = read_journal(state)
         assert read.unreadable == [5]
         assert [a.apply_id for a in history(read)] == ["a1", "a3"]
+
+
+def test_cli_history_says_who_applied_what(tmp_path: Path, cli: Cli) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "site.yaml").write_text(SITE_WITH_STATE_DIR)
+    journal = Journal(repo / "state", "b2")
+    journal.record(
+        "apply_started",
+        plan_digest="sha256:x",
+        actions=2,
+        user="root@gpu1",
+        command="ds01ctl apply --target workspace/alice/w",
+        targets=["workspace/alice/w", "workspace/bob/v"],
+    )
+    journal.close()
+    journal_of_one_apply(repo / "state", "a1")  # an older record without them
+    out = cli("history", cwd=repo).stdout  # the config repo found from the directory
+    assert "apply b2 by root@gpu1: nothing  (did not finish)" in out
+    assert "    command: ds01ctl apply --target workspace/alice/w" in out
+    assert "    targets: workspace/alice/w, workspace/bob/v" in out
+    assert "apply a1: 1 ok" in out
+    b2, a1 = json.loads(cli("history", "--json", "-C", str(repo)).stdout)
+    assert (b2["user"], b2["targets"]) == ("root@gpu1", ["workspace/alice/w", "workspace/bob/v"])
+    assert (a1["user"], a1["command"], a1["targets"]) == (None, None, [])

@@ -26,7 +26,29 @@ def test_limits_exemption_shows_until_when() -> None:
     assert report["limits"]["max_runtime"] == {
         "value": "7d",
         "source": "exemption until 2027-03-31",
+        "reason": "thesis experiments need week-long training runs",
     }
+
+
+def test_limits_text_shows_the_exemption_reason_next_to_its_value() -> None:
+    done = run_ds01ctl("limits", "alice", "-C", str(LAB), "--offline")
+    assert done.code == 0, done.output
+    line = next(x for x in done.stdout.splitlines() if x.strip().startswith("max_runtime"))
+    assert line.split() == [
+        "max_runtime",
+        "7d",
+        "exemption",
+        "until",
+        "2027-03-31:",
+        "thesis",
+        "experiments",
+        "need",
+        "week-long",
+        "training",
+        "runs",
+    ]
+    pids = next(x for x in done.stdout.splitlines() if x.strip().startswith("pids"))
+    assert ":" not in pids  # only an exemption has a reason
 
 
 def test_limits_json_lists_every_known_user() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
@@ -179,6 +179,7 @@ def test_loader_fuzz_yaml_shaped_data(data: Any) -> None:
 
 
 @FUZZ
+@example(kind="Image", spec={"env": {"\n": None}}, under_users=False, metadata={"name": "x"})
 @given(
     kind=st.sampled_from(sorted(KINDS)),
     spec=spec_like,

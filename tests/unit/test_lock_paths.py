@@ -98,3 +98,57 @@ def test_lock_file_with_another_hard_link_is_refused(tmp_path: Path) -> None:
     os.link(victim, lock_path(lock_dir, ENGINE))
     assert "hard links" in _refused(lock_dir)
     assert victim.read_text() == "keep me\n"
+
+
+def test_lock_wait_is_reported_through_the_callback_never_printed(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from ds01ctl.apply.lock import LockInfo
+    from ds01ctl.errors import LockHeld
+
+    lock_dir = tmp_path / "locks"
+    heard: list[tuple[LockInfo | None, float]] = []
+    # flock belongs to the open file: a second open in this process waits like another apply.
+    with (
+        engine_lock(lock_dir, ENGINE) as mine,
+        pytest.raises(LockHeld),
+        engine_lock(lock_dir, ENGINE, timeout=0.3, on_wait=lambda h, s: heard.append((h, s))),
+    ):
+        pytest.fail("the lock was taken twice")
+    assert heard, "no wait was reported"
+    holder, _ = heard[0]
+    assert holder is not None and (holder.pid, holder.since) == (mine.pid, mine.since)
+    waited = [seconds for _, seconds in heard]
+    assert waited == sorted(waited) and waited[-1] < 0.3
+    assert capfd.readouterr() == ("", "")  # the core says nothing itself
+
+
+def test_lock_wait_line_says_whose_lock_once_and_is_live_only_on_a_terminal() -> None:
+    import io
+
+    from ds01ctl.apply.lock import LockInfo
+    from ds01ctl.cli import _LockWaitLine
+
+    holder = LockInfo(ENGINE, 4242, "root@gpu1", "ds01ctl apply", "0", "2026-01-12T08:00:00+00:00")
+    stream = io.StringIO()
+    line = _LockWaitLine(stream)
+    for seconds in (0.1, 0.5, 2.0):
+        line(holder, seconds)
+    line.finish()
+    assert stream.getvalue() == (
+        "Waiting for the lock held by pid 4242 (root@gpu1, `ds01ctl apply`), "
+        "since 2026-01-12T08:00:00+00:00.\n"
+    )
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Tty()
+    live = _LockWaitLine(tty)
+    live(holder, 0.1)
+    live(holder, 2.0)
+    live.finish()
+    text = tty.getvalue()
+    assert text.count("Waiting for the lock held by") == 1
+    assert text.endswith("\r  waited 2s for the engine lock\n")

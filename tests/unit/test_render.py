@@ -484,3 +484,59 @@ if __name__ == "__main__":
     for name in sorted(CASES):
         for text in outputs(CASES[name]()).values():
             sys.stdout.write(text)
+
+
+def test_render_orphans_only_is_not_matches_the_manifests() -> None:
+    plan = Plan(actions=(), orphans=("workspace/erin/gone", "workspace/erin/old"))
+    text = render(plan_document(plan))
+    assert "matches the manifests" not in text
+    assert text.endswith(
+        "No changes to apply; 2 managed container(s) have no manifest "
+        "(see above; --prune deletes them).\n"
+    )
+    assert "  workspace erin/gone" in text
+
+
+def test_render_gpu_table_shows_changing_rows_unless_asked_for_all() -> None:
+    doc = plan_document(case_gpu_table())
+    changed = render(doc)
+    assert "workspace/alice/old  workspace/bob/train" in changed
+    assert "pid 4242" not in changed and "MIG-5d2e" not in changed
+    every = render(doc, all_gpus=True)
+    assert "pid 4242" in every and "MIG-5d2e" in every
+    assert "GPU allocation (before → after):" in every
+
+
+def test_render_gpu_table_absent_when_nothing_changes() -> None:
+    plan = Plan(actions=(), gpus=gpu_rows(mig1b=("pid 4242", "pid 4242")))
+    assert "GPU allocation" not in render(plan_document(plan))
+    assert "pid 4242" in render(plan_document(plan), all_gpus=True)
+
+
+def test_render_label_change_is_one_short_line_per_changed_key() -> None:
+    blob = json.dumps({"layers": ["x" * 60] * 5})
+    change = FieldChange(
+        "labels",
+        {"ds01.extra": blob, "team": "vision"},
+        {"ds01.extra": None, "team": "nlp"},
+        forces_replace=True,
+    )
+    replace = Action(
+        1,
+        ActionKind.REPLACE,
+        "workspace/carol/cv",
+        Reason.SPEC_CHANGED,
+        changes=(change,),
+        spec=spec("carol", "cv", uid=1003),
+        container_id="c0ffee000005",
+    )
+    doc = plan_document(Plan(actions=(replace,)))
+    lines = render(doc).splitlines()
+    extra = next(line for line in lines if "label ds01.extra" in line)
+    team = next(line for line in lines if "label team" in line)
+    assert "…" in extra and "-> (none)" in extra and len(extra) < 120
+    assert team.strip().startswith("~ label team") and '"vision" -> "nlp"' in team
+    assert "# forces replacement" in extra and "# forces replacement" not in team
+    # --json keeps the whole values.
+    parsed = json.loads(dumps(doc))
+    assert parsed["actions"][0]["changes"][0]["before"]["ds01.extra"] == blob

@@ -306,3 +306,36 @@ def test_resolve_other_users_container_tag_refused_at_plan(tmp_path: Path) -> No
     assert [s.name for s in desired.specs] == ["mine"]
     assert [p.target for p in desired.pending] == ["workspace/carol/stolen"]
     assert "another user's container (uid 1001)" in desired.pending[0].reason
+
+
+# memory_swap is memory plus swap (DS01's and Docker's --memory-swap): the quota's swap cap
+# less its memory cap is the swap allowed, on top of a workspace's own memory.
+@pytest.mark.parametrize(
+    "defaults, memory, swap",
+    [
+        ({}, "256m", 256 * 2**20),  # built-in 32g/32g: no swap, not 31.75g of it
+        ({"memory": "32g", "memory_swap": "48g"}, "256m", 256 * 2**20 + 16 * 2**30),
+        ({"memory": "32g", "memory_swap": "48g"}, "32g", 48 * 2**30),  # never above the cap
+        ({"memory": "32g", "memory_swap": "16g"}, "20g", 20 * 2**30),  # never below memory
+    ],
+)
+def test_resolve_memory_swap_follows_memory(
+    tmp_path: Path, defaults: dict[str, Any], memory: str, swap: int
+) -> None:
+    repo = _repo(tmp_path, _workspace("alice", "w", memory=memory), policy=_policy(**defaults))
+    (spec,) = _resolve(repo, tmp_path).specs
+    assert spec.memory_swap == swap
+    assert spec.memory_swap >= spec.memory
+
+
+def test_resolve_notes_the_exemption_that_allows_a_request(tmp_path: Path) -> None:
+    policy = _policy(cpus=1)
+    policy["spec"]["exemptions"] = [
+        {"user": "alice", "limits": {"cpus": 4}, "expires": "2027-01-01", "reason": "deadline"}
+    ]
+    docs = (_workspace("alice", "w", cpus=3), _workspace("alice", "small", cpus=1))
+    desired = _resolve(_repo(tmp_path, *docs, policy=policy), tmp_path)
+    assert [n for n in desired.notes if "exemption" in n] == [
+        "workspace/alice/w: cpus 3 is above alice's quota (1); allowed by the exemption "
+        "until 2027-01-01: deadline"
+    ]

@@ -176,6 +176,7 @@ CREATE_HOST: dict[Binding, Spelling] = {
     Binding.MEMORY_SWAP: lambda v: {"memswap_limit": v or None},
     Binding.PIDS: lambda v: {"pids_limit": v or None},
     Binding.RESTART_POLICY: lambda v: {"restart_policy": {"Name": v}},
+    Binding.LOG: lambda v: {"log_config": {"Type": v[0], "Config": dict(v[1])}},
 }
 UPDATE: dict[Binding, Spelling] = {
     Binding.NANO_CPUS: lambda v: {"NanoCpus": v},
