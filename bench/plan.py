@@ -2,22 +2,24 @@
 
 Setup (not timed): a throw-away config repo with a unique site `bench-<hex>` (30 users with
 pinned uids, CPU-only Pytorch workspaces with cpus 0.1 and memory 64m, power pinned to
-running), one plan, every container created and started with the apply driver, and a check
-that the next plan is empty.
+running), one plan, every container created and started with the apply driver, a few plain
+unlabelled containers made by hand (--foreign; one asks for a GPU by UUID: any of them may
+hold one, so a plan inspects them too), and a check that the next plan is empty.
 
 Timed, in this one process (medians of 3, or --runs): loading the manifests on its own line, then
 `make_plan` from the already-loaded repo plus the human rendering, split into phases by
 wrapping the functions make_plan calls (observe, resolve, diff; `other` is the rest), next to
-(a) the floor, the bare low-level list + inspect of the same containers with a plain
-docker-py client, interleaved with the plan runs, and (b) DS01's way, one `docker inspect`
-process per container (one run: it is slow). Also: the API requests of one plan (as
+(a) the floor, the bare low-level list + inspect of every container on the engine (ours, the
+foreign ones, whatever else runs there) with a plain docker-py client, interleaved with the
+plan runs, and (b) DS01's way, one `docker inspect` process per container of this site (one
+run: it is slow). Also: the API requests of one plan (as
 Observed counts them and as HTTP requests on the wire) and the wall time of a whole
 `python -m ds01ctl plan` process. Goal: plan ≤ 1.3× the floor.
 
 Then a `docker update` made outside ds01ctl must show in the very next plan (no caching).
 Everything this run made is removed at the end unless --keep.
 
-    python bench/plan.py [--workspaces 300] [--runs 3] [--keep] [--profile]
+    python bench/plan.py [--workspaces 300] [--foreign 30] [--runs 3] [--keep] [--profile]
 """
 
 from __future__ import annotations
@@ -131,6 +133,7 @@ class Bench:
     token: str
     made_tags: set[str] = field(default_factory=set)
     made_networks: set[str] = field(default_factory=set)
+    made_containers: list[str] = field(default_factory=list)  # foreign: no site label
     bare: Any = field(default_factory=lambda: docker.APIClient(**docker.utils.kwargs_from_env()))
     # ↑ a plain client for the floor: what a bare script gets, whatever `connect` does
 
@@ -183,7 +186,25 @@ def create_all(bench: Bench, specs: list[ContainerSpec]) -> None:
         list(pool.map(make, specs))
 
 
-def setup(bench: Bench, workspaces: int) -> None:
+def create_foreign(bench: Bench, count: int) -> None:
+    """Plain containers made by hand, unlabelled (created, not started); the first asks for
+    the fixture's GPU by UUID, as `docker create --gpus device=<uuid>` does."""
+    gpu = yaml.safe_load(GPU_FIXTURE.read_text())["gpus"][0]["uuid"]
+    for n in range(count):
+        host = None
+        if n == 0:
+            request = docker.types.DeviceRequest(device_ids=[gpu], capabilities=[["gpu"]])
+            host = bench.client.create_host_config(device_requests=[request])
+        made = bench.client.create_container(
+            "ds01ctl-local/base:latest",
+            ["true"],
+            name=f"bench-foreign-{bench.token}-{n:02d}",
+            host_config=host,
+        )
+        bench.made_containers.append(made["Id"])
+
+
+def setup(bench: Bench, workspaces: int, foreign: int = 0) -> None:
     users, per_user = write_repo(bench, workspaces)
     print(f"setup: site {bench.site}, {workspaces} workspaces ({users} users × ≤{per_user})")
     started = time.perf_counter()
@@ -191,13 +212,17 @@ def setup(bench: Bench, workspaces: int) -> None:
     specs = [a.spec for a in plan.actions if a.kind is ActionKind.CREATE and a.spec is not None]
     assert len(plan.actions) == len(specs) == workspaces, plan.debug_text()
     create_all(bench, specs)
+    create_foreign(bench, foreign)
     again = make_plan(bench.root, driver=DockerDriver(bench.client)).plan
     assert again.actions == () and again.drift == (), again.debug_text()
-    print(f"setup: created and started {workspaces} containers in {seconds(started)}; plan empty")
+    print(
+        f"setup: created and started {workspaces} containers, {foreign} foreign, in "
+        f"{seconds(started)}; plan empty"
+    )
 
 
 def cleanup(bench: Bench) -> None:
-    ids = bench.container_ids()
+    ids = bench.container_ids() + bench.made_containers
     with ThreadPoolExecutor(THREADS) as pool:
         list(pool.map(lambda c: bench.client.remove_container(c, force=True), ids))
     for tag in sorted(bench.made_tags):
@@ -283,10 +308,12 @@ def plan_phases(repo: ConfigRepo, client: Any) -> Phases:
 
 
 def floor(bench: Bench) -> None:
-    """(a) The least any plan must do: one filtered list, one inspect per container, with a
-    plain docker-py client (not ds01ctl's `connect`), as a bare script would."""
-    for entry in bench.bare.containers(all=True, filters={"label": bench.label}):
-        bench.bare.inspect_container(entry["Id"])
+    """(a) The least any plan must do: one list, one inspect per container on the engine (any
+    of them may hold a GPU, and only inspect shows how), with a plain docker-py client (not
+    ds01ctl's `connect`), as a bare script would."""
+    for entry in bench.bare.containers(all=True):
+        with suppress(docker.errors.NotFound):  # another user's container, gone since
+            bench.bare.inspect_container(entry["Id"])
 
 
 def ds01_loop(ids: list[str]) -> None:
@@ -411,8 +438,8 @@ def report(r: Results) -> None:
     print(row("  other", phase("other"), "GPUs, accounts, ledger, images, git, meta"))
     print(row("  render", phase("render"), "JSON document + human text"))
     print(row("plan (observe..render)", total, "manifests already loaded"))
-    print(row("(a) floor: list + inspect each", r.floor, f"{r.containers} containers"))
-    print(row("(b) DS01: docker inspect × N", r.ds01, "one run"))
+    print(row("(a) floor: list + inspect each", r.floor, "every container on the engine"))
+    print(row("(b) DS01: docker inspect × N", r.ds01, f"one run, {r.containers} of this site"))
     print(row("ds01ctl plan process (wall)", r.process, "python -m ds01ctl plan"))
     print()
     state = r.counted.observed
@@ -444,18 +471,19 @@ def profile_plan(bench: Bench) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--workspaces", type=int, default=300, help="managed workspaces")
+    parser.add_argument("--foreign", type=int, default=30, help="plain unlabelled containers")
     parser.add_argument("--runs", type=int, default=RUNS, help="runs per median")
     parser.add_argument("--keep", action="store_true", help="keep the containers and the repo")
     parser.add_argument("--profile", action="store_true", help="cProfile one plan, top 15")
     args = parser.parse_args(argv)
-    if args.workspaces < 1 or args.runs < 1:
-        parser.error("--workspaces and --runs must be at least 1")
+    if args.workspaces < 1 or args.runs < 1 or args.foreign < 0:
+        parser.error("--workspaces and --runs must be at least 1, --foreign at least 0")
     token = uuid.uuid4().hex[:8]
     bench = Bench(
         Path(tempfile.mkdtemp(prefix="ds01ctl-bench-")), connect(), f"bench-{token}", token
     )
     try:
-        setup(bench, args.workspaces)
+        setup(bench, args.workspaces, args.foreign)
         repo = validate_path(bench.root, today=dt.datetime.now(dt.UTC).date())
         report(measure(bench, repo, args.runs))
         check_no_caching(bench, repo)

@@ -17,10 +17,16 @@ from ds01ctl.errors import Ds01Error
 from ds01ctl.manifests import Workspace
 from ds01ctl.resolve.quota import LIMIT_KEYS, EffectiveLimits, effective_limits
 from ds01ctl.resolve.usage import Usage
-from ds01ctl.units import format_cpus, format_duration, format_size
+from ds01ctl.units import about_size, format_cpus, format_duration, format_size
 
 _SIZES = {"memory", "memory_swap", "shm_size", "aggregate_memory"}
 _CPUS = {"cpus", "aggregate_cpus"}
+DISK_KEYS = ("writable_layers", "snapshots", "account_images")
+_DISK_WORDS = {
+    "writable_layers": "writable layers",
+    "snapshots": "snapshots",
+    "account_images": "account images",
+}
 _DURATIONS = {"idle_timeout", "max_runtime", "gpu_hold_after_stop", "container_hold_after_stop"}
 
 
@@ -40,6 +46,7 @@ def show(key: str, value: Any) -> str:
 class UserReport:
     limits: EffectiveLimits
     usage: Usage | None
+    disk: dict[str, int] | None = None  # DISK_KEYS -> bytes; None when not read
 
     def headroom(self) -> dict[str, str]:
         if self.usage is None:
@@ -69,6 +76,7 @@ class UserReport:
             "expired_exemptions": list(eff.expired),
             "usage": None if self.usage is None else _usage_dict(self.usage),
             "headroom": self.headroom(),
+            "disk": self.disk,
         }
 
 
@@ -114,6 +122,9 @@ class LimitsReport:
                     f"{use['workspaces']} workspace(s) (headroom {room['max_workspaces']}), "
                     f"{use['cpus']} CPUs, {use['memory']} memory"
                 )
+            if doc["disk"] is not None:
+                parts = [f"{about_size(doc['disk'][k])} {_DISK_WORDS[k]}" for k in DISK_KEYS]
+                lines.append(f"  disk: {', '.join(parts)}")
             lines.append("")
         if self.note:
             lines.append(self.note)
@@ -132,23 +143,53 @@ def limits_report(path: Path, user: str | None, *, with_usage: bool) -> LimitsRe
     if user is not None and user not in known and (policy is None or not policy.default_group):
         raise Ds01Error(f"{user} owns nothing here and is in no group", code="unknown_user")
     logins = [user] if user is not None else sorted(known)
-    usage, note = _usage(repo) if with_usage else ({}, None)
+    usage, disk, note = _usage(repo, logins) if with_usage else (None, None, None)
     report = LimitsReport(note=note)
     for login in logins:
         eff = effective_limits(policy, login, today)
-        use = usage.get(login, Usage()) if with_usage and note is None else None
-        report.users.append(UserReport(eff, use))
+        use = None if usage is None else usage.get(login, Usage())
+        own = None if disk is None else disk_of(disk, login)
+        report.users.append(UserReport(eff, use, own))
     return report
 
 
-def _usage(repo: Any) -> tuple[dict[str, Usage], str | None]:
+def disk_of(disk: dict[str, dict[str, int]], login: str) -> dict[str, int]:
+    """The user's bytes under each of DISK_KEYS (0 where they have none)."""
+    return {key: disk.get(key, {}).get(login, 0) for key in DISK_KEYS}
+
+
+def _usage(
+    repo: Any, logins: list[str]
+) -> tuple[dict[str, Usage] | None, dict[str, dict[str, int]] | None, str | None]:
+    """Use by owner, disk use by kind and owner, and a note on what could not be read."""
     from ds01ctl.drivers.docker import DockerDriver
+    from ds01ctl.live.accounts import lookup_accounts
     from ds01ctl.resolve.usage import usage_by_owner
     from ds01ctl.workflow import gpu_inventory
 
+    site = repo.site.metadata.name
     try:
-        state = DockerDriver.connect().observe(repo.site.metadata.name)
+        driver = DockerDriver.connect()
+        state = driver.observe(site)
         inventory = gpu_inventory(repo)
     except Ds01Error as exc:
-        return {}, f"use not shown: {exc}"
-    return usage_by_owner(state.ours(), inventory), None
+        return None, None, f"use not shown: {exc}"
+    usage = usage_by_owner(state.ours(), inventory)
+    try:
+        found = driver.disk_use(site)
+    except Ds01Error as exc:
+        return usage, None, f"disk use not shown: {exc}"
+    # Account images are per uid: the Site's pins first, the host's passwd for the others.
+    pins = repo.site.spec.users
+    uids = {login: pin.uid for login, pin in pins.items()}
+    uids |= {a.login: a.uid for a in lookup_accounts(set(logins) - set(pins)).values()}
+    disk = {
+        "writable_layers": dict(found.writable_layers),
+        "snapshots": dict(found.snapshots),
+        "account_images": {
+            login: found.account_images[uid]
+            for login, uid in uids.items()
+            if uid in found.account_images
+        },
+    }
+    return usage, disk, None

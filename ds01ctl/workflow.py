@@ -24,7 +24,7 @@ from ds01ctl.manifests import Site, Workspace
 from ds01ctl.manifests.site import site_network_name
 from ds01ctl.manifests.validate import ConfigRepo, set_aside_invalid, validate_path
 from ds01ctl.model.inventory import GpuInventory
-from ds01ctl.plan.actions import Action, Plan, PlanMeta, Step
+from ds01ctl.plan.actions import Action, ActionKind, Plan, PlanMeta, Step
 
 if TYPE_CHECKING:
     from ds01ctl.apply.executor import Outcome, Reporter
@@ -132,6 +132,7 @@ def make_plan(
 
     def planned(observed: Observed) -> Plan:
         plan = diff(desired, observed, inventory, prune=prune, logins=logins)
+        plan = _with_mkdir_notes(plan, repo)
         if repo.partial:
             plan = restrict(plan, _named_targets(repo), why=f"only what {path} declares")
         if targets:
@@ -169,6 +170,29 @@ def make_plan(
         desired,
         state,
     )
+
+
+def _with_mkdir_notes(plan: Plan, repo: ConfigRepo) -> Plan:
+    """Say on each create and replace which missing mount sources apply will make, as whom."""
+    from ds01ctl.live.paths import missing_source
+
+    assert repo.site is not None
+    site = repo.site.spec
+    actions = []
+    for action in plan.actions:
+        spec = action.spec
+        if spec is not None and action.kind in (ActionKind.CREATE, ActionKind.REPLACE):
+            made = [
+                f"+ mkdir {path} (as {spec.account.login}, {site.mount_dir_mode})"
+                for bind in spec.binds
+                if (path := missing_source(bind, spec.owner, site.mount_policy)) is not None
+            ]
+            if made:
+                note = "; ".join(filter(None, [action.note, *made]))
+                actions.append(dataclasses.replace(action, note=note))
+                continue
+        actions.append(action)
+    return dataclasses.replace(plan, actions=tuple(actions))
 
 
 def _session_warnings(plan: Plan, observed: Observed, driver: Driver) -> list[str]:
@@ -351,6 +375,7 @@ def apply_changes(
                 site.metadata.name,
                 settings.force,
                 site.spec.mount_policy,
+                int(site.spec.mount_dir_mode, 8),
                 site_network=site_network_name(site.metadata.name, site.spec),
                 inter_container=site.spec.network.inter_container,
                 before_step=_slow_steps_hook(),

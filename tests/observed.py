@@ -12,9 +12,15 @@ shape, one key per fact ds01ctl reads, rather than as raw `docker inspect` JSON:
       - {name, id, state, labels, image, image_id, created, finished, user, cmd, tty,
          working_dir, env, image_env, image_labels, binds, network, shm_size, ulimits,
          stop_signal, stop_timeout, gpus, nano_cpus, memory, memory_swap, pids,
-         restart_policy, cap_drop, cap_add, security_opt, log}
+         restart_policy, cap_drop, cap_add, security_opt, log,
+         gpu_count, cdi, nvidia_visible_devices, devices, privileged}
 
     log: {driver: json-file, options: {max-file: '3', max-size: '52428800'}}
+
+`gpus` are the device ids it asked for (UUIDs, indexes, `i:j`, `all`); the other ways a
+container reaches a GPU are `gpu_count` (a device request by count, -1 all), `cdi` (CDI device
+names), `nvidia_visible_devices` (the variable, under an NVIDIA runtime), `devices` (the
+/dev/nvidia* nodes it was given) and `privileged`.
 
 `observed_state` builds the core's `Observed` from it, as the Docker driver's observation
 would have (keys map one to one onto `ContainerConfig`; an unknown key is refused, so a typo
@@ -34,6 +40,7 @@ from ds01ctl.live.docker import parse_docker_time
 from ds01ctl.model.observed import (
     ContainerConfig,
     EngineInfo,
+    GpuAccess,
     ImageConfig,
     Limits,
     Observed,
@@ -50,7 +57,8 @@ _KEYS = frozenset(
     | {"image_env", "image_labels", "user", "cmd", "tty", "working_dir", "env", "binds"}
     | {"network", "shm_size", "ulimits", "stop_signal", "stop_timeout", "gpus", "nano_cpus"}
     | {"memory", "memory_swap", "pids", "restart_policy", "cap_drop", "cap_add"}
-    | {"security_opt", "log"}
+    | {"security_opt", "log", "gpu_count", "cdi", "nvidia_visible_devices", "devices"}
+    | {"privileged"}
 )
 
 
@@ -129,6 +137,14 @@ def observed_container(entry: Mapping[str, Any], site: str) -> ObservedContainer
         shm_size=entry.get("shm_size") or 0,
         ulimits=_ulimits(entry.get("ulimits") or {}),
         gpus=tuple(sorted(entry.get("gpus") or ())),
+        gpu_access=GpuAccess(
+            ids=tuple(sorted(str(i) for i in entry.get("gpus") or ())),
+            count=int(entry.get("gpu_count") or 0),
+            cdi=tuple(sorted(entry.get("cdi") or ())),
+            visible=entry.get("nvidia_visible_devices"),
+            nodes=tuple(sorted(entry.get("devices") or ())),
+            privileged=bool(entry.get("privileged")),
+        ),
         limits=Limits(
             nano_cpus=entry.get("nano_cpus") or 0,
             memory=entry.get("memory") or 0,
@@ -156,9 +172,9 @@ def observed_container(entry: Mapping[str, Any], site: str) -> ObservedContainer
         image=str(entry.get("image", "")),
         image_id=str(entry.get("image_id", "")),
         ownership=owner,
-        # As the driver: only containers that may be ours or hold GPUs are inspected, and
-        # only ours get their image's Env and Labels.
-        config=None if owner is L.Ownership.FOREIGN else config,
+        # As the driver: every container is inspected (any may hold a GPU), and only ours
+        # get their image's Env and Labels.
+        config=config,
         image_config=image_config if ours else ImageConfig(),
     )
 

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Protocol, assert_never
 from ds01ctl import labels as L
 from ds01ctl.apply.journal import Journal
 from ds01ctl.apply.lock import invoker
+from ds01ctl.apply.mountdirs import ensure_source
 from ds01ctl.errors import Ds01Error, InternalError
-from ds01ctl.live.paths import bind_problem
 from ds01ctl.manifests.site import MountRule
 from ds01ctl.model.spec import ContainerSpec
 from ds01ctl.plan.actions import Action, Plan, Precondition, Step, StepKind
@@ -86,6 +86,7 @@ class Context:
     site: str
     force: bool  # lifts the no-live-sessions precondition
     mount_policy: list[MountRule]  # bind sources are checked again right before a create
+    mount_dir_mode: int = 0o750  # a missing read-write source is made with it, as its owner
     site_network: str | None = None  # made before the first container that uses it
     inter_container: bool = False  # the site network's ICC (the Site's network.inter_container)
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
@@ -345,9 +346,11 @@ def _prepare(ctx: Context, spec: ContainerSpec) -> None:
 
 
 def _check_mounts(ctx: Context, spec: ContainerSpec) -> None:
-    """The plan checked where each mount source leads; the user may have moved it since."""
+    """The plan checked where each mount source leads; the user may have moved it since. A
+    missing read-write source is made now, as its owner (never by the engine, as root)."""
     for bind in spec.binds:
-        problem = bind_problem(bind, spec.owner, ctx.mount_policy)
+        mode = ctx.mount_dir_mode
+        problem = ensure_source(bind, spec.account, spec.owner, ctx.mount_policy, mode)
         if problem is not None:
             raise MountMoved(
                 f"{spec.key} is not created: {problem}",

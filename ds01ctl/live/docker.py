@@ -1,9 +1,12 @@
-"""Reading the Docker engine into the core's `Observed`: one list call, then `inspect` only
-for the containers that may be ours or hold GPUs.
+"""Reading the Docker engine into the core's `Observed`: one list call, then `inspect` of
+every container.
 
 The list endpoint carries names, state and labels, enough to decide ownership; the fields it
-lacks (limits, device requests, binds) need `inspect`, which we ask only for containers of
-this site and for mlc/DS01 ones (they may hold GPUs). Images come from one more call. This
+lacks (limits, device requests, binds) need `inspect`. Any container may hold a GPU (a
+`docker run --gpus` by hand carries no label), and the list shows none of the ways it can
+(device requests, CDI devices, an NVIDIA runtime, /dev/nvidia* nodes, privileged), so every
+container is inspected: one request each, which a plan must afford anyway for its own.
+Images come from one more call. This
 is the one place that knows how those facts look in Docker's JSON. Costly reads are
 targeted: `with_layer_changes` asks `docker diff` and the writable layer's size only for the
 containers a draft plan removes.
@@ -25,6 +28,7 @@ from ds01ctl.errors import DockerUnavailable
 from ds01ctl.model.observed import (
     ContainerConfig,
     EngineInfo,
+    GpuAccess,
     ImageConfig,
     LayerChanges,
     Limits,
@@ -164,17 +168,13 @@ def observe_docker(client: docker.APIClient, site: str) -> Observed:
     for entry in sorted(listed, key=lambda e: e["Id"]):
         labels = MappingProxyType(dict(entry.get("Labels") or {}))
         owner = L.ownership(labels, site)
-        config = None
-        if owner is not L.Ownership.FOREIGN:
-            try:
-                config = container_config(client.inspect_container(entry["Id"]))
-            except NotFound:
-                continue  # removed between the list and the inspect
-            except APIError as exc:
-                raise DockerUnavailable(
-                    f"cannot inspect container {entry['Id'][:12]}: {exc}"
-                ) from None
-            requests += 1
+        try:
+            config = container_config(client.inspect_container(entry["Id"]))
+        except NotFound:
+            continue  # removed between the list and the inspect
+        except APIError as exc:
+            raise DockerUnavailable(f"cannot inspect container {entry['Id'][:12]}: {exc}") from None
+        requests += 1
         names = entry.get("Names") or ["/"]
         containers.append(
             ObservedContainer(
@@ -222,6 +222,7 @@ def container_config(inspect: Mapping[str, Any]) -> ContainerConfig:
         shm_size=host.get("ShmSize") or 0,
         ulimits=tuple(sorted((u["Name"], int(u["Soft"]), int(u["Hard"])) for u in ulimits)),
         gpus=tuple(sorted(i for r in requests for i in (r.get("DeviceIDs") or []))),
+        gpu_access=gpu_access(inspect),
         limits=Limits(
             nano_cpus=host.get("NanoCpus") or 0,
             memory=host.get("Memory") or 0,
@@ -236,6 +237,57 @@ def container_config(inspect: Mapping[str, Any]) -> ContainerConfig:
         log_options=tuple(sorted((str(k), str(v)) for k, v in (log.get("Config") or {}).items())),
         created=parse_docker_time(str(inspect.get("Created") or "")),
         finished=parse_docker_time(str(state.get("FinishedAt") or "")),
+    )
+
+
+_NVIDIA_NODE = re.compile(r"/dev/nvidia\d+$")
+_CDI_NAME = re.compile(r"^[a-z0-9.-]+/[a-zA-Z0-9_.-]+=\S+$")  # vendor/class=name
+
+
+def gpu_access(inspect: Mapping[str, Any]) -> GpuAccess:
+    """Every way the container reaches a GPU, raw (gpu.md §3.3: all of these count).
+
+    Device requests by id or count (the `nvidia` driver, or none: the engine picks it by the
+    `gpu` capability), CDI names (requests of the `cdi` driver, or a CDI name where a device
+    path goes), `NVIDIA_VISIBLE_DEVICES` in the environment under an NVIDIA runtime (the
+    image's default included: `Config.Env` holds it), `/dev/nvidiaN` device nodes, and
+    privileged (every device node of the host).
+    """
+    config = inspect.get("Config") or {}
+    host = inspect.get("HostConfig") or {}
+    ids: list[str] = []
+    cdi: list[str] = []
+    count = 0
+    for request in host.get("DeviceRequests") or []:
+        driver = str(request.get("Driver") or "")
+        named = [str(i) for i in request.get("DeviceIDs") or []]
+        if driver == "cdi":
+            cdi.extend(named)
+            continue
+        capabilities = {c for group in request.get("Capabilities") or [] for c in group}
+        if driver not in ("", "nvidia") and "gpu" not in capabilities:
+            continue  # another vendor's devices
+        ids.extend(named)
+        asked = int(request.get("Count") or 0)
+        count = -1 if -1 in (asked, count) else max(count, asked)
+    nodes = []
+    for device in host.get("Devices") or []:
+        path = str(device.get("PathOnHost") or "")
+        if _CDI_NAME.match(path):
+            cdi.append(path)
+        elif _NVIDIA_NODE.match(path):
+            nodes.append(path)
+    visible = None
+    if "nvidia" in str(host.get("Runtime") or ""):
+        env = _pairs(config.get("Env"))
+        visible = env.get("NVIDIA_VISIBLE_DEVICES")
+    return GpuAccess(
+        ids=tuple(sorted(ids)),
+        count=count,
+        cdi=tuple(sorted(cdi)),
+        visible=visible,
+        nodes=tuple(sorted(nodes)),
+        privileged=bool(host.get("Privileged")),
     )
 
 

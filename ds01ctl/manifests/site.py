@@ -308,6 +308,15 @@ class SiteSpec(Model):
             "Host directory mounted at /workspace when a workspace names none (mlc's ~/workspace)."
         ),
     )
+    mount_dir_mode: str = Field(
+        "0750",
+        pattern=r"^0?7[0-5][0-5]$",
+        description=(
+            "Mode (octal) of a missing read-write mount source that apply creates, as its "
+            "owner, before the container (the engine would create it as root). The owner "
+            "has every right; never writable by group or others, who could plant things in it."
+        ),
+    )
     endpoint_ports: PortPool = Field(
         PortPool(), description="Host ports for endpoints with port: auto."
     )

@@ -10,7 +10,7 @@ plan's; a method that cannot do it raises.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,6 +32,16 @@ class Snapshot:
     size: int
 
 
+@dataclass(frozen=True)
+class DiskUse:
+    """Bytes each owner's things hold on the engine's disk. An image counts only what it adds
+    to the image it was made from: the base it shares with others is nobody's own."""
+
+    writable_layers: Mapping[str, int]  # owner -> bytes, over this site's containers
+    snapshots: Mapping[str, int]  # owner -> bytes, over this site's snapshots
+    account_images: Mapping[int, int]  # uid -> bytes, over the images with an account in them
+
+
 class Driver(Protocol):
     """A container backend. Costs are per call unless said otherwise."""
 
@@ -51,6 +61,11 @@ class Driver(Protocol):
     def with_layer_changes(self, observed: Observed, container_ids: Iterable[str]) -> Observed:
         """`observed` with the writable-layer changes of the named containers (costly: call
         it only for containers a plan removes)."""
+        ...
+
+    def disk_use(self, site: str) -> DiskUse:
+        """What each owner's containers, snapshots and account images take on disk (costly:
+        the engine measures every writable layer; only `ds01ctl limits` asks)."""
         ...
 
     def unavailable_images(self, references: Iterable[str]) -> dict[str, str]:

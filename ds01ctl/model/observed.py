@@ -1,10 +1,10 @@
 """One observation of the container engine, as typed frozen records the core owns.
 
-A driver fills it (`live/docker.py` today) in a few list calls plus `inspect` of the
-containers that may be ours or hold GPUs; `resolve/` and `plan/` read only this, never an
-engine's wire format, and never ask the engine again. Costly reads are targeted and say so:
-`layer` (how much a container's writable layer changed) is read only for containers a draft
-plan removes, and is None everywhere else.
+A driver fills it (`live/docker.py` today) in a few list calls plus `inspect` of every
+container (any of them may hold a GPU, and only `inspect` tells); `resolve/` and `plan/`
+read only this, never an engine's wire format, and never ask the engine again. Costly reads
+are targeted and say so: `layer` (how much a container's writable layer changed) is read
+only for containers a draft plan removes, and is None everywhere else.
 """
 
 from __future__ import annotations
@@ -44,6 +44,30 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class GpuAccess:
+    """Every way a container can reach a GPU, as the engine recorded it: raw claims, not yet
+    devices (`resolve/gpuaccess.py` names the devices, with the inventory).
+
+    Ids follow NVIDIA's grammar: a GPU or MIG UUID, a GPU index, `<gpu index>:<mig index>`,
+    or `all`. Any container on the engine holding any of these holds the GPU, ours or not.
+    """
+
+    ids: tuple[str, ...] = ()  # device ids it asked the engine for by id
+    count: int = 0  # asked by count: the first N GPUs; -1: all of them
+    cdi: tuple[str, ...] = ()  # CDI device names (`nvidia.com/gpu=<id>`), however asked
+    visible: str | None = None  # NVIDIA_VISIBLE_DEVICES under an NVIDIA runtime; None: none
+    nodes: tuple[str, ...] = ()  # host device paths under /dev/nvidia it was given
+    privileged: bool = False  # every device of the host
+
+    @property
+    def any(self) -> bool:
+        return (
+            bool(self.ids or self.count or self.cdi or self.visible is not None or self.nodes)
+            or self.privileged
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerConfig:
     """What inspecting a container showed: how it was made, and its times.
 
@@ -67,6 +91,7 @@ class ContainerConfig:
     shm_size: int = 0
     ulimits: tuple[tuple[str, int, int], ...] = ()  # (name, soft, hard), sorted
     gpus: tuple[str, ...] = ()  # device ids it asked the engine for, sorted
+    gpu_access: GpuAccess = field(default_factory=GpuAccess)  # every way it reaches a GPU
     limits: Limits = field(default_factory=Limits)
     restart_policy: str = "no"
     cap_drop: tuple[str, ...] = ()
@@ -142,6 +167,11 @@ class ObservedContainer:
     def gpu_ids(self) -> tuple[str, ...]:
         """The GPUs it asked the engine for (inspected only; env variables are no claim)."""
         return () if self.config is None else self.config.gpus
+
+    @property
+    def gpu_access(self) -> GpuAccess:
+        """Every claim on a GPU it makes (inspected only)."""
+        return GpuAccess() if self.config is None else self.config.gpu_access
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ from ds01ctl.plan.actions import (
 )
 from ds01ctl.plan.fields import FIELDS, ContainerField, differences, recorded_limits
 from ds01ctl.resolve.desired import Desired
+from ds01ctl.resolve.gpuaccess import how, reached
 from ds01ctl.units import about_size
 
 # The plan layer's registry line per planned kind: the field table its objects are compared
@@ -150,7 +151,7 @@ def diff(
         actions=actions,
         drift=tuple(sorted(drift, key=lambda d: d.target)),
         orphans=tuple(orphans),
-        unmanaged=_unmanaged(observed.containers)
+        unmanaged=_unmanaged(observed.containers, inventory)
         + _rogue_gpu_use(inventory, observed, logins or {}),
         pending=desired.pending,
         gpus=_gpu_rows(inventory, observed, actions),
@@ -470,16 +471,23 @@ def _jsonable(value: object) -> object:
     return value
 
 
-def _unmanaged(containers: Iterable[ObservedContainer]) -> tuple[Unmanaged, ...]:
-    """mlc/DS01 containers one by one (candidates for adoption); other sites' by count."""
+def _unmanaged(
+    containers: Iterable[ObservedContainer], inventory: GpuInventory
+) -> tuple[Unmanaged, ...]:
+    """mlc/DS01 containers one by one (candidates for adoption); other sites' by count; any
+    other container that holds a GPU, by name."""
     found = []
     other_sites: dict[str, int] = {}
     for c in containers:
         if c.ownership is L.Ownership.ADOPTABLE:
             why = "looks like an mlc or DS01 container; ds01ctl does not manage it"
-            if c.gpu_ids:
-                why += f"; it holds GPU {', '.join(c.gpu_ids)}"
+            held = c.gpu_ids or reached(c.gpu_access, inventory)
+            if held:
+                why += f"; it holds GPU {', '.join(held)}"
             found.append(Unmanaged(c.name, c.owner, why))
+        elif c.ownership is L.Ownership.FOREIGN and (held := reached(c.gpu_access, inventory)):
+            why = f"holds GPU {', '.join(held)} outside ds01ctl ({how(c.gpu_access)})"
+            found.append(Unmanaged(c.name, None, why))
         elif c.ownership is L.Ownership.OTHER_SITE:
             site = L.get(c.labels, L.DS01_SITE) or "?"
             other_sites[site] = other_sites.get(site, 0) + 1
@@ -497,6 +505,9 @@ def _gpu_rows(
     for c in observed.containers:
         for uuid in c.gpu_ids:
             before[uuid] = c.key if c.ownership is L.Ownership.OURS else c.name
+    for c in observed.containers:  # however else a container reaches a device
+        for uuid in reached(c.gpu_access, inventory):
+            before.setdefault(uuid, c.key if c.ownership is L.Ownership.OURS else c.name)
     for process in inventory.processes:
         before.setdefault(process.device_uuid, f"pid {process.pid}")
     after = dict(before)

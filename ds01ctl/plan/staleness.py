@@ -2,7 +2,8 @@
 
 A saved plan records a fingerprint of every container it acts on; apply re-observes and
 refuses the whole plan if any of them changed, if something now exists where it planned a
-create, or if a GPU it would take is held by someone else now.
+create (its object, or any container by the name it would give), or if a GPU it would take is
+held by anyone else now (any container, managed or not, or a process).
 
 A saved plan is also untrusted input: its digest only catches accidents, since anyone can
 recompute it. So apply re-plans from the config repo named on the command line and carries out
@@ -29,13 +30,18 @@ def stale_reasons(saved: Plan, fresh: Plan) -> list[str]:
     }
     fresh_creates = {a.target for a in fresh.actions if a.kind is ActionKind.CREATE}
     holders = {row.uuid: row.before for row in fresh.gpus}
+    waiting = {p.target: p.reason for p in fresh.pending}
     for action in saved.actions:
         if action.fingerprint is not None:
             now = fresh_prints.get(action.container_id)
             if now != action.fingerprint:
                 reasons.append(f"{action.target}: its container changed or is gone")
         elif action.kind is ActionKind.CREATE:
-            if action.target not in fresh_creates:
+            if action.target in waiting:  # e.g. its container name is in use now
+                reasons.append(
+                    f"{action.target}: it cannot be created now: {waiting[action.target]}"
+                )
+            elif action.target not in fresh_creates:
                 reasons.append(f"{action.target}: it exists now")
             assert action.spec is not None
             taken = [u for u in action.spec.gpus if holders.get(u) not in (None, action.target)]

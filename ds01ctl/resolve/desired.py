@@ -9,6 +9,7 @@ the host has) are errors; a request that quota or free GPUs cannot satisfy now i
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -22,10 +23,11 @@ from ds01ctl.manifests.site import SiteSpec, UserPin
 from ds01ctl.manifests.validate import ConfigRepo, target_of
 from ds01ctl.model.inventory import GpuInventory
 from ds01ctl.model.kinds import KINDS, Kind, not_planned_yet
-from ds01ctl.model.observed import EngineInfo, Observed
+from ds01ctl.model.observed import EngineInfo, Observed, ObservedContainer
 from ds01ctl.model.pending import PendingItem
 from ds01ctl.model.spec import ContainerSpec, UserAccount
 from ds01ctl.resolve.allocate import Allocation, GpuRequest, allocate
+from ds01ctl.resolve.gpuaccess import reached
 from ds01ctl.resolve.holds import Hold, release_for_waiting, stopped_holds
 from ds01ctl.resolve.images import ARCH_OF_GENERATION, mirrored
 from ds01ctl.resolve.quota import (
@@ -69,6 +71,10 @@ class World:
     @property
     def today(self) -> dt.date:
         return self.now.date()
+
+    @functools.cached_property
+    def containers_by_name(self) -> Mapping[str, ObservedContainer]:
+        return {c.name: c for c in self.observed.containers}
 
 
 @dataclass(frozen=True)
@@ -236,6 +242,9 @@ def _draft(
             f"refused: the Site pins {owner} to uid {pin.uid}, which is {holder}'s on this host "
             f"(pin {owner} to their own uid, or remove the pin to use the host's account)",
         )
+    in_use = _name_in_use(key, f"{ws.metadata.name}._.{account.uid}", world)
+    if in_use is not None:
+        return PendingItem(key, in_use)
     refused_mount = world.refused_mounts.get(key) or world.refused_images.get(key)
     if refused_mount is not None:
         return PendingItem(key, refused_mount)
@@ -267,6 +276,18 @@ def _draft(
     if refused is not None:
         return PendingItem(key, refused)
     return _Draft(ws, account, image, resources, request)
+
+
+def _name_in_use(key: str, name: str, world: World) -> str | None:
+    """A container by another hand already has the name this workspace's would get: the
+    engine would refuse the create, so it waits (and a saved plan to create it is stale)."""
+    found = world.containers_by_name.get(name)
+    if found is None or (found.ownership is L.Ownership.OURS and found.key == key):
+        return None
+    return (
+        f"refused: container name {name} is in use by a container ds01ctl does not manage "
+        f"here ({found.id[:12]}); remove or rename that container, or rename the workspace"
+    )
 
 
 def _account(
@@ -395,11 +416,13 @@ def _allocate(
     # are orphaned or set aside as pending), and devices a stray process uses, unless one of
     # our containers names it (that one keeps it; the process is reported as GPU misuse).
     named_by_ours = {u for c in world.observed.ours() for u in c.gpu_ids}
+    # Any container reaches a device however it asked (a `--gpus` by hand, a privileged
+    # one, an NVIDIA runtime): what it reaches is nobody else's to take.
     taken = {
         u
         for c in world.observed.containers
         if c.id not in ours_ids or c.key not in asking
-        for u in c.gpu_ids
+        for u in (*c.gpu_ids, *reached(c.gpu_access, world.inventory))
     }
     for process in world.inventory.processes:
         outside = process.container_id is None or process.container_id not in ours_ids

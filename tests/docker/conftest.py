@@ -51,6 +51,7 @@ def lab(tmp_path: Path, client: docker.APIClient) -> Iterator[Lab]:
     (root / "quota.yaml").write_text(QUOTA_YAML)
     shutil.copy(GPU_FIXTURE, tmp_path / "gpus.yaml")
     lab = Lab(root, client, site, token)
+    lab.make_host_dirs()
     lab.private_gpus()  # GPU UUIDs no other test or the demo holds
     try:
         yield lab

@@ -116,6 +116,19 @@ class Lab:
         """A host path this test's Site lets workspaces mount (removed by cleanup)."""
         return "/".join([f"/tmp/ds01ctl-test-{self.token}", *parts])
 
+    def make_host_dirs(self) -> None:
+        """The Site's host tree laid out like a real host's: the top is root's, each user's
+        directory is theirs (as a home is), the shared datasets root's. Workspace directories
+        inside are left missing: apply makes them, as their owner."""
+        top = Path(self.host_dir())
+        top.mkdir(mode=0o755)
+        top.chmod(0o755)
+        for login, uid in UIDS.items():
+            home = Path(self.host_dir(login))
+            home.mkdir(mode=0o755)
+            os.chown(home, uid, uid)
+        Path(self.host_dir("datasets", "wiki")).mkdir(parents=True)
+
     def remove_workspace(self, owner: str, name: str) -> None:
         (self.root / "users" / owner / f"{name}.yaml").unlink()
 

@@ -91,7 +91,8 @@ def test_diff_container_of_an_unknown_kind_is_reported_and_left_alone(tmp_path: 
     repo = _repo(tmp_path, _workspace("alice", "w"))
     spec = _spec(tmp_path, repo)
     labels = tuple((k, "robot" if k == L.DS01_KIND else v) for k, v in spec.labels)
-    odd = _as_docker_reports(spec, labels=labels, name="odd")
+    # Under a name of its own: one with the workspace's container name would keep it pending.
+    odd = _as_docker_reports(spec, labels=labels, name="odd", container_name="odd._.1001")
     plan = _plan(tmp_path, repo, odd)
     assert [(a.kind, a.target) for a in plan.actions] == [(ActionKind.CREATE, "workspace/alice/w")]
     assert any("kind 'robot'" in w for w in plan.warnings)

@@ -11,9 +11,9 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ds01ctl.drivers.docker import containers, snapshots
+from ds01ctl.drivers.docker import containers, disk, snapshots
 from ds01ctl.live import docker as live
-from ds01ctl.model.driver import Snapshot
+from ds01ctl.model.driver import DiskUse, Snapshot
 from ds01ctl.model.observed import Observed
 from ds01ctl.model.spec import ContainerSpec
 from ds01ctl.resolve.images import with_default_tag
@@ -43,6 +43,9 @@ class DockerDriver:
 
     def with_layer_changes(self, observed: Observed, container_ids: Iterable[str]) -> Observed:
         return live.with_layer_changes(self.client, observed, container_ids)
+
+    def disk_use(self, site: str) -> DiskUse:
+        return disk.disk_use(self.client, site)
 
     def unavailable_images(self, references: Iterable[str]) -> dict[str, str]:
         """`inspect_distribution` asks the registry for each missing one (no download)."""

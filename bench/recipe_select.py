@@ -8,18 +8,10 @@ MIG), H100-80GB and MI300X, and 20 endpoints asking for different models and sha
 the catalogue's parse and schema check, once, is printed beside it, and the worst case:
 one model with all 1,000 recipes.
 
-    .venv/bin/python bench/select.py [--runs 20]
+    .venv/bin/python bench/recipe_select.py [--runs 20]
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# Run as a script, this file's directory comes first on sys.path, and this file's name would
-# shadow the standard library's `select` module (which socket and subprocess import).
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    del sys.path[0]
 
 import argparse
 import itertools
