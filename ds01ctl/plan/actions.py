@@ -37,7 +37,6 @@ class Reason(StrEnum):
     CHANGED_OUTSIDE = "changed_outside"  # the container differs from what ds01ctl made
     LIMITS_CHANGED = "limits_changed"  # cpus/memory/pids changed in the manifests
     GPU_GONE = "gpu_gone"  # a GPU the container names no longer exists
-    HASH_VERSION_UNKNOWN = "hash_version_unknown"  # made by a newer ds01ctl
     POWER = "power"  # the manifest pins running or stopped
     NO_MANIFEST = "no_manifest"  # an orphan, deleted with --prune
     DUPLICATE = "duplicate"  # a second container claims the same object

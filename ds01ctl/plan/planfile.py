@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 from ds01ctl.errors import Ds01Error
 from ds01ctl.fsutil import write_atomically
@@ -34,16 +34,9 @@ _ENVELOPE_MIGRATIONS: dict[int, Callable[[RawDoc], RawDoc]] = {}
 _FORMAT_MIGRATIONS: dict[int, Callable[[RawDoc], RawDoc]] = {}
 
 
-class Envelope(TypedDict):
-    """The file as it is on disk (version 1)."""
-
-    ds01ctl_planfile: int
-    ds01ctl_version: str
-    site: str
-    state_dir: str
-    config_commit: str | None
-    digest: str  # `sha256:<hex>` over every other key, canonical JSON
-    plan: RawDoc  # render_json's document, unmasked
+# On disk (planfile version 1), one JSON object: ds01ctl_planfile (int), ds01ctl_version,
+# site, state_dir, config_commit (or null), plan (render_json's document, unmasked) and
+# digest (`sha256:<hex>` over every other key, canonical JSON).
 
 
 def save_plan(

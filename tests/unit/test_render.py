@@ -446,7 +446,6 @@ def test_document_contract_keys_and_vocabulary() -> None:
         "changed_outside",
         "limits_changed",
         "gpu_gone",
-        "hash_version_unknown",
         "power",
         "no_manifest",
         "duplicate",
