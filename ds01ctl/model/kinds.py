@@ -2,9 +2,11 @@
 
 `Kind` names a kind everywhere (manifests, container labels, plan targets). `KINDS` says
 what this version does with it: the payload its steps carry, or None while it is not planned
-yet (its manifests are validated and reported, never acted on). Each layer keeps its own line
-per kind, keyed by `Kind`: which manifests it resolves from (`resolve/desired.py:
-MANIFESTS`), which field table compares it with what runs (`plan/diff.py: FIELD_TABLES`).
+yet (its manifests are validated and reported, never acted on). A payload is a tagged union:
+`AnyPayload` is the union of the records steps carry, `Payload` their tags, `PAYLOADS` the
+record of each tag. Each layer keeps its own line per kind, keyed by `Kind`: which manifests
+it reads (`resolve/desired.py: MANIFESTS`), how it resolves them (`resolve/desired.py:
+RESOLVERS`), which field table compares it with what runs (`plan/diff.py: FIELD_TABLES`).
 Adding a kind is its own modules plus those lines; `tests/unit/test_kinds.py` checks that the
 lines agree.
 """
@@ -15,6 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
+from typing import TypeAlias
+
+from ds01ctl.model.spec import ContainerSpec
 
 
 class Kind(StrEnum):
@@ -28,6 +33,17 @@ class Payload(StrEnum):
 
     CONTAINER = "container"  # a `ContainerSpec` (model/spec.py)
     # IMAGE_BUILD = "image_build": an image build record, with the Image kind
+
+
+# What an action's steps carry: one member per `Payload` (`| ImageBuild` with the Image kind).
+AnyPayload: TypeAlias = ContainerSpec
+
+PAYLOADS: Mapping[Payload, type[AnyPayload]] = MappingProxyType({Payload.CONTAINER: ContainerSpec})
+
+
+def payload_tag(payload: AnyPayload) -> Payload:
+    """The tag of `payload`, as the plan document writes it beside the record."""
+    return next(tag for tag, record in PAYLOADS.items() if isinstance(payload, record))
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from ds01ctl.model.kinds import AnyPayload
 from ds01ctl.model.observed import LayerChanges
 from ds01ctl.model.pending import PendingItem
-from ds01ctl.model.spec import ContainerSpec
 
 
 class ActionKind(StrEnum):
@@ -110,7 +110,9 @@ class Action:
     target: str  # `<kind>/<owner>/<name>`
     reason: Reason
     changes: tuple[FieldChange, ...] = ()
-    spec: ContainerSpec | None = None  # create / replace / update: the container as it must be
+    # create / replace / update: what the object must be (a container spec: `payload_tag` says
+    # which member of the union it is)
+    spec: AnyPayload | None = None
     container_id: str | None = None  # every action on an existing container
     fingerprint: Fingerprint | None = None
     note: str | None = None  # one line shown under the header (e.g. why a delete)

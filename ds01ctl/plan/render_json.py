@@ -17,6 +17,7 @@ from typing import Any
 
 from ds01ctl import __version__
 from ds01ctl.errors import InternalError
+from ds01ctl.model.kinds import AnyPayload, Payload, payload_tag
 from ds01ctl.model.observed import LayerChanges
 from ds01ctl.model.pending import PendingItem
 from ds01ctl.model.spec import Bind, ContainerSpec, Power, UserAccount
@@ -123,6 +124,8 @@ def _action(action: Action, mask: bool) -> dict[str, Any]:
         "changes": [_change(c, mask) for c in action.changes],
         "container_id": action.container_id,
         "note": action.note,
+        # The tag of the payload's record (`model/kinds.py: Payload`); null with no payload.
+        "payload_type": None if spec is None else payload_tag(spec).value,
         "spec": None if spec is None else _spec(spec, mask),
         "fingerprint": None if fp is None else _fingerprint(fp, mask),
         "steps": [_step(s) for s in action.steps],
@@ -266,7 +269,7 @@ def _action_from(raw: Mapping[str, Any]) -> Action:
         target=raw["target"],
         reason=Reason(raw["reason"]),
         changes=_changes_from(raw["changes"]),
-        spec=None if spec is None else _spec_from(spec),
+        spec=None if spec is None else _payload_from(Payload(raw["payload_type"]), spec),
         container_id=raw["container_id"],
         fingerprint=None if fp is None else _fingerprint_from(fp),
         note=raw["note"],
@@ -300,6 +303,12 @@ def _changes_from(raw: Iterable[Mapping[str, Any]]) -> tuple[FieldChange, ...]:
 def _fingerprint_from(raw: Mapping[str, Any]) -> Fingerprint:
     fields = tuple((f["field"], _tuples(f["value"])) for f in raw["fields"])
     return Fingerprint(raw["container_id"], raw["spec_hash"], fields)
+
+
+def _payload_from(tag: Payload, raw: Mapping[str, Any]) -> AnyPayload:
+    match tag:
+        case Payload.CONTAINER:
+            return _spec_from(raw)
 
 
 def _spec_from(raw: Mapping[str, Any]) -> ContainerSpec:

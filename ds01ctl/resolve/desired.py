@@ -39,9 +39,9 @@ from ds01ctl.resolve.quota import (
 from ds01ctl.resolve.workspaces import ImageChoice, Resources, workspace_spec
 from ds01ctl.units import format_cpus, format_duration, format_size
 
-# The resolve layer's registry line per kind: the manifests it resolves from. Workspaces
-# resolve in `resolve` below (quota, images, GPU placement across all of them); a kind the
-# registry does not plan yet is only warned about (`_unsupported`).
+# The resolve layer's registry line per kind: the manifests it reads. A planned kind's are
+# resolved by its line in `RESOLVERS` (below); a kind the registry does not plan yet is only
+# warned about (`_unsupported`).
 MANIFESTS: Mapping[Kind, type[Workspace | Image | Endpoint]] = {
     Kind.WORKSPACE: Workspace,
     Kind.IMAGE: Image,
@@ -107,10 +107,34 @@ class _Draft:
 def resolve(repo: ConfigRepo, world: World, catalog: FrameworkCatalog) -> Desired:
     site = repo.site
     assert site is not None, "validate guarantees a Site"
-    policy = repo.policy.spec if repo.policy else None
     errors = _engine_refusals(site.spec, world.observed.engine)
     warnings = _unsupported(repo) + _engine_warnings(world.observed.engine)
-    pending: list[PendingItem] = _invalid(repo, world)
+    pending = _invalid(repo, world)
+    parts = {kind: resolver(repo, site, world, catalog) for kind, resolver in RESOLVERS.items()}
+    # GPU placement spans kinds (one device, one holder): a second kind that takes GPUs
+    # joins the workspaces' placement (`_allocate`) rather than placing its own, so the
+    # allocation, the limits it applied and the holds it released are the workspaces'.
+    gpus = parts[Kind.WORKSPACE]
+    return Desired(
+        tuple(s for p in parts.values() for s in p.specs),
+        tuple(sorted(pending + [i for p in parts.values() for i in p.pending], key=_target)),
+        (*errors, *(e for p in parts.values() for e in p.errors)),
+        (*warnings, *(w for p in parts.values() for w in p.warnings)),
+        gpus.allocation,
+        gpus.limits,
+        gpus.released,
+        tuple(n for p in parts.values() for n in p.notes),
+    )
+
+
+def resolve_workspaces(
+    repo: ConfigRepo, site: Site, world: World, catalog: FrameworkCatalog
+) -> Desired:
+    """Every Workspace as a spec or pending: quota, images, GPU placement across all of them."""
+    policy = repo.policy.spec if repo.policy else None
+    errors: list[str] = []
+    warnings: list[str] = []
+    pending: list[PendingItem] = []
     limits: dict[str, EffectiveLimits] = {}
     drafts: list[_Draft] = []
     per_owner: dict[str, int] = {}
@@ -161,7 +185,7 @@ def resolve(repo: ConfigRepo, world: World, catalog: FrameworkCatalog) -> Desire
         )
     return Desired(
         tuple(specs),
-        tuple(sorted(pending, key=lambda p: p.target)),
+        tuple(pending),
         tuple(errors),
         tuple(warnings),
         allocation,
@@ -169,6 +193,18 @@ def resolve(repo: ConfigRepo, world: World, catalog: FrameworkCatalog) -> Desire
         tuple(released),
         tuple(notes),
     )
+
+
+def _target(item: PendingItem) -> str:
+    return item.target
+
+
+Resolver = Callable[[ConfigRepo, Site, World, FrameworkCatalog], Desired]
+
+# The resolve layer's registry line per planned kind: its manifests to its share of the
+# desired state (specs, pending, errors); `resolve` walks it and joins the shares. A kind
+# `KINDS` does not plan has no line: it is only warned about (`_unsupported`).
+RESOLVERS: Mapping[Kind, Resolver] = {Kind.WORKSPACE: resolve_workspaces}
 
 
 def _invalid(repo: ConfigRepo, world: World) -> list[PendingItem]:

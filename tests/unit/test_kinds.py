@@ -5,10 +5,19 @@ from __future__ import annotations
 
 import typing
 
-from ds01ctl.model.kinds import KINDS, Kind, Payload, not_planned_yet, planned_kind
+from ds01ctl.model.kinds import (
+    KINDS,
+    PAYLOADS,
+    AnyPayload,
+    Kind,
+    Payload,
+    not_planned_yet,
+    planned_kind,
+)
+from ds01ctl.model.spec import ContainerSpec
 from ds01ctl.plan.diff import FIELD_TABLES
 from ds01ctl.plan.fields import FIELDS
-from ds01ctl.resolve.desired import MANIFESTS
+from ds01ctl.resolve.desired import MANIFESTS, RESOLVERS, resolve_workspaces
 
 
 def test_kinds_every_kind_has_a_manifest_and_is_spelled_as_its_manifest_kind() -> None:
@@ -18,11 +27,20 @@ def test_kinds_every_kind_has_a_manifest_and_is_spelled_as_its_manifest_kind() -
         assert spelled == (kind.value.capitalize(),)
 
 
-def test_kinds_planned_ones_have_a_field_table_and_only_they_do() -> None:
+def test_kinds_planned_ones_have_a_resolver_and_a_field_table_and_only_they_do() -> None:
     planned = {k for k, info in KINDS.items() if info.planned}
-    assert planned == set(FIELD_TABLES) == {Kind.WORKSPACE}
+    assert planned == set(RESOLVERS) == set(FIELD_TABLES) == {Kind.WORKSPACE}
     assert KINDS[Kind.WORKSPACE].payload is Payload.CONTAINER
+    assert RESOLVERS[Kind.WORKSPACE] is resolve_workspaces
     assert FIELD_TABLES[Kind.WORKSPACE] is FIELDS
+
+
+def test_kinds_payload_union_has_one_record_per_tag() -> None:
+    assert set(PAYLOADS) == set(Payload)
+    members = set(typing.get_args(AnyPayload)) or {AnyPayload}  # a union of one is its member
+    assert set(PAYLOADS.values()) == members == {ContainerSpec}
+    planned = {info.payload for info in KINDS.values() if info.planned}
+    assert planned <= set(PAYLOADS)
 
 
 def test_kinds_planned_kind_of_a_label() -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from ds01ctl.model.kinds import Payload
 from ds01ctl.model.observed import LayerChanges
 from ds01ctl.model.pending import PendingItem
 from ds01ctl.model.spec import Bind, ContainerSpec, Power, UserAccount
@@ -400,11 +401,16 @@ def test_document_contract_keys_and_vocabulary() -> None:
         "id",
         "kind",
         "note",
+        "payload_type",
         "reason",
         "spec",
         "steps",
         "target",
     ]
+    # The payload is a tagged union: its tag beside the record, null with no record.
+    assert [p.value for p in Payload] == ["container"]
+    for action in doc["actions"]:
+        assert action["payload_type"] == (None if action["spec"] is None else "container")
     assert sorted(doc["actions"][0]["changes"][0]) == ["after", "before", "field", "forces_replace"]
     assert sorted(doc["gpus"][0]) == ["after", "before", "gpu_index", "profile", "uuid"]
     assert [k.value for k in ActionKind] == [
