@@ -310,8 +310,16 @@ def _apply_report(result: ApplyResult, *, json_out: bool) -> None:
         "skipped": len(outcome.skipped) if outcome else 0,
     }
     if json_out:
+        if result.pruned:
+            pruned = {"event": "snapshots_pruned", "removed": list(result.pruned)}
+            typer.echo(json.dumps(pruned, sort_keys=True))
         event = {"event": "summary", "apply": result.apply_id, **counts}
         typer.echo(json.dumps(event, sort_keys=True))
+    elif result.pruned:
+        typer.echo(
+            f"Removed {len(result.pruned)} older snapshot(s) beyond the Site's retention: "
+            + ", ".join(result.pruned)
+        )
     elif outcome is None and not result.plan.actions:
         document = render_json.plan_document(result.plan)
         typer.echo(render_human.render(document, colour=_colour(sys.stdout)), nl=False)

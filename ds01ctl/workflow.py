@@ -24,10 +24,11 @@ from ds01ctl.manifests import Site, Workspace
 from ds01ctl.manifests.site import site_network_name
 from ds01ctl.manifests.validate import ConfigRepo, set_aside_invalid, validate_path
 from ds01ctl.model.inventory import GpuInventory
-from ds01ctl.plan.actions import Action, ActionKind, Plan, PlanMeta, Step
+from ds01ctl.plan.actions import Action, ActionKind, Plan, PlanMeta, Step, StepKind
 
 if TYPE_CHECKING:
     from ds01ctl.apply.executor import Outcome, Reporter
+    from ds01ctl.apply.journal import Journal
     from ds01ctl.apply.lock import OnWait
     from ds01ctl.model.driver import Driver
     from ds01ctl.model.observed import Observed
@@ -303,6 +304,7 @@ class ApplyResult:
     plan: Plan
     outcome: Outcome | None  # None: nothing to do, or not confirmed
     apply_id: str | None
+    pruned: tuple[str, ...] = ()  # older snapshots removed by the Site's retention
 
 
 def state_dir_of(repo: ConfigRepo, override: Path | None) -> Path:
@@ -379,16 +381,50 @@ def apply_changes(
                 site_network=site_network_name(site.metadata.name, site.spec),
                 inter_container=site.spec.network.inter_container,
                 before_step=_slow_steps_hook(),
-                keep_snapshots=site.spec.snapshots.keep_per_workspace,
-                plan_images=manifest_images(repo)
-                | frozenset(a.spec.image for a in plan.actions if a.spec is not None),
             )
             outcome = execute(
                 plan, ctx, journal, reporter, parallelism=settings.parallelism, plan_digest=digest
             )
+            pruned = _keep_snapshots(repo, plan, outcome, driver, journal)
         finally:
             journal.close()
-    return ApplyResult(plan, outcome, apply_id)
+    return ApplyResult(plan, outcome, apply_id, pruned)
+
+
+def _keep_snapshots(
+    repo: ConfigRepo, plan: Plan, outcome: Outcome, driver: Driver, journal: Journal
+) -> tuple[str, ...]:
+    """After the plan ran, the Site's retention (snapshots.keep_per_workspace) for the
+    workspaces it snapshotted: older snapshots beyond it go, never one in use. Shell work on a
+    fresh observation, so the executor stays a dispatcher of plan data."""
+    from ds01ctl.plan.retention import beyond_retention, images_in_use
+
+    assert repo.site is not None
+    keep = repo.site.spec.snapshots.keep_per_workspace
+    snapshotted = sorted(
+        {
+            action.target
+            for action in plan.actions
+            for step in action.steps
+            if step.kind is StepKind.SNAPSHOT and outcome.done.get(step.id)
+        }
+    )
+    if keep is None or not snapshotted:
+        return ()
+    site = repo.site.metadata.name
+    in_use = (
+        images_in_use(driver.observe(site))
+        | manifest_images(repo)
+        | frozenset(a.spec.image for a in plan.actions if a.spec is not None)
+    )
+    removed: list[str] = []
+    for target in snapshotted:
+        for snap in beyond_retention(driver.snapshots(site), keep, in_use, target):
+            driver.remove_snapshot(snap.reference)
+            removed.append(snap.reference)
+    if removed:
+        journal.record("snapshots_pruned", removed=removed, keep_per_workspace=keep)
+    return tuple(removed)
 
 
 # Test hook: `<target>=<seconds>` pauses every step of that object after its intent is

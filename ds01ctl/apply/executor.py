@@ -26,7 +26,6 @@ from ds01ctl.errors import Ds01Error, InternalError
 from ds01ctl.manifests.site import MountRule
 from ds01ctl.model.spec import ContainerSpec
 from ds01ctl.plan.actions import Action, Plan, Precondition, Step, StepKind
-from ds01ctl.plan.retention import beyond_retention, images_in_use
 
 if TYPE_CHECKING:
     from ds01ctl.model.driver import Driver
@@ -93,10 +92,6 @@ class Context:
     # Called in the step's worker after its intent is journaled, before it acts: the shell
     # passes a test hook here (a pause, so a test can kill a real apply mid-way).
     before_step: Callable[[Action, Step], None] | None = None
-    # Snapshot retention (the Site's snapshots.keep_per_workspace; None: keep all), and the
-    # images the plan's containers are made from, which a prune never removes.
-    keep_snapshots: int | None = None
-    plan_images: frozenset[str] = frozenset()
     _image_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
     _made: dict[int, str] = field(default_factory=dict)  # create step id → the container
@@ -323,9 +318,7 @@ def _snapshot(action: Action, step: Step, ctx: Context) -> str | None:
     )
     if taken is None:
         return None
-    note = f"snapshot {taken.reference}"
-    pruned = _prune_snapshots(ctx, action.target)
-    return note + (f", {pruned} older pruned" if pruned else "")
+    return f"snapshot {taken.reference}"
 
 
 def _network(ctx: Context, spec: ContainerSpec) -> str | None:
@@ -356,15 +349,3 @@ def _check_mounts(ctx: Context, spec: ContainerSpec) -> None:
                 f"{spec.key} is not created: {problem}",
                 hint="plan again once the source is a real directory",
             )
-
-
-def _prune_snapshots(ctx: Context, target: str) -> int:
-    """Remove the target's snapshots beyond retention (never one in use); how many."""
-    if ctx.keep_snapshots is None:
-        return 0
-    observed = ctx.driver.observe(ctx.site)  # only after a snapshot: rare, and must be fresh
-    in_use = images_in_use(observed) | ctx.plan_images
-    doomed = beyond_retention(ctx.driver.snapshots(ctx.site), ctx.keep_snapshots, in_use, target)
-    for snap in doomed:
-        ctx.driver.remove_snapshot(snap.reference)
-    return len(doomed)

@@ -308,7 +308,8 @@ def test_apply_prunes_a_workspaces_snapshots_beyond_the_sites_retention(lab: Lab
         _, events = lab.apply_json()
         taken.append(_snapshot(lab))
     note = _notes(events)[f"workspace/alice/{name}"] or ""
-    assert note == f"snapshot {taken[1]}, 1 older pruned"
+    assert note == f"snapshot {taken[1]}"
+    assert {"event": "snapshots_pruned", "removed": [taken[0]]} in events
     assert [t for i in lab.snapshot_images() for t in i["RepoTags"]] == [taken[1]]
     lab.assert_converged()
 
