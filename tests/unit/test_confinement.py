@@ -17,9 +17,10 @@ from ds01ctl.live.gpus import load_inventory_file
 from ds01ctl.manifests.validate import validate_path
 from ds01ctl.model.observed import EngineInfo, Observed
 from ds01ctl.resolve.desired import Desired, World, resolve
+from tests.configrepo import NOW, site_doc
 from tests.conftest import SITE_YAML
 from tests.unit.test_bad_input import TODAY
-from tests.unit.test_resolve import NOW, SITE, _repo, _workspace
+from tests.unit.test_resolve import _repo, _workspace
 
 ENGINE = EngineInfo("engine", "host", "20.10", "1.41", 8, 32 * 1024**3)
 USERNS = ("name=seccomp,profile=default", "name=userns")
@@ -33,7 +34,7 @@ def _resolve(repo: Any, tmp_path: Path, engine: EngineInfo = ENGINE) -> Desired:
 
 def _site_repo(tmp_path: Path, **spec: Any) -> Any:
     """test_resolve's repo with Site settings added."""
-    site = {**SITE, "spec": {**SITE["spec"], **spec}}  # type: ignore[dict-item]
+    site = site_doc(**spec)
     repo = _repo(tmp_path, _workspace("alice", "w"))
     (repo.root / "site.yaml").write_text(yaml.safe_dump(site))
     repo = validate_path(repo.root, today=NOW.date())

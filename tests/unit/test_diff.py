@@ -18,8 +18,9 @@ from ds01ctl.model.spechash import as_made_by, spec_hash
 from ds01ctl.plan.actions import ActionKind, Reason
 from ds01ctl.plan.diff import diff
 from ds01ctl.resolve.desired import World, resolve
+from tests.configrepo import NOW
 from tests.observed import observed_container, observed_entry
-from tests.unit.test_resolve import NOW, _repo, _workspace
+from tests.unit.test_resolve import _repo, _workspace
 
 ENGINE = EngineInfo("engine", "host", "20.10", "1.41", 8, 32 * 1024**3)
 VANISHED = "MIG-00000000-dead-5000-8000-000000000000"

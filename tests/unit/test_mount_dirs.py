@@ -13,22 +13,16 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from types import MappingProxyType
 
 import pytest
-import yaml
 
 from ds01ctl.apply.mountdirs import ensure_source, make_dirs_as
 from ds01ctl.catalog.frameworks import FrameworkCatalog
-from ds01ctl.live.gpus import load_inventory_file
 from ds01ctl.live.paths import missing_source, mount_problems
 from ds01ctl.manifests.site import MountRule
-from ds01ctl.manifests.validate import validate_path
-from ds01ctl.model.observed import EngineInfo, Observed
 from ds01ctl.model.spec import Bind, UserAccount
-from ds01ctl.resolve.desired import World, resolve
-from tests.unit.test_resolve import NOW, REPO_ROOT
-from tests.unit.test_resolve import _policy as _policy_doc
+from ds01ctl.resolve.desired import resolve
+from tests.configrepo import load, site_doc, workspace_doc, world, write_repo
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="handing out ownership needs root")
 
@@ -131,49 +125,20 @@ def test_missing_read_only_source_is_never_made(base: Path) -> None:
 
 
 def test_missing_read_only_mount_makes_the_workspace_pending(base: Path, tmp_path: Path) -> None:
-    config = tmp_path / "config"
-    (config / "users" / "alice").mkdir(parents=True)
-    shutil.copy(REPO_ROOT / "examples/gpus/h100-80gb-mig.yaml", tmp_path / "gpus.yaml")
-    site = {
-        "apiVersion": "ds01/v1",
-        "kind": "Site",
-        "metadata": {"name": "unit"},
-        "spec": {
-            "gpus": {"source": "fixture", "fixture": "../gpus.yaml"},
-            "catalog": {"architecture": "CUDA_ADA"},
-            "users": {"alice": {"uid": UID, "gid": GID}},
-            "mount_policy": [r.model_dump() for r in _policy(base)],
-            "default_workspace_mount": f"{base}/mounts/{{owner}}/workspace",
-        },
-    }
-    (config / "site.yaml").write_text(yaml.safe_dump(site))
-    (config / "quota.yaml").write_text(yaml.safe_dump(_policy_doc()))
+    site = site_doc(
+        users={"alice": {"uid": UID, "gid": GID}},
+        mount_policy=[r.model_dump() for r in _policy(base)],
+        default_workspace_mount=f"{base}/mounts/{{owner}}/workspace",
+    )
     wiki = f"{base}/mounts/datasets/wiki"
-    workspaces = [
-        {
-            "apiVersion": "ds01/v1",
-            "kind": "Workspace",
-            "metadata": {"name": name},
-            "spec": {"framework": {"name": "Pytorch", "version": "2.7.1"}, "cpus": 1, **spec},
-        }
-        for name, spec in [
-            ("plain", {}),
-            ("reader", {"mounts": {"data": {"path": wiki, "read_only": True}}}),
-        ]
+    docs = [
+        workspace_doc(None, "plain"),
+        workspace_doc(None, "reader", mounts={"data": {"path": wiki, "read_only": True}}),
     ]
-    (config / "users" / "alice" / "ws.yaml").write_text(yaml.safe_dump_all(workspaces))
-    repo = validate_path(config, today=NOW.date())
+    repo = load(write_repo(tmp_path, docs, site=site, path="users/alice/ws.yaml"))
     assert not repo.errors, repo.errors
     refused = mount_problems(repo)
-    engine = EngineInfo("engine", "host", "20.10", "1.41", 8, 32 * 1024**3)
-    world = World(
-        Observed(engine, (), MappingProxyType({})),
-        load_inventory_file(tmp_path / "gpus.yaml"),
-        {},
-        NOW,
-        refused_mounts=refused,
-    )
-    desired = resolve(repo, world, FrameworkCatalog.load())
+    desired = resolve(repo, world(tmp_path, refused=refused), FrameworkCatalog.load())
     assert [s.name for s in desired.specs] == ["plain"], (
         desired.pending
     )  # its missing workspace is made at apply

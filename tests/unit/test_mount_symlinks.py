@@ -8,24 +8,17 @@ symlink there is followed; above it, only a symlink that root alone can have mad
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import pytest
-import yaml
 
 from ds01ctl.catalog.frameworks import FrameworkCatalog
-from ds01ctl.live.gpus import load_inventory_file
 from ds01ctl.live.paths import mount_problems, source_problem
 from ds01ctl.manifests.mounts import fixed_prefix
 from ds01ctl.manifests.site import MountRule
-from ds01ctl.manifests.validate import validate_path
-from ds01ctl.model.observed import EngineInfo, Observed
-from ds01ctl.resolve.desired import World, resolve
-from tests.unit.test_resolve import NOW, REPO_ROOT
-from tests.unit.test_resolve import _policy as _policy_doc
+from ds01ctl.resolve.desired import resolve
+from tests.configrepo import load, site_doc, workspace_doc, world, write_repo
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="root-owned directories need root")
 DOCKER_SOCKET = "/var/run/docker.sock"
@@ -139,42 +132,16 @@ def test_symlink_at_the_prefix_in_a_directory_others_control_is_refused(
 
 
 def _repo(tmp_path: Path, root: Path) -> Any:
-    config = tmp_path / "config"
-    (config / "users" / "alice").mkdir(parents=True)
-    shutil.copy(REPO_ROOT / "examples/gpus/h100-80gb-mig.yaml", tmp_path / "gpus.yaml")
-    site = {
-        "apiVersion": "ds01/v1",
-        "kind": "Site",
-        "metadata": {"name": "unit"},
-        "spec": {
-            "gpus": {"source": "fixture", "fixture": "../gpus.yaml"},
-            "catalog": {"architecture": "CUDA_ADA"},
-            "users": {"alice": {"uid": 1001, "gid": 1001}},
-            "mount_policy": [r.model_dump() for r in _policy(root)],
-            "default_workspace_mount": f"{root}/{{owner}}/workspace",
-        },
-    }
-    (config / "site.yaml").write_text(yaml.safe_dump(site))
-    (config / "quota.yaml").write_text(yaml.safe_dump(_policy_doc()))
-    workspaces = [
-        {
-            "apiVersion": "ds01/v1",
-            "kind": "Workspace",
-            "metadata": {"name": name},
-            "spec": {
-                "framework": {"name": "Pytorch", "version": "2.7.1"},
-                "cpus": 1,
-                "memory": "1g",
-                **spec,
-            },
-        }
-        for name, spec in [
-            ("plain", {}),
-            ("sneaky", {"mounts": {"data": f"{root}/alice/data"}}),
-        ]
+    site = site_doc(
+        users={"alice": {"uid": 1001, "gid": 1001}},
+        mount_policy=[r.model_dump() for r in _policy(root)],
+        default_workspace_mount=f"{root}/{{owner}}/workspace",
+    )
+    docs = [
+        workspace_doc(None, "plain"),
+        workspace_doc(None, "sneaky", mounts={"data": f"{root}/alice/data"}),
     ]
-    (config / "users" / "alice" / "ws.yaml").write_text(yaml.safe_dump_all(workspaces))
-    repo = validate_path(config, today=NOW.date())
+    repo = load(write_repo(tmp_path, docs, site=site, path="users/alice/ws.yaml"))
     assert not repo.errors, repo.errors
     return repo
 
@@ -186,12 +153,7 @@ def test_plan_time_symlink_makes_that_workspace_pending_and_the_rest_proceeds(
     repo = _repo(tmp_path, root)
     refused = mount_problems(repo)
     assert list(refused) == ["workspace/alice/sneaky"]
-    engine = EngineInfo("engine", "host", "20.10", "1.41", 8, 32 * 1024**3)
-    docker = Observed(engine, (), MappingProxyType({}))
-    world = World(
-        docker, load_inventory_file(tmp_path / "gpus.yaml"), {}, NOW, refused_mounts=refused
-    )
-    desired = resolve(repo, world, FrameworkCatalog.load())
+    desired = resolve(repo, world(tmp_path, refused=refused), FrameworkCatalog.load())
     assert [s.name for s in desired.specs] == ["plain"]
     [pending] = desired.pending
     assert pending.target == "workspace/alice/sneaky"

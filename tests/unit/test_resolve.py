@@ -6,60 +6,28 @@ the inspect fields resolve reads.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import datetime as dt
-import shutil
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import pytest
-import yaml
 
 from ds01ctl import labels as L
 from ds01ctl.catalog.frameworks import FrameworkCatalog
-from ds01ctl.live.gpus import load_inventory_file
-from ds01ctl.manifests.validate import validate_path
 from ds01ctl.model.inventory import GpuProcess
-from ds01ctl.model.observed import ContainerConfig, EngineInfo, Observed, ObservedContainer
+from ds01ctl.model.observed import ContainerConfig, ObservedContainer
 from ds01ctl.model.spec import UserAccount
-from ds01ctl.resolve.desired import Desired, World, resolve
+from ds01ctl.resolve.desired import Desired, resolve
+from tests.configrepo import NOW, load, quota_doc, site_doc, workspace_doc, world, write_repo
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 MIG_1G = "MIG-3b7e1f58-a4c2-5d96-8e0b-1c5a7d3f9e62"  # a 1g.10gb of h100-80gb-mig.yaml
 MIG_1G_OTHER = "MIG-8c2d4a70-f6b1-5e38-9d7a-4e0c2b6f8a15"
 
-SITE = {
-    "apiVersion": "ds01/v1",
-    "kind": "Site",
-    "metadata": {"name": "unit"},
-    "spec": {
-        "gpus": {"source": "fixture", "fixture": "../gpus.yaml"},
-        "catalog": {"architecture": "CUDA_ADA"},
-        "users": {"alice": {"uid": 1001, "gid": 1001}, "bob": {"uid": 1002, "gid": 1002}},
-    },
-}
-
-
-def _policy(**defaults: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "ds01/v1",
-        "kind": "QuotaPolicy",
-        "metadata": {"name": "unit"},
-        "spec": {"default_group": "all", "groups": {"all": {}}, "defaults": defaults},
-    }
-
-
-def _workspace(owner: str, name: str, **spec: Any) -> dict[str, Any]:
-    body = {"framework": {"name": "Pytorch", "version": "2.7.1"}, "cpus": 1, "memory": "1g"}
-    return {
-        "apiVersion": "ds01/v1",
-        "kind": "Workspace",
-        "metadata": {"name": name, "owner": owner},
-        "spec": {**body, **spec},
-    }
+_policy = quota_doc
+_workspace = workspace_doc
 
 
 def _repo(
@@ -68,13 +36,7 @@ def _repo(
     policy: dict[str, Any] | None = None,
     refused: tuple[str, ...] = (),
 ) -> Any:
-    root = tmp_path / "config"
-    root.mkdir()
-    shutil.copy(REPO_ROOT / "examples/gpus/h100-80gb-mig.yaml", tmp_path / "gpus.yaml")
-    (root / "site.yaml").write_text(yaml.safe_dump(SITE))
-    (root / "quota.yaml").write_text(yaml.safe_dump(policy or _policy()))
-    (root / "ws.yaml").write_text(yaml.safe_dump_all(docs))
-    repo = validate_path(root, today=NOW.date())
+    repo = load(write_repo(tmp_path, docs, policy=policy))
     assert [d.code for d in repo.errors] == list(refused), repo.errors
     return repo
 
@@ -105,11 +67,7 @@ def _stopped(
 
 
 def _resolve(repo: Any, tmp_path: Path, *containers: ObservedContainer) -> Desired:
-    engine = EngineInfo("engine", "host", "20.10", "1.41", 8, 32 * 1024**3)
-    docker = Observed(engine, tuple(containers), MappingProxyType({}))
-    inventory = load_inventory_file(tmp_path / "gpus.yaml")
-    world = World(docker, inventory, {}, NOW)
-    return resolve(repo, world, FrameworkCatalog.load())
+    return resolve(repo, world(tmp_path, containers), FrameworkCatalog.load())
 
 
 def test_resolve_quota_exceeded_is_pending_with_reason(tmp_path: Path) -> None:
@@ -216,12 +174,12 @@ def test_resolve_orphan_keeps_its_gpu_from_new_requests(tmp_path: Path) -> None:
 def test_resolve_stray_process_does_not_move_the_owner(tmp_path: Path) -> None:
     repo = _repo(tmp_path, _workspace("alice", "w", mig="1g.10gb"))
     mine = _stopped("alice", "w", (MIG_1G,), NOW)
-    engine = EngineInfo("engine", "host", "20.10", "1.41", 8, 32 * 1024**3)
-    docker = Observed(engine, (mine,), MappingProxyType({}))
-    inventory = load_inventory_file(tmp_path / "gpus.yaml")
+    plain = world(tmp_path, (mine,))
     stray = GpuProcess(pid=4242, device_uuid=MIG_1G, uid=1002, name="python")
-    inventory = dataclasses.replace(inventory, processes=(stray,))
-    desired = resolve(repo, World(docker, inventory, {}, NOW), FrameworkCatalog.load())
+    inventory = dataclasses.replace(plain.inventory, processes=(stray,))
+    desired = resolve(
+        repo, dataclasses.replace(plain, inventory=inventory), FrameworkCatalog.load()
+    )
     assert [(s.key, s.gpus) for s in desired.specs] == [("workspace/alice/w", (MIG_1G,))]
 
 
@@ -280,29 +238,15 @@ def test_resolve_default_network_is_the_site_network(tmp_path: Path) -> None:
 # An owner without a uid pin: validate cannot tell whose per-container tag `…:x._.1001` is;
 # plan can, and refuses alice's tag to carol by name while the rest of the plan goes on.
 def test_resolve_other_users_container_tag_refused_at_plan(tmp_path: Path) -> None:
-    site = copy.deepcopy(SITE)
-    site["spec"]["allowed_images"] = ["registry.lab.example/*"]  # type: ignore[index]
-    root = tmp_path / "config"
-    root.mkdir()
-    shutil.copy(REPO_ROOT / "examples/gpus/h100-80gb-mig.yaml", tmp_path / "gpus.yaml")
-    (root / "site.yaml").write_text(yaml.safe_dump(site))
-    (root / "quota.yaml").write_text(yaml.safe_dump(_policy()))
+    site = site_doc(allowed_images=["registry.lab.example/*"])
     docs = [
         _workspace("carol", "stolen", framework=None, image_ref="registry.lab.example/a:x._.1001"),
         _workspace("carol", "mine", framework=None, image_ref="registry.lab.example/a:y._.3000"),
     ]
-    (root / "ws.yaml").write_text(yaml.safe_dump_all(docs))
-    repo = validate_path(root, today=NOW.date())
+    repo = load(write_repo(tmp_path, docs, site=site))
     assert not repo.errors, repo.errors
-    engine = EngineInfo("engine", "host", "20.10", "1.41", 8, 32 * 1024**3)
-    docker = Observed(engine, (), MappingProxyType({}))
-    world = World(
-        docker,
-        load_inventory_file(tmp_path / "gpus.yaml"),
-        {"carol": UserAccount("carol", 3000, 3000)},
-        NOW,
-    )
-    desired = resolve(repo, world, FrameworkCatalog.load())
+    carol = {"carol": UserAccount("carol", 3000, 3000)}
+    desired = resolve(repo, replace(world(tmp_path), accounts=carol), FrameworkCatalog.load())
     assert [s.name for s in desired.specs] == ["mine"]
     assert [p.target for p in desired.pending] == ["workspace/carol/stolen"]
     assert "another user's container (uid 1001)" in desired.pending[0].reason
