@@ -13,7 +13,7 @@ import pytest
 from ds01ctl.errors import Ds01Error
 from ds01ctl.model.observed import LayerChanges
 from ds01ctl.model.pending import PendingItem
-from ds01ctl.model.spec import Bind, ContainerSpec, Power, UserAccount
+from ds01ctl.model.spec import Bind, Power
 from ds01ctl.plan import planfile
 from ds01ctl.plan.actions import (
     Action,
@@ -30,43 +30,24 @@ from ds01ctl.plan.actions import (
 )
 from ds01ctl.plan.planfile import PLANFILE_VERSION, load_plan, save_plan
 from ds01ctl.plan.render_json import FORMAT_VERSION
+from tests.specs import SECRET, workspace_spec
 
 SESSIONS, MOUNTS = Precondition.NO_LIVE_SESSIONS, Precondition.MOUNTS_UNMOVED
-SECRET = "hunter2-not-for-json"
 GPU0 = "GPU-3f6c1a2e-8b4d-4e1f-9a7c-0d2e5b6a7c81"
 MIG = "MIG-7a1c3e95-b2d4-5f68-8a0b-4c6e9d1f3a52"
 
 
 def make_plan() -> Plan:
     """A replace with a full spec and fingerprint, a delete, pending work and GPU rows."""
-    spec = ContainerSpec(
-        kind="workspace",
-        owner="bob",
-        name="nlp",
-        container_name="nlp._.1002",
-        image="aimehub/pytorch-2.7.1-aime-cuda12.6.20",
-        image_tag="aimehub/pytorch-2.7.1-aime-cuda12.6.20:nlp._.1002",
-        account=UserAccount("bob", 1002, 1002),
-        command=("bash",),
-        working_dir="/workspace",
-        env=(("HF_HOME", "/workspace/.hf"), ("WANDB_API_KEY", SECRET)),
+    spec = workspace_spec(
+        "bob",
+        "nlp",
+        uid=1002,
         binds=(Bind("/workspace", "/home/bob/nlp"),),
-        network="bridge",
-        network_defaulted=False,
-        shm_size=8 * 1024**3,
         ulimits=(("memlock", -1),),
-        stop_signal="SIGHUP",
-        stop_grace=10,
         gpus=(GPU0,),
-        nano_cpus=4 * 10**9,
-        memory=32 * 1024**3,
-        memory_swap=32 * 1024**3,
-        pids=4096,
-        restart_policy="no",
-        tty=True,
         power=Power.RUNNING,
         snapshot_on_replace=True,
-        labels=(("ds01.kind", "workspace"), ("ds01.owner", "bob")),
     )
     observed = (("binds", ("/home/bob/nlp:/workspace",)), ("env", (("WANDB_API_KEY", SECRET),)))
     replace = Action(

@@ -21,7 +21,6 @@ import pytest
 from ds01ctl.model.kinds import Payload
 from ds01ctl.model.observed import LayerChanges
 from ds01ctl.model.pending import PendingItem
-from ds01ctl.model.spec import Bind, ContainerSpec, Power, UserAccount
 from ds01ctl.plan.actions import (
     Action,
     ActionKind,
@@ -45,13 +44,13 @@ from ds01ctl.plan.render_json import (
     plan_document,
     plan_from_document,
 )
+from tests.specs import GIB, SECRET, workspace_spec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = REPO_ROOT / "tests" / "golden" / "render"
 UPDATE = os.environ.get("DS01CTL_UPDATE_GOLDEN") == "1"
 VERSION = "0.0.0-test"  # pinned so that a release does not rewrite every golden file
 
-GIB = 1024**3
 GPU0 = "GPU-3f6c1a2e-8b4d-4e1f-9a7c-0d2e5b6a7c81"
 GPU1 = "GPU-8e2b7d41-5c3a-4f9e-b6d2-1a4c7e9f0b35"
 GPU2 = "GPU-c47a9e13-2d6b-48f5-a1e9-7b3d5c8f2e60"
@@ -66,45 +65,6 @@ META = PlanMeta(
     gpu_source="fixture",
     config_commit="0123abcd",
 )
-SECRET = "hunter2-not-for-json"
-
-
-def spec(owner: str, name: str, uid: int = 1001, **changes: object) -> ContainerSpec:
-    """A workspace spec as resolve would make it; `changes` override fields."""
-    container = f"{name}._.{uid}"
-    base = ContainerSpec(
-        kind="workspace",
-        owner=owner,
-        name=name,
-        container_name=container,
-        image="aimehub/pytorch-2.7.1-aime-cuda12.6.20",
-        image_tag=f"aimehub/pytorch-2.7.1-aime-cuda12.6.20:{container}",
-        account=UserAccount(owner, uid, uid),
-        command=("bash",),
-        working_dir="/workspace",
-        env=(("HF_HOME", "/workspace/.hf"), ("WANDB_API_KEY", SECRET)),
-        binds=(
-            Bind("/datasets", "/datasets", read_only=True),
-            Bind("/workspace", f"/home/{owner}/{name}"),
-        ),
-        network="bridge",
-        network_defaulted=False,
-        shm_size=8 * GIB,
-        ulimits=(("memlock", -1), ("stack", 67108864)),
-        stop_signal="SIGHUP",
-        stop_grace=10,
-        gpus=(),
-        nano_cpus=4 * 10**9,
-        memory=32 * GIB,
-        memory_swap=32 * GIB,
-        pids=4096,
-        restart_policy="no",
-        tty=True,
-        power=Power.ANY,
-        snapshot_on_replace=False,
-        labels=(("ds01.kind", "workspace"), ("ds01.owner", owner)),
-    )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
 def fingerprint(container_id: str, **fields: object) -> Fingerprint:
@@ -136,13 +96,19 @@ def case_empty() -> Plan:
 
 def case_create_cpu() -> Plan:
     create = Action(
-        1, ActionKind.CREATE, "workspace/alice/thesis", Reason.NEW, spec=spec("alice", "thesis")
+        1,
+        ActionKind.CREATE,
+        "workspace/alice/thesis",
+        Reason.NEW,
+        spec=workspace_spec("alice", "thesis"),
     )
     return Plan(actions=(create,), meta=META)
 
 
 def case_create_mig() -> Plan:
-    ws = spec("bob", "nlp", uid=1002, gpus=(MIG_1G_A,), memory=16 * GIB, memory_swap=16 * GIB)
+    ws = workspace_spec(
+        "bob", "nlp", uid=1002, gpus=(MIG_1G_A,), memory=16 * GIB, memory_swap=16 * GIB
+    )
     create = Action(1, ActionKind.CREATE, "workspace/bob/nlp", Reason.NEW, spec=ws)
     return Plan(actions=(create,), gpus=gpu_rows(mig1a=(None, "workspace/bob/nlp")), meta=META)
 
@@ -156,7 +122,7 @@ def case_replace_gpus() -> Plan:
         target,
         Reason.SPEC_CHANGED,
         changes=(change,),
-        spec=spec("bob", "nlp", uid=1002, gpus=(MIG_2G,)),
+        spec=workspace_spec("bob", "nlp", uid=1002, gpus=(MIG_2G,)),
         container_id="c0ffee000001",
         fingerprint=fingerprint("c0ffee000001", gpus=(MIG_1G_A,), memory=32 * GIB),
         note="its container has 1.2g of changes outside its mounts; they will be snapshotted first",
@@ -173,7 +139,7 @@ def case_update_memory() -> Plan:
         "workspace/carol/cv",
         Reason.LIMITS_CHANGED,
         changes=(change, FieldChange("nano_cpus", 4 * 10**9, 5 * 10**8)),
-        spec=spec("carol", "cv", uid=1003, memory=64 * GIB, nano_cpus=5 * 10**8),
+        spec=workspace_spec("carol", "cv", uid=1003, memory=64 * GIB, nano_cpus=5 * 10**8),
         container_id="c0ffee000002",
         fingerprint=fingerprint("c0ffee000002", memory=32 * GIB, nano_cpus=4 * 10**9),
     )
@@ -239,7 +205,7 @@ def case_gpu_table() -> Plan:
         "workspace/bob/train",
         Reason.GPU_GONE,
         changes=(FieldChange("gpus", (GPU1,), (GPU0,), forces_replace=True),),
-        spec=spec("bob", "train", uid=1002, gpus=(GPU0,)),
+        spec=workspace_spec("bob", "train", uid=1002, gpus=(GPU0,)),
         container_id="c3",
         note=f"its GPU {GPU1} no longer exists",
         steps=(
@@ -287,7 +253,7 @@ def case_upgrade_security() -> Plan:
             FieldChange("cap_drop", (), ("ALL",), forces_replace=True),
             FieldChange("security_opt", (), ("no-new-privileges",), forces_replace=True),
         ),
-        spec=spec("alice", "thesis"),
+        spec=workspace_spec("alice", "thesis"),
         container_id="c0ffee000004",
         note="made by an older ds01ctl (hash version 1), before its confinement",
     )
@@ -470,7 +436,7 @@ def test_document_refuses_values_without_a_json_form() -> None:
 
 def test_document_refuses_non_canonical_env() -> None:
     # Unsorted pairs would come back sorted from a saved plan: a bug in whoever built the spec.
-    unsorted = spec("alice", "thesis", env=(("B", "1"), ("A", "2")))
+    unsorted = workspace_spec("alice", "thesis", env=(("B", "1"), ("A", "2")))
     plan = Plan(
         actions=(Action(1, ActionKind.CREATE, "workspace/alice/thesis", Reason.NEW, spec=unsorted),)
     )
@@ -501,7 +467,7 @@ def test_render_impossible_combination_says_bug() -> None:
         ActionKind.CREATE,
         "workspace/alice/thesis",
         Reason.NO_MANIFEST,
-        spec=spec("alice", "thesis"),
+        spec=workspace_spec("alice", "thesis"),
     )
     text = render(plan_document(Plan(actions=(odd,))))
     assert "# workspace alice/thesis has an action this ds01ctl cannot explain" in text
@@ -531,7 +497,7 @@ def test_render_is_independent_of_hash_seed() -> None:
     for seed in ("1", "4242"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
         done = subprocess.run(
-            [sys.executable, __file__],
+            [sys.executable, "-m", "tests.unit.test_render"],
             cwd=REPO_ROOT,
             env=env,
             capture_output=True,
@@ -590,7 +556,7 @@ def test_render_label_change_is_one_short_line_per_changed_key() -> None:
         "workspace/carol/cv",
         Reason.SPEC_CHANGED,
         changes=(change,),
-        spec=spec("carol", "cv", uid=1003),
+        spec=workspace_spec("carol", "cv", uid=1003),
         container_id="c0ffee000005",
     )
     doc = plan_document(Plan(actions=(replace,)))

@@ -4,38 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from ds01ctl.model.spec import Bind, ContainerSpec, Power, UserAccount
+from ds01ctl.model.spec import Bind, ContainerSpec
 from ds01ctl.plan.actions import Action, ActionKind, BudgetRow, Plan, Reason
 from ds01ctl.plan.staleness import differences, restrict
+from tests.specs import workspace_spec
 
-SPEC = ContainerSpec(
-    kind="workspace",
-    owner="ann",
-    name="nb",
-    container_name="nb._.1000",
-    image="img:1",
-    image_tag="img:nb._.1000",
-    account=UserAccount("ann", 1000, 1000),
-    command=("bash",),
-    working_dir="/workspace",
-    env=(),
-    binds=(Bind("/workspace", "/home/ann/workspace"),),
-    network="bridge",
-    network_defaulted=False,
-    shm_size=1,
-    ulimits=(),
-    stop_signal="SIGHUP",
-    stop_grace=10,
-    gpus=(),
-    nano_cpus=10**9,
-    memory=2**30,
-    memory_swap=2**30,
-    pids=100,
-    restart_policy="no",
-    tty=True,
-    power=Power.ANY,
-    snapshot_on_replace=True,
-)
+SPEC = workspace_spec("ann", "nb", uid=1000)
 
 
 def _create(spec: ContainerSpec = SPEC, action_id: int = 0) -> Action:
