@@ -172,15 +172,17 @@ def _action_block(action: Doc, ctx: _Context) -> list[str]:
         lines += _field_lines(_create_rows(action["spec"], ctx), ctx)
     else:
         lines += _field_lines(_change_rows(action["changes"], ctx), ctx)
-    return lines + _step_lines(action["steps"], ctx)
+    return lines + _step_lines(action["kind"], action["steps"], ctx)
 
 
-def _step_lines(steps: Sequence[Doc], ctx: _Context) -> list[str]:
-    """The action's steps in order, numbered as apply runs and reports them."""
-    if not steps:
-        return []
+def _step_lines(kind: str, steps: Sequence[Doc], ctx: _Context) -> list[str]:
+    """The action's steps in order, numbered as apply runs and reports them.
+
+    A lone step that says no more than the header ("create" under "will be created") is left
+    out: the block is for the order, the waits and the conditions, and it has none of them.
+    """
     own = {step["id"] for step in steps}
-    lines = [ctx.paint("      steps:", _DIM)]
+    texts = []
     for step in steps:
         text = _STEP_TEXT.get(step["kind"], _unknown_step)(step)
         waits = [d for d in step["depends_on"] if d not in own]
@@ -188,8 +190,10 @@ def _step_lines(steps: Sequence[Doc], ctx: _Context) -> list[str]:
             text += f", after step {', '.join(str(d) for d in waits)}"
         for condition in step["preconditions"]:
             text += f"; {_PRECONDITIONS.get(condition, condition)}"
-        lines.append(f"        {step['id']}. {text}")
-    return lines
+        texts.append(f"        {step['id']}. {text}")
+    if not steps or (len(steps) == 1 and texts[0].endswith(f". {kind}")):
+        return []
+    return [ctx.paint("      steps:", _DIM), *texts]
 
 
 def _snapshot_text(step: Doc) -> str:

@@ -569,3 +569,20 @@ def test_render_label_change_is_one_short_line_per_changed_key() -> None:
     # --json keeps the whole values.
     parsed = json.loads(dumps(doc))
     assert parsed["actions"][0]["changes"][0]["before"]["ds01.extra"] == blob
+
+
+def test_render_lone_step_that_repeats_the_header_is_left_out() -> None:
+    alone = Action(
+        1,
+        ActionKind.CREATE,
+        "workspace/alice/thesis",
+        Reason.NEW,
+        spec=workspace_spec("alice", "thesis"),
+        steps=(Step(1, StepKind.CREATE, ()),),
+    )
+    waiting = dataclasses.replace(
+        alone, id=2, target="workspace/bob/nlp", steps=(Step(2, StepKind.CREATE, (1,)),)
+    )
+    text = render(plan_document(Plan(actions=(alone, waiting))))
+    assert text.count("steps:") == 1
+    assert "2. create, after step 1" in text and "1. create" not in text
