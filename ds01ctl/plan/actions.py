@@ -29,6 +29,9 @@ class ActionKind(StrEnum):
     STOP = "stop"
     BUILD = "build"
     CLEANUP = "cleanup"  # remove a leftover helper container: nothing of a user's is in it
+    # Make a workspace of its owner's mlc container: snapshot it, remove it, create the
+    # workspace from the snapshot.
+    ADOPT = "adopt"
 
 
 class Reason(StrEnum):
@@ -44,6 +47,7 @@ class Reason(StrEnum):
     # Made by an older ds01ctl, unchanged since, without the confinement this one gives.
     SECURITY_DEFAULTS = "security_defaults"
     LEFTOVER_HELPER = "leftover_helper"  # an account-setup helper an interrupted apply left
+    MLC_CONTAINER = "mlc_container"  # the owner's mlc container holds the name; adopt: true
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +104,9 @@ class Step:
     reason: str | None = None  # snapshot: recorded on the snapshot image
     layer: LayerChanges | None = None  # snapshot: the change as planned (None: not read)
     untag: str | None = None  # remove: the per-container image reference to drop after
+    # snapshot: commit even an unchanged layer (the container is made from the snapshot)
+    keep_empty: bool = False
+    from_step: int | None = None  # create: made from the image that snapshot step kept
     preconditions: tuple[Precondition, ...] = ()
 
 
@@ -178,6 +185,7 @@ class PlanMeta:
     config_root: str | None = None
     prune: bool = False  # a saved plan is checked against a fresh plan made the same way
     targets: tuple[str, ...] = ()  # --target: what the plan was narrowed to
+    adopt: bool = False  # --adopt: every workspace may adopt its owner's mlc container
 
 
 @dataclass(frozen=True)
