@@ -134,7 +134,9 @@ def make_plan(
     logins = uid_logins(p.uid for p in inventory.processes if p.uid is not None)
 
     def planned(observed: Observed) -> Plan:
-        plan = diff(desired, observed, inventory, prune=prune, logins=logins)
+        plan = diff(
+            desired, observed, inventory, prune=prune, logins=logins, named=manifest_images(repo)
+        )
         plan = _with_mkdir_notes(plan, repo)
         if repo.partial:
             plan = restrict(plan, _named_targets(repo), why=f"only what {path} declares")

@@ -269,6 +269,11 @@ def _run_one(action: Action, step: Step, ctx: Context) -> str | None:
         case StepKind.UPDATE:
             ctx.driver.update(_container(step), _spec(action))
             return None
+        case StepKind.REMOVE_IMAGE:
+            if step.image is None:
+                raise InternalError(f"step {step.id} (remove_image) names no image")
+            ctx.driver.remove_image(step.image)
+            return None
         case _:
             assert_never(step.kind)
 

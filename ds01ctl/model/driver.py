@@ -116,6 +116,11 @@ class Driver(Protocol):
         `keep_empty` (something is made from the snapshot)."""
         ...
 
+    def remove_image(self, reference: str) -> None:
+        """Remove a leftover image reference: the image goes with its last reference, unless
+        a container or another image is made from it (then the backend refuses)."""
+        ...
+
     def release_image(self, reference: str) -> None:
         """Drop a per-container image reference the container was made from, if unused."""
         ...

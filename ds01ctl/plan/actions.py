@@ -47,6 +47,9 @@ class Reason(StrEnum):
     # Made by an older ds01ctl, unchanged since, without the confinement this one gives.
     SECURITY_DEFAULTS = "security_defaults"
     LEFTOVER_HELPER = "leftover_helper"  # an account-setup helper an interrupted apply left
+    LEFTOVER_TAG = "leftover_tag"  # a per-container image tag whose container is gone
+    LEFTOVER_ACCOUNT_IMAGE = "leftover_account_image"  # used by no container (--prune)
+    DUPLICATE_SNAPSHOT = "duplicate_snapshot"  # the same content as another snapshot
     MLC_CONTAINER = "mlc_container"  # the owner's mlc container holds the name; adopt: true
 
 
@@ -77,6 +80,7 @@ class StepKind(StrEnum):
     CREATE = "create"
     START = "start"
     UPDATE = "update"
+    REMOVE_IMAGE = "remove_image"  # a leftover image reference (plan/leftovers.py)
 
 
 class Precondition(StrEnum):
@@ -107,6 +111,7 @@ class Step:
     # snapshot: commit even an unchanged layer (the container is made from the snapshot)
     keep_empty: bool = False
     from_step: int | None = None  # create: made from the image that snapshot step kept
+    image: str | None = None  # remove_image: the reference
     preconditions: tuple[Precondition, ...] = ()
 
 

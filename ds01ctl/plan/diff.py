@@ -44,6 +44,7 @@ from ds01ctl.plan.actions import (
     Unmanaged,
 )
 from ds01ctl.plan.fields import FIELDS, ContainerField, differences, recorded_limits
+from ds01ctl.plan.leftovers import leftovers
 from ds01ctl.resolve.desired import Desired
 from ds01ctl.resolve.gpuaccess import how, reached
 from ds01ctl.units import about_size
@@ -83,6 +84,8 @@ class _Draft:
     note: str | None = None
     frees: tuple[str, ...] = field(default=())
     takes: tuple[str, ...] = field(default=())
+    image: str | None = None  # a leftover image reference to remove (no container)
+    image_id: str | None = None  # its image: removed only after the containers made from it
 
 
 def diff(
@@ -92,9 +95,10 @@ def diff(
     *,
     prune: bool,
     logins: Mapping[int, str] | None = None,
+    named: frozenset[str] = frozenset(),
 ) -> Plan:
     """The plan that takes `observed` to `desired`. `logins` names the owners of GPU processes
-    that belong to no container (uid → login)."""
+    that belong to no container (uid → login); `named` are the images manifests name."""
     warnings = list(desired.warnings)
     by_key, duplicates = _claimants(_plannable(observed, warnings), desired)
     drafts: list[_Draft] = []
@@ -154,6 +158,7 @@ def diff(
             )
         else:
             orphans.append(key)
+    drafts += _leftover_images(drafts, desired, observed, prune=prune, named=named)
     actions = _order(drafts)
     return Plan(
         actions=actions,
@@ -188,6 +193,42 @@ def _leftover_helpers(observed: Observed) -> list[_Draft]:
             )
         )
     return drafts
+
+
+_REMOVALS = (ActionKind.DELETE, ActionKind.REPLACE, ActionKind.ADOPT, ActionKind.CLEANUP)
+
+
+def _leftover_images(
+    drafts: list[_Draft],
+    desired: Desired,
+    observed: Observed,
+    *,
+    prune: bool,
+    named: frozenset[str],
+) -> list[_Draft]:
+    """Leftover image tags, account images (--prune) and duplicate snapshots, judged as the
+    plan leaves the engine (plan/leftovers.py)."""
+    gone = [d.live for d in drafts if d.live is not None and d.kind in _REMOVALS]
+    untagged = {c.config.image_tag for c in gone if c.config and c.config.image_tag}
+    found = leftovers(
+        observed,
+        desired.specs,
+        removed=frozenset(c.id for c in gone),
+        untagged=frozenset(untagged),
+        named=named,
+        prune=prune,
+    )
+    return [
+        _Draft(
+            ActionKind.CLEANUP,
+            item.target,
+            Reason(item.reason),
+            note=item.note,
+            image=item.reference,
+            image_id=item.image_id,
+        )
+        for item in found
+    ]
 
 
 def _plannable(observed: Observed, warnings: list[str]) -> list[ObservedContainer]:
@@ -334,17 +375,23 @@ def _order(drafts: list[_Draft]) -> tuple[Action, ...]:
 
     Steps on one object run in plan order; a step taking a GPU depends on the step freeing it.
     """
-    drafts.sort(key=lambda d: (_PHASE[d.kind], d.target))
+    # Leftover images last: each waits for the removal of every container made from it.
+    drafts.sort(key=lambda d: (d.image is not None, _PHASE[d.kind], d.target))
     numbers = _Numbers()
     freed_by: dict[str, int] = {}
+    image_freed: dict[str, set[int]] = {}
     last_on: dict[str, int] = {}
     actions = []
     for number, draft in enumerate(drafts, start=1):
         after = last_on.get(draft.target)
         waits = tuple(sorted({freed_by[u] for u in draft.takes if u in freed_by}))
+        if draft.image_id is not None:
+            waits = tuple(sorted(image_freed.get(draft.image_id, set())))
         steps = _steps(draft, numbers, after, waits)
         for uuid in draft.frees:
             freed_by.setdefault(uuid, _removing(steps))
+        if draft.live is not None and draft.kind in _REMOVALS:
+            image_freed.setdefault(draft.live.image_id, set()).add(_removing(steps))
         last_on[draft.target] = steps[-1].id
         actions.append(
             Action(
@@ -397,6 +444,8 @@ def _steps(
             made = add(StepKind.CREATE, gpu_wait=True)
             if spec.power is Power.RUNNING:
                 add(StepKind.START, of_step=made.id)
+        case ActionKind.CLEANUP if draft.image is not None:
+            add(StepKind.REMOVE_IMAGE, gpu_wait=True, image=draft.image)
         case ActionKind.UPDATE | ActionKind.START | ActionKind.STOP | ActionKind.CLEANUP:
             assert live is not None
             kind = _ONE_STEP[draft.kind]  # a cleanup removes a helper: nothing of a user's

@@ -50,6 +50,11 @@ _HEADERS: dict[tuple[str, str], str] = {
         "must be replaced: ds01ctl's security defaults changed since it was made"
     ),
     ("cleanup", "leftover_helper"): "will be removed: a helper container left behind",
+    ("cleanup", "leftover_tag"): "will be removed: an image tag a crashed apply left",
+    ("cleanup", "leftover_account_image"): (
+        "will be removed: an account image no container uses (--prune)"
+    ),
+    ("cleanup", "duplicate_snapshot"): "will be removed: a second copy of a snapshot",
     ("adopt", "mlc_container"): (
         "will be adopted: its owner's mlc container holds its name, and becomes this workspace"
     ),
@@ -231,6 +236,7 @@ _STEP_TEXT: dict[str, Callable[[Doc], str]] = {
     ),
     "start": lambda step: "start",
     "update": lambda step: "update in place",
+    "remove_image": lambda step: f"remove image {step['image']}",
 }
 _PRECONDITIONS = {
     "no_live_sessions": "refused while sessions are open in it (--force)",

@@ -148,6 +148,7 @@ def _step(step: Step) -> dict[str, Any]:
         # Only on an adoption's steps: every other plan reads as before.
         **({"keep_empty": True} if step.keep_empty else {}),
         **({"from_step": step.from_step} if step.from_step is not None else {}),
+        **({"image": step.image} if step.image is not None else {}),
     }
 
 
@@ -295,6 +296,7 @@ def _step_from(raw: Mapping[str, Any]) -> Step:
         preconditions=tuple(Precondition(p) for p in raw["preconditions"]),
         keep_empty=bool(raw.get("keep_empty", False)),
         from_step=raw.get("from_step"),
+        image=raw.get("image"),
     )
 
 

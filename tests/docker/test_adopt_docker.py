@@ -226,4 +226,12 @@ def test_an_adoption_killed_after_its_snapshot_converges_with_nothing_lost(lab: 
     assert lab.docker("exec", container, "cat", "/home/alice/notes.txt").stdout == "layer\n"
     assert lab.docker("exec", container, "cat", "/workspace/thesis.txt").stdout == "mounted\n"
     assert _inspect(lab, container)["Config"]["Labels"][L.DS01_SITE] == lab.site
+    # The second adoption snapshotted the same layer again: the next plan finds the exact
+    # duplicate (the first, not the one the workspace is made from) and removes it.
+    first, second = sorted(lab.snapshot_images(), key=lambda i: i["Created"])
+    [duplicate] = [a for a in lab.plan().plan.actions if a.reason.value == "duplicate_snapshot"]
+    assert duplicate.steps[0].image == first["RepoTags"][0]
+    assert lab.apply().code == 0
+    assert [i["Id"] for i in lab.snapshot_images()] == [second["Id"]]
+    assert lab.docker("exec", container, "cat", "/home/alice/notes.txt").stdout == "layer\n"
     lab.assert_converged()

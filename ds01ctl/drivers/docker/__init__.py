@@ -7,6 +7,7 @@ class only routes each protocol method to them; it holds the client and nothing 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -103,6 +104,14 @@ class DockerDriver:
         return snapshots.take(
             self.client, container_id, target=target, site=site, reason=reason, now=now
         )
+
+    def remove_image(self, reference: str) -> None:
+        """Never forced: the engine refuses an image a container uses. One already gone is
+        what the step wanted."""
+        from docker.errors import NotFound
+
+        with contextlib.suppress(NotFound):
+            self.client.remove_image(reference, noprune=False)
 
     def release_image(self, reference: str) -> None:
         containers.untag(self.client, reference)

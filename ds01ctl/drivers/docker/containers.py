@@ -24,10 +24,8 @@ from ds01ctl.resolve.images import repository, with_default_tag
 if TYPE_CHECKING:
     import docker
 
-USER_SETUP_LABEL = "ds01.user-setup"  # `<base image id>:<uid>` on a prepared image
-# The site whose apply made an account image: each site has its own (the site is in the tag's
-# hash), so a plan judges only its own site's leftovers, as it does containers.
-USER_SETUP_SITE_LABEL = "ds01.user-setup.site"
+USER_SETUP_LABEL = L.USER_SETUP  # `<base image id>:<uid>` on a prepared image
+USER_SETUP_SITE_LABEL = L.USER_SETUP_SITE  # the site that made it
 
 
 def _setup_script(account: UserAccount) -> str:
@@ -46,7 +44,7 @@ def _setup_script(account: UserAccount) -> str:
 def user_image_tag(base_id: str, base_reference: str, account: UserAccount, site: str = "") -> str:
     key = f"{base_id}:{account.uid}:{account.gid}:{account.login}"
     digest = hashlib.sha256((f"{key}:{site}" if site else key).encode())
-    return f"{repository(base_reference)}:ds01ctl-user-{digest.hexdigest()[:16]}"
+    return f"{repository(base_reference)}:{L.ACCOUNT_TAG_PREFIX}{digest.hexdigest()[:16]}"
 
 
 def prepare_image(
