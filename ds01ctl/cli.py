@@ -54,6 +54,13 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output."
 PruneOpt = Annotated[
     bool, typer.Option("--prune", help="Delete managed containers that have no manifest.")
 ]
+AdoptOpt = Annotated[
+    bool,
+    typer.Option(
+        "--adopt",
+        help="Adopt each workspace owner's mlc container that holds its name (as adopt: true).",
+    ),
+]
 
 
 def _version(value: bool) -> None:
@@ -137,6 +144,7 @@ def plan(
         Path | None, typer.Option("--out", "-o", help="Save the plan for `ds01ctl apply FILE`.")
     ] = None,
     prune: PruneOpt = False,
+    adopt: AdoptOpt = False,
     only: Annotated[
         list[str] | None,
         typer.Option("--target", help="Only this object (KIND/OWNER/NAME); repeatable."),
@@ -166,7 +174,11 @@ def plan(
             code="partial_prune",
         )
     result = make_plan(
-        _config_path(path, config), prune=prune, state_dir=state_dir, targets=tuple(only or ())
+        _config_path(path, config),
+        prune=prune,
+        state_dir=state_dir,
+        targets=tuple(only or ()),
+        adopt=adopt,
     )
     document = render_json.plan_document(result.plan)
     if out is not None:
@@ -214,6 +226,7 @@ def apply(
         typer.Option("--target", help="Only this object (KIND/OWNER/NAME); repeatable."),
     ] = None,
     prune: PruneOpt = False,
+    adopt: AdoptOpt = False,
     force: Annotated[
         bool, typer.Option("--force", help="Replace or delete workspaces with live sessions.")
     ] = False,
@@ -279,6 +292,7 @@ def apply(
         force=force,
         prune=prune,
         targets=tuple(only or ()),
+        adopt=adopt,
     )
     if settings.targets and not json_out:
         typer.echo("Warning: --target applies only part of the plan.", err=True)

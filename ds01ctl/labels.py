@@ -67,6 +67,13 @@ SNAPSHOT_TAKEN_AT = "ds01.snapshot.taken-at"
 SNAPSHOT_REASON = "ds01.snapshot.reason"
 SNAPSHOT_SITE = "ds01.snapshot.site"
 
+# --- images with an owner's account added (the Docker driver's account setup) ---------------
+USER_SETUP = "ds01.user-setup"  # `<base image id>:<uid>`
+# The site whose apply made it: each site has its own (the site is in the tag's hash), so a
+# plan judges only its own site's leftover images, as it does containers.
+USER_SETUP_SITE = "ds01.user-setup.site"
+ACCOUNT_TAG_PREFIX = "ds01ctl-user-"  # `<repo>:ds01ctl-user-<hash>`
+
 # Labels that mark a container as managed. A snapshot image blanks them so that nothing
 # created from it is ever taken for a managed container (images hand their labels on).
 MANAGED_MARKERS = (MLC, MLC_USER, DS01_MANAGED, DS01_INTERFACE, DS01_SITE, DS01_SPEC_HASH)

@@ -76,6 +76,7 @@ def make_plan(
     repo: ConfigRepo | None = None,
     state_dir: Path | None = None,
     targets: tuple[str, ...] = (),
+    adopt: bool = False,
 ) -> PlanResult:
     """Validate, observe, resolve and diff: the plan for the config repo at `path`; with
     `targets`, only the actions on them (and what those depend on)."""
@@ -110,6 +111,7 @@ def make_plan(
         ledger.pending_since,
         mount_problems(repo),
         uid_logins=pinned,
+        adopt=adopt,
     )
     desired = resolve(repo, world, repo.catalog)
     # An image that cannot be had makes its workspaces pending; that may free GPUs for others,
@@ -132,7 +134,9 @@ def make_plan(
     logins = uid_logins(p.uid for p in inventory.processes if p.uid is not None)
 
     def planned(observed: Observed) -> Plan:
-        plan = diff(desired, observed, inventory, prune=prune, logins=logins)
+        plan = diff(
+            desired, observed, inventory, prune=prune, logins=logins, named=manifest_images(repo)
+        )
         plan = _with_mkdir_notes(plan, repo)
         if repo.partial:
             plan = restrict(plan, _named_targets(repo), why=f"only what {path} declares")
@@ -159,6 +163,7 @@ def make_plan(
         config_root=str(repo.root.resolve()),
         prune=prune,
         targets=tuple(targets),
+        adopt=adopt,
     )
     warnings = (
         *plan.warnings,
@@ -297,6 +302,7 @@ class ApplySettings:
     force: bool = False
     prune: bool = False
     targets: tuple[str, ...] = ()
+    adopt: bool = False  # --adopt
 
 
 @dataclass(frozen=True)
@@ -344,9 +350,10 @@ def apply_changes(
     now = dt.datetime.now(dt.UTC)
     repo = load_repo(path, now.date())
     assert repo.site is not None
-    if plan_file is not None and (settings.targets or settings.prune):
+    if plan_file is not None and (settings.targets or settings.prune or settings.adopt):
         raise Ds01Error(
-            "--target and --prune shape a new plan; a saved plan is applied whole, as saved",
+            "--target, --prune and --adopt shape a new plan; a saved plan is applied whole, "
+            "as saved",
             hint="make the plan with them: `ds01ctl plan --out FILE --prune` (or without)",
             code="plan_file_options",
         )
@@ -465,6 +472,7 @@ def _plan_to_apply(
             repo=repo,
             state_dir=state_dir,
             targets=settings.targets,
+            adopt=settings.adopt,
         ).plan
         return plan, _digest(dumps(plan_document(plan, mask_secrets=False)))
     saved = load_plan(plan_file, state_dir=state_dir)
@@ -475,6 +483,7 @@ def _plan_to_apply(
         repo=repo,
         state_dir=state_dir,
         targets=saved.meta.targets,
+        adopt=saved.meta.adopt,
     ).plan
     reasons = stale_reasons(saved, fresh)
     if reasons:

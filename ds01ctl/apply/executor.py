@@ -95,6 +95,7 @@ class Context:
     _image_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
     _made: dict[int, str] = field(default_factory=dict)  # create step id → the container
+    _kept: dict[int, str] = field(default_factory=dict)  # snapshot step id → the image
 
     def image_lock(self, key: str) -> threading.Lock:
         with self._guard:
@@ -103,6 +104,16 @@ class Context:
     def made(self, step: int, container: str) -> None:
         with self._guard:
             self._made[step] = container
+
+    def kept(self, step: int, image: str) -> None:
+        with self._guard:
+            self._kept[step] = image
+
+    def kept_by(self, step: int) -> str:
+        with self._guard:
+            if step not in self._kept:
+                raise InternalError(f"step {step} kept no snapshot")
+            return self._kept[step]
 
     def made_by(self, step: int) -> str:
         with self._guard:
@@ -258,6 +269,11 @@ def _run_one(action: Action, step: Step, ctx: Context) -> str | None:
         case StepKind.UPDATE:
             ctx.driver.update(_container(step), _spec(action))
             return None
+        case StepKind.REMOVE_IMAGE:
+            if step.image is None:
+                raise InternalError(f"step {step.id} (remove_image) names no image")
+            ctx.driver.remove_image(step.image)
+            return None
         case _:
             assert_never(step.kind)
 
@@ -301,7 +317,9 @@ def _of_step(step: Step) -> int:
 def _create(action: Action, step: Step, ctx: Context) -> str | None:
     spec = _spec(action)
     note = _network(ctx, spec)
-    _prepare(ctx, spec)
+    # An adopted container's workspace is made from the snapshot of its writable layer.
+    base = ctx.kept_by(step.from_step) if step.from_step is not None else None
+    _prepare(ctx, spec, base)
     _check_mounts(ctx, spec)
     ctx.made(step.id, ctx.driver.create(spec))
     return note
@@ -315,9 +333,11 @@ def _snapshot(action: Action, step: Step, ctx: Context) -> str | None:
         site=ctx.site,
         reason=step.reason or action.reason.value,
         now=ctx.clock(),
+        keep_empty=step.keep_empty,
     )
     if taken is None:
         return None
+    ctx.kept(step.id, taken.reference)
     return f"snapshot {taken.reference}"
 
 
@@ -332,10 +352,10 @@ def _network(ctx: Context, spec: ContainerSpec) -> str | None:
     return f"network {spec.network} created" if made else None
 
 
-def _prepare(ctx: Context, spec: ContainerSpec) -> None:
+def _prepare(ctx: Context, spec: ContainerSpec, base: str | None = None) -> None:
     # One account setup per (image, uid) even when several creates run at once.
-    with ctx.image_lock(f"{spec.image}:{spec.account.uid}"):
-        ctx.driver.prepare_image(spec)
+    with ctx.image_lock(f"{base or spec.image}:{spec.account.uid}"):
+        ctx.driver.prepare_image(spec, base)
 
 
 def _check_mounts(ctx: Context, spec: ContainerSpec) -> None:

@@ -17,6 +17,7 @@ _DONE = {
     StepKind.CREATE: "created",
     StepKind.START: "started",
     StepKind.UPDATE: "updated",
+    StepKind.REMOVE_IMAGE: "removed",
 }
 _GREEN, _RED, _YELLOW, _DIM, _RESET = "\033[32m", "\033[31m", "\033[33m", "\033[2m", "\033[0m"
 

@@ -34,6 +34,7 @@ from ds01ctl.model.observed import (
     Limits,
     Observed,
     ObservedContainer,
+    ObservedImage,
 )
 
 if TYPE_CHECKING:
@@ -189,13 +190,65 @@ def observe_docker(client: docker.APIClient, site: str) -> Observed:
             )
         )
     images: dict[str, str] = {}
-    for image in client.images():
+    listed_images = client.images()
+    for image in listed_images:
         for tag in image.get("RepoTags") or []:
             if tag != "<none>:<none>":
                 images[tag] = image["Id"]
     requests += 1
     containers, extra = _with_image_configs(client, containers)
-    return Observed(engine, tuple(containers), MappingProxyType(images), requests + extra)
+    site_images, read = _site_images(client, listed_images, site)
+    return Observed(
+        engine,
+        tuple(containers),
+        MappingProxyType(images),
+        requests + extra + read,
+        site_images=site_images,
+        parents=frozenset(str(i.get("ParentId")) for i in listed_images if i.get("ParentId")),
+    )
+
+
+def _site_images(
+    client: docker.APIClient, listed: Iterable[Mapping[str, Any]], site: str
+) -> tuple[tuple[ObservedImage, ...], int]:
+    """This site's account images and snapshots, from the image list. Two snapshots of one
+    workspace with the same parent and size may hold the same content: only those are
+    inspected, for their layers (a crash between a snapshot and the removal it precedes
+    leaves such a pair)."""
+    from docker.errors import NotFound
+
+    found = []
+    for image in listed:
+        labels = dict(image.get("Labels") or {})
+        tags = tuple(sorted(t for t in image.get("RepoTags") or [] if t != "<none>:<none>"))
+        snapshot = labels.get(L.SNAPSHOT_OF) and labels.get(L.SNAPSHOT_SITE) == site
+        account = labels.get(L.USER_SETUP_SITE) == site and not labels.get(L.SNAPSHOT_OF)
+        if tags and (snapshot or account):
+            found.append(
+                ObservedImage(
+                    id=str(image["Id"]),
+                    tags=tags,
+                    labels=MappingProxyType(labels),
+                    created=int(image.get("Created") or 0),
+                    parent=str(image.get("ParentId") or ""),
+                )
+            )
+    alike: dict[tuple[str, str, int], list[int]] = {}
+    sizes = {str(i["Id"]): int(i.get("Size") or 0) for i in listed}
+    for n, record in enumerate(found):
+        if record.snapshot_of:
+            alike.setdefault((record.snapshot_of, record.parent, sizes[record.id]), []).append(n)
+    read = 0
+    for group in alike.values():
+        if len(group) < 2:
+            continue
+        for n in group:
+            with contextlib.suppress(NotFound):
+                inspect = client.inspect_image(found[n].id)
+                layers = tuple((inspect.get("RootFS") or {}).get("Layers") or ())
+                found[n] = dataclasses.replace(found[n], layers=layers)
+            read += 1
+    return tuple(found), read
 
 
 def container_config(inspect: Mapping[str, Any]) -> ContainerConfig:

@@ -108,6 +108,15 @@ class WorkspaceSpec(Model):
             "What happens to changes in the container's writable layer when it must be replaced."
         ),
     )
+    adopt: bool = Field(
+        False,
+        description=(
+            "Adopt the container `mlc create` made for the owner under this workspace's name: "
+            "its writable layer is snapshotted and the workspace is made from that snapshot, "
+            "with this manifest's shape and the container's mounts (which must be the ones "
+            "declared here). Without it such a container leaves the workspace pending."
+        ),
+    )
 
     @model_validator(mode="after")
     def _image_and_gpus(self) -> Self:

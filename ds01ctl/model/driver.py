@@ -82,8 +82,9 @@ class Driver(Protocol):
         """Make the site network unless it exists as this site's; True when it was made."""
         ...
 
-    def prepare_image(self, spec: ContainerSpec) -> None:
-        """Make `spec.image_tag`: the image with the owner's account in it."""
+    def prepare_image(self, spec: ContainerSpec, base: str | None = None) -> None:
+        """Make `spec.image_tag`: the image (or `base`, a snapshot an adoption took) with the
+        owner's account in it."""
         ...
 
     def create(self, spec: ContainerSpec) -> str:
@@ -101,10 +102,23 @@ class Driver(Protocol):
         ...
 
     def snapshot(
-        self, container_id: str, *, target: str, site: str, reason: str, now: dt.datetime
+        self,
+        container_id: str,
+        *,
+        target: str,
+        site: str,
+        reason: str,
+        now: dt.datetime,
+        keep_empty: bool = False,
     ) -> Snapshot | None:
         """Keep the container's writable layer, as it is now, as an image that passes for
-        nothing managed; None when the layer has no changes (nothing to keep)."""
+        nothing managed; None when the layer has no changes (nothing to keep), unless
+        `keep_empty` (something is made from the snapshot)."""
+        ...
+
+    def remove_image(self, reference: str) -> None:
+        """Remove a leftover image reference: the image goes with its last reference, unless
+        a container or another image is made from it (then the backend refuses)."""
         ...
 
     def release_image(self, reference: str) -> None:

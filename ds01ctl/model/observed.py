@@ -175,6 +175,33 @@ class ObservedContainer:
 
 
 @dataclass(frozen=True, slots=True)
+class ObservedImage:
+    """One of this site's images: an account image (the owner's account added to a base, its
+    per-container tags on it) or a snapshot. `layers` (the content's layer digests) is read
+    only where two snapshots of one workspace may hold the same content."""
+
+    id: str
+    tags: tuple[str, ...]
+    labels: Mapping[str, str]
+    created: int  # seconds since the epoch
+    parent: str = ""
+    layers: tuple[str, ...] | None = None
+
+    @property
+    def snapshot_of(self) -> str | None:
+        return L.get(self.labels, L.SNAPSHOT_OF)
+
+    @property
+    def account_tags(self) -> tuple[str, ...]:
+        return tuple(t for t in self.tags if t.rpartition(":")[2].startswith(L.ACCOUNT_TAG_PREFIX))
+
+    @property
+    def container_tags(self) -> tuple[str, ...]:
+        """Per-container tags (`<repo>:<name>._.<uid>`), as mlc names them."""
+        return tuple(t for t in self.tags if "._." in t.rpartition(":")[2])
+
+
+@dataclass(frozen=True, slots=True)
 class Observed:
     """One observation of the engine: containers, local images, the engine itself."""
 
@@ -182,6 +209,8 @@ class Observed:
     containers: tuple[ObservedContainer, ...]
     images: Mapping[str, str]  # reference (repo:tag) → image id
     requests: int = 0  # engine calls it took, for the benchmark
+    site_images: tuple[ObservedImage, ...] = ()  # this site's account images and snapshots
+    parents: frozenset[str] = frozenset()  # ids of images some other image is made from
 
     def ours(self) -> tuple[ObservedContainer, ...]:
         return tuple(c for c in self.containers if c.ownership is L.Ownership.OURS)

@@ -29,6 +29,9 @@ class ActionKind(StrEnum):
     STOP = "stop"
     BUILD = "build"
     CLEANUP = "cleanup"  # remove a leftover helper container: nothing of a user's is in it
+    # Make a workspace of its owner's mlc container: snapshot it, remove it, create the
+    # workspace from the snapshot.
+    ADOPT = "adopt"
 
 
 class Reason(StrEnum):
@@ -44,6 +47,10 @@ class Reason(StrEnum):
     # Made by an older ds01ctl, unchanged since, without the confinement this one gives.
     SECURITY_DEFAULTS = "security_defaults"
     LEFTOVER_HELPER = "leftover_helper"  # an account-setup helper an interrupted apply left
+    LEFTOVER_TAG = "leftover_tag"  # a per-container image tag whose container is gone
+    LEFTOVER_ACCOUNT_IMAGE = "leftover_account_image"  # used by no container (--prune)
+    DUPLICATE_SNAPSHOT = "duplicate_snapshot"  # the same content as another snapshot
+    MLC_CONTAINER = "mlc_container"  # the owner's mlc container holds the name; adopt: true
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +80,7 @@ class StepKind(StrEnum):
     CREATE = "create"
     START = "start"
     UPDATE = "update"
+    REMOVE_IMAGE = "remove_image"  # a leftover image reference (plan/leftovers.py)
 
 
 class Precondition(StrEnum):
@@ -100,6 +108,10 @@ class Step:
     reason: str | None = None  # snapshot: recorded on the snapshot image
     layer: LayerChanges | None = None  # snapshot: the change as planned (None: not read)
     untag: str | None = None  # remove: the per-container image reference to drop after
+    # snapshot: commit even an unchanged layer (the container is made from the snapshot)
+    keep_empty: bool = False
+    from_step: int | None = None  # create: made from the image that snapshot step kept
+    image: str | None = None  # remove_image: the reference
     preconditions: tuple[Precondition, ...] = ()
 
 
@@ -178,6 +190,7 @@ class PlanMeta:
     config_root: str | None = None
     prune: bool = False  # a saved plan is checked against a fresh plan made the same way
     targets: tuple[str, ...] = ()  # --target: what the plan was narrowed to
+    adopt: bool = False  # --adopt: every workspace may adopt its owner's mlc container
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ Leftover helper containers (an interrupted account setup) are cleaned up first. 
 declared object: no container → create; a replace-forcing field or the spec hash
 differs → replace; only live-updatable limits differ → update; a pinned power state differs →
 start/stop. Managed containers nobody declares are orphans (deleted only with --prune).
-Containers this site does not own are reported, never acted on.
+Containers this site does not own are reported, never acted on, except its owner's mlc
+container that resolve lets a workspace adopt (resolve/adopt.py): that one is snapshotted
+first, then stopped, removed, and the workspace is created from the snapshot.
 
 Each action is spelled out as steps with everything apply needs, decided here from the
 observation: a removal stops the container if it runs (with its own stop grace), snapshots it
@@ -42,6 +44,7 @@ from ds01ctl.plan.actions import (
     Unmanaged,
 )
 from ds01ctl.plan.fields import FIELDS, ContainerField, differences, recorded_limits
+from ds01ctl.plan.leftovers import leftovers
 from ds01ctl.resolve.desired import Desired
 from ds01ctl.resolve.gpuaccess import how, reached
 from ds01ctl.units import about_size
@@ -62,6 +65,7 @@ _PHASE = {
     ActionKind.STOP: 1,
     ActionKind.UPDATE: 2,
     ActionKind.REPLACE: 3,
+    ActionKind.ADOPT: 3,
     ActionKind.CREATE: 4,
     ActionKind.START: 5,
 }
@@ -80,6 +84,8 @@ class _Draft:
     note: str | None = None
     frees: tuple[str, ...] = field(default=())
     takes: tuple[str, ...] = field(default=())
+    image: str | None = None  # a leftover image reference to remove (no container)
+    image_id: str | None = None  # its image: removed only after the containers made from it
 
 
 def diff(
@@ -89,9 +95,10 @@ def diff(
     *,
     prune: bool,
     logins: Mapping[int, str] | None = None,
+    named: frozenset[str] = frozenset(),
 ) -> Plan:
     """The plan that takes `observed` to `desired`. `logins` names the owners of GPU processes
-    that belong to no container (uid → login)."""
+    that belong to no container (uid → login); `named` are the images manifests name."""
     warnings = list(desired.warnings)
     by_key, duplicates = _claimants(_plannable(observed, warnings), desired)
     drafts: list[_Draft] = []
@@ -117,8 +124,13 @@ def diff(
                 )
             )
     devices = {d.uuid for d in inventory.devices(include_unhealthy=True)}
+    by_id = {c.id: c for c in observed.containers}
     for spec in desired.specs:
         live = by_key.get(spec.key)
+        adopted = by_id.get(desired.adoptions.get(spec.key, ""))
+        if live is None and adopted is not None:
+            drafts.append(_adopt(spec, adopted))
+            continue
         if live is None:
             drafts.append(
                 _Draft(ActionKind.CREATE, spec.key, Reason.NEW, spec=spec, takes=spec.gpus)
@@ -146,12 +158,15 @@ def diff(
             )
         else:
             orphans.append(key)
+    drafts += _leftover_images(drafts, desired, observed, prune=prune, named=named)
     actions = _order(drafts)
     return Plan(
         actions=actions,
         drift=tuple(sorted(drift, key=lambda d: d.target)),
         orphans=tuple(orphans),
-        unmanaged=_unmanaged(observed.containers, inventory)
+        unmanaged=_unmanaged(
+            [c for c in observed.containers if c.id not in desired.adoptions.values()], inventory
+        )
         + _rogue_gpu_use(inventory, observed, logins or {}),
         pending=desired.pending,
         gpus=_gpu_rows(inventory, observed, actions),
@@ -178,6 +193,42 @@ def _leftover_helpers(observed: Observed) -> list[_Draft]:
             )
         )
     return drafts
+
+
+_REMOVALS = (ActionKind.DELETE, ActionKind.REPLACE, ActionKind.ADOPT, ActionKind.CLEANUP)
+
+
+def _leftover_images(
+    drafts: list[_Draft],
+    desired: Desired,
+    observed: Observed,
+    *,
+    prune: bool,
+    named: frozenset[str],
+) -> list[_Draft]:
+    """Leftover image tags, account images (--prune) and duplicate snapshots, judged as the
+    plan leaves the engine (plan/leftovers.py)."""
+    gone = [d.live for d in drafts if d.live is not None and d.kind in _REMOVALS]
+    untagged = {c.config.image_tag for c in gone if c.config and c.config.image_tag}
+    found = leftovers(
+        observed,
+        desired.specs,
+        removed=frozenset(c.id for c in gone),
+        untagged=frozenset(untagged),
+        named=named,
+        prune=prune,
+    )
+    return [
+        _Draft(
+            ActionKind.CLEANUP,
+            item.target,
+            Reason(item.reason),
+            note=item.note,
+            image=item.reference,
+            image_id=item.image_id,
+        )
+        for item in found
+    ]
 
 
 def _plannable(observed: Observed, warnings: list[str]) -> list[ObservedContainer]:
@@ -288,6 +339,29 @@ def _replace(
     )
 
 
+def _adopt(spec: ContainerSpec, live: ObservedContainer) -> _Draft:
+    """Its owner's mlc container becomes the workspace: the changes are what the manifest's
+    shape and ds01ctl's confinement change of what mlc made."""
+    changes = differences(live, spec, FIELD_TABLES[Kind(spec.kind)])
+    owner = L.get(live.labels, L.MLC_USER) or spec.owner
+    note = (
+        f"container {live.name} was made by mlc for {owner}: its writable layer is kept in a "
+        "snapshot, and the workspace is made from it with the manifest's shape and the same "
+        "mounts"
+    )
+    return _Draft(
+        ActionKind.ADOPT,
+        spec.key,
+        Reason.MLC_CONTAINER,
+        tuple(changes),
+        spec,
+        live,
+        note,
+        frees=live.gpu_ids,
+        takes=spec.gpus,
+    )
+
+
 def _power(spec: ContainerSpec, live: ObservedContainer) -> _Draft | None:
     if spec.power is Power.RUNNING and not live.running:
         return _Draft(ActionKind.START, spec.key, Reason.POWER, spec=spec, live=live)
@@ -301,17 +375,23 @@ def _order(drafts: list[_Draft]) -> tuple[Action, ...]:
 
     Steps on one object run in plan order; a step taking a GPU depends on the step freeing it.
     """
-    drafts.sort(key=lambda d: (_PHASE[d.kind], d.target))
+    # Leftover images last: each waits for the removal of every container made from it.
+    drafts.sort(key=lambda d: (d.image is not None, _PHASE[d.kind], d.target))
     numbers = _Numbers()
     freed_by: dict[str, int] = {}
+    image_freed: dict[str, set[int]] = {}
     last_on: dict[str, int] = {}
     actions = []
     for number, draft in enumerate(drafts, start=1):
         after = last_on.get(draft.target)
         waits = tuple(sorted({freed_by[u] for u in draft.takes if u in freed_by}))
+        if draft.image_id is not None:
+            waits = tuple(sorted(image_freed.get(draft.image_id, set())))
         steps = _steps(draft, numbers, after, waits)
         for uuid in draft.frees:
             freed_by.setdefault(uuid, _removing(steps))
+        if draft.live is not None and draft.kind in _REMOVALS:
+            image_freed.setdefault(draft.live.image_id, set()).add(_removing(steps))
         last_on[draft.target] = steps[-1].id
         actions.append(
             Action(
@@ -364,6 +444,8 @@ def _steps(
             made = add(StepKind.CREATE, gpu_wait=True)
             if spec.power is Power.RUNNING:
                 add(StepKind.START, of_step=made.id)
+        case ActionKind.CLEANUP if draft.image is not None:
+            add(StepKind.REMOVE_IMAGE, gpu_wait=True, image=draft.image)
         case ActionKind.UPDATE | ActionKind.START | ActionKind.STOP | ActionKind.CLEANUP:
             assert live is not None
             kind = _ONE_STEP[draft.kind]  # a cleanup removes a helper: nothing of a user's
@@ -379,6 +461,9 @@ def _steps(
             made = add(StepKind.CREATE, gpu_wait=True)
             if spec.power is Power.RUNNING or (spec.power is Power.ANY and live.running):
                 add(StepKind.START, of_step=made.id)  # as it was, unless the manifest pins it
+        case ActionKind.ADOPT:
+            assert live is not None and spec is not None
+            _adoption(add, live, spec)
         case ActionKind.BUILD:
             raise AssertionError("builds are not planned by this version")
         case _:
@@ -422,6 +507,27 @@ def _removal(
     add(StepKind.REMOVE, container_id=live.id, untag=untag, preconditions=checks)
 
 
+def _adoption(add: Callable[..., Step], live: ObservedContainer, spec: ContainerSpec) -> None:
+    """Snapshot first (whatever else an interrupted apply got to, the work is kept), then
+    stop, remove (dropping mlc's per-container tag, which the snapshot holds on to), create
+    from the snapshot, and start as it was unless the manifest pins it."""
+    kept = add(
+        StepKind.SNAPSHOT,
+        container_id=live.id,
+        reason="adopt",
+        layer=live.layer,
+        keep_empty=True,
+        preconditions=(Precondition.NO_LIVE_SESSIONS,),
+    )
+    if live.running:
+        add(StepKind.STOP, container_id=live.id, grace=_grace(live))
+    untag = live.config.image_tag if live.config is not None else None
+    add(StepKind.REMOVE, container_id=live.id, untag=untag)
+    made = add(StepKind.CREATE, gpu_wait=True, from_step=kept.id)
+    if spec.power is Power.RUNNING or (spec.power is Power.ANY and live.running):
+        add(StepKind.START, of_step=made.id)
+
+
 def _grace(live: ObservedContainer) -> int:
     return live.config.stop_grace if live.config is not None else 10
 
@@ -450,7 +556,7 @@ def _with_layer_note(draft: _Draft) -> str | None:
 
 def removed_containers(plan: Plan) -> tuple[str, ...]:
     """The containers `plan` removes (replaces or deletes): whose layers are worth reading."""
-    kinds = (ActionKind.REPLACE, ActionKind.DELETE)
+    kinds = (ActionKind.REPLACE, ActionKind.DELETE, ActionKind.ADOPT)
     return tuple(a.container_id for a in plan.actions if a.kind in kinds and a.container_id)
 
 
@@ -498,6 +604,18 @@ def _unmanaged(
     return tuple(sorted(found, key=lambda u: u.container))
 
 
+_MAKES = (ActionKind.CREATE, ActionKind.REPLACE, ActionKind.ADOPT)
+
+
+def _holder_removed(action: Action, names: Mapping[str, str]) -> str | None:
+    """The GPU holder an action removes: ours by target, an adopted mlc container by name."""
+    if not action.container_id:
+        return None
+    if action.kind in (ActionKind.DELETE, ActionKind.REPLACE):
+        return action.target
+    return names.get(action.container_id) if action.kind is ActionKind.ADOPT else None
+
+
 def _gpu_rows(
     inventory: GpuInventory, observed: Observed, actions: tuple[Action, ...]
 ) -> tuple[GpuRow, ...]:
@@ -511,12 +629,13 @@ def _gpu_rows(
     for process in inventory.processes:
         before.setdefault(process.device_uuid, f"pid {process.pid}")
     after = dict(before)
+    names = {c.id: c.name for c in observed.containers}
     for action in actions:
-        if action.kind in (ActionKind.DELETE, ActionKind.REPLACE) and action.container_id:
-            for uuid, holder in list(after.items()):
-                if holder == action.target:
-                    del after[uuid]
-        if action.spec is not None and action.kind in (ActionKind.CREATE, ActionKind.REPLACE):
+        gone = _holder_removed(action, names)
+        for uuid, holder in list(after.items()):
+            if gone is not None and holder == gone:
+                del after[uuid]
+        if action.spec is not None and action.kind in _MAKES:
             for uuid in action.spec.gpus:
                 after[uuid] = action.target
     return tuple(

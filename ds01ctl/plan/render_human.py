@@ -30,6 +30,7 @@ _SYMBOLS = {
     "stop": "~",
     "build": "+",
     "cleanup": "-",
+    "adopt": "-/+",
 }
 _DESTROYED = "will be destroyed"  # the same words for every delete: easy to scan for
 
@@ -49,6 +50,14 @@ _HEADERS: dict[tuple[str, str], str] = {
         "must be replaced: ds01ctl's security defaults changed since it was made"
     ),
     ("cleanup", "leftover_helper"): "will be removed: a helper container left behind",
+    ("cleanup", "leftover_tag"): "will be removed: an image tag a crashed apply left",
+    ("cleanup", "leftover_account_image"): (
+        "will be removed: an account image no container uses (--prune)"
+    ),
+    ("cleanup", "duplicate_snapshot"): "will be removed: a second copy of a snapshot",
+    ("adopt", "mlc_container"): (
+        "will be adopted: its owner's mlc container holds its name, and becomes this workspace"
+    ),
     ("start", "power"): "will be started: its manifest pins it running",
     ("stop", "power"): "will be stopped: its manifest pins it stopped",
     ("build", "new"): "will be built",
@@ -85,6 +94,7 @@ _EXTRA_WORDS = (
     ("stop", "to stop"),
     ("build", "to build"),
     ("cleanup", "to clean up"),
+    ("adopt", "to adopt"),
 )
 
 
@@ -198,6 +208,13 @@ def _step_lines(kind: str, steps: Sequence[Doc], ctx: _Context) -> list[str]:
 
 def _snapshot_text(step: Doc) -> str:
     layer = step["layer"]
+    if step.get("keep_empty"):
+        changed = (
+            f": {about_size(layer['size'])} changed outside its mounts ({layer['paths']} path(s))"
+            if layer is not None and layer["paths"]
+            else ""
+        )
+        return f"snapshot its writable layer, whatever it holds{changed}"
     if layer is None:
         return "snapshot its changes outside its mounts, if any"
     if not layer["paths"]:
@@ -216,9 +233,14 @@ _STEP_TEXT: dict[str, Callable[[Doc], str]] = {
     "snapshot": _snapshot_text,
     "stop": lambda step: f"stop (grace {format_duration(step['grace'])})",
     "remove": lambda step: "remove" + (f", then untag {step['untag']}" if step["untag"] else ""),
-    "create": lambda step: "create",
+    "create": lambda step: (
+        f"create from the snapshot of step {step['from_step']}"
+        if step.get("from_step") is not None
+        else "create"
+    ),
     "start": lambda step: "start",
     "update": lambda step: "update in place",
+    "remove_image": lambda step: f"remove image {step['image']}",
 }
 _PRECONDITIONS = {
     "no_live_sessions": "refused while sessions are open in it (--force)",

@@ -145,6 +145,10 @@ def _step(step: Step) -> dict[str, Any]:
         "layer": None if layer is None else {"paths": layer.paths, "size": layer.size},
         "untag": step.untag,
         "preconditions": [p.value for p in step.preconditions],
+        # Only on an adoption's steps: every other plan reads as before.
+        **({"keep_empty": True} if step.keep_empty else {}),
+        **({"from_step": step.from_step} if step.from_step is not None else {}),
+        **({"image": step.image} if step.image is not None else {}),
     }
 
 
@@ -290,6 +294,9 @@ def _step_from(raw: Mapping[str, Any]) -> Step:
         layer=None if layer is None else LayerChanges(layer["paths"], layer["size"]),
         untag=raw["untag"],
         preconditions=tuple(Precondition(p) for p in raw["preconditions"]),
+        keep_empty=bool(raw.get("keep_empty", False)),
+        from_step=raw.get("from_step"),
+        image=raw.get("image"),
     )
 
 

@@ -26,6 +26,7 @@ from ds01ctl.model.kinds import KINDS, Kind, not_planned_yet
 from ds01ctl.model.observed import EngineInfo, Observed, ObservedContainer
 from ds01ctl.model.pending import PendingItem
 from ds01ctl.model.spec import ContainerSpec, UserAccount
+from ds01ctl.resolve.adopt import Adoptable, adoption, mount_mismatch
 from ds01ctl.resolve.allocate import Allocation, GpuRequest, allocate
 from ds01ctl.resolve.gpuaccess import reached
 from ds01ctl.resolve.holds import Hold, release_for_waiting, stopped_holds
@@ -67,6 +68,8 @@ class World:
     # Logins of the host's passwd by uid, for the uids the Site pins: a pin must not make one
     # login run as another's uid.
     uid_logins: Mapping[int, str] = field(default_factory=dict)
+    # `--adopt`: every workspace may adopt its owner's mlc container (as `adopt: true` does).
+    adopt: bool = False
 
     @property
     def today(self) -> dt.date:
@@ -87,6 +90,8 @@ class Desired:
     limits: dict[str, EffectiveLimits]
     released: tuple[Hold, ...] = ()  # stopped workspaces whose GPUs go to someone waiting
     notes: tuple[str, ...] = ()
+    # Workspaces made by adopting their owner's mlc container: key → that container's id.
+    adoptions: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def keys(self) -> frozenset[str]:
@@ -102,6 +107,7 @@ class _Draft:
     image: ImageChoice
     resources: Resources
     request: GpuRequest
+    adopt: Adoptable | None = None  # its owner's mlc container, which it replaces
 
 
 def resolve(repo: ConfigRepo, world: World, catalog: FrameworkCatalog) -> Desired:
@@ -124,6 +130,7 @@ def resolve(repo: ConfigRepo, world: World, catalog: FrameworkCatalog) -> Desire
         gpus.limits,
         gpus.released,
         tuple(n for p in parts.values() for n in p.notes),
+        {k: v for p in parts.values() for k, v in p.adoptions.items()},
     )
 
 
@@ -168,21 +175,27 @@ def resolve_workspaces(
         )
     released_keys = {h.key for h in released}
     specs = []
+    adoptions: dict[str, str] = {}
     for draft in drafts:
         placement = allocation.placements.get(draft.request.key)
         if (draft.request.wants_gpu and placement is None) or draft.request.key in released_keys:
             continue
-        specs.append(
-            workspace_spec(
-                draft.ws,
-                site_name=site.metadata.name,
-                site=site.spec,
-                account=draft.account,
-                image=draft.image,
-                resources=draft.resources,
-                gpus=placement.uuids if placement else (),
-            )
+        spec = workspace_spec(
+            draft.ws,
+            site_name=site.metadata.name,
+            site=site.spec,
+            account=draft.account,
+            image=draft.image,
+            resources=draft.resources,
+            gpus=placement.uuids if placement else (),
         )
+        if draft.adopt is not None:
+            mismatch = mount_mismatch(world.containers_by_name[draft.adopt.name], spec.binds)
+            if mismatch is not None:
+                pending.append(PendingItem(spec.key, mismatch))
+                continue
+            adoptions[spec.key] = draft.adopt.container_id
+        specs.append(spec)
     return Desired(
         tuple(specs),
         tuple(pending),
@@ -192,6 +205,7 @@ def resolve_workspaces(
         limits,
         tuple(released),
         tuple(notes),
+        adoptions,
     )
 
 
@@ -278,9 +292,9 @@ def _draft(
             f"refused: the Site pins {owner} to uid {pin.uid}, which is {holder}'s on this host "
             f"(pin {owner} to their own uid, or remove the pin to use the host's account)",
         )
-    in_use = _name_in_use(key, f"{ws.metadata.name}._.{account.uid}", world)
-    if in_use is not None:
-        return PendingItem(key, in_use)
+    adopt = _holder(key, ws, account, world)
+    if isinstance(adopt, PendingItem):
+        return adopt
     refused_mount = world.refused_mounts.get(key) or world.refused_images.get(key)
     if refused_mount is not None:
         return PendingItem(key, refused_mount)
@@ -311,7 +325,21 @@ def _draft(
     refused = _gpu_policy(request, limits, world.inventory)
     if refused is not None:
         return PendingItem(key, refused)
-    return _Draft(ws, account, image, resources, request)
+    return _Draft(ws, account, image, resources, request, adopt)
+
+
+def _holder(
+    key: str, ws: Workspace, account: UserAccount, world: World
+) -> Adoptable | PendingItem | None:
+    """What holds the workspace's container name: nothing, its owner's mlc container to
+    adopt, or something that makes it wait (resolve/adopt.py)."""
+    name = f"{ws.metadata.name}._.{account.uid}"
+    found = world.containers_by_name.get(name)
+    if found is not None and found.ownership is L.Ownership.ADOPTABLE:
+        outcome = adoption(found, account, consent=ws.spec.adopt or world.adopt)
+        return PendingItem(key, outcome) if isinstance(outcome, str) else outcome
+    in_use = _name_in_use(key, name, world)
+    return None if in_use is None else PendingItem(key, in_use)
 
 
 def _name_in_use(key: str, name: str, world: World) -> str | None:
@@ -448,6 +476,8 @@ def _allocate(
     asking = {d.request.key for d in drafts}
     ours = {c.key: c.gpu_ids for c in world.observed.ours() if c.gpu_ids and c.key in asking}
     ours_ids = {c.id for c in world.observed.ours()}
+    # A container being adopted goes before its workspace is made: what it holds is free.
+    adopted = {d.adopt.container_id for d in drafts if d.adopt is not None}
     # Taken: devices named by any container that is not a request here (others', ours that
     # are orphaned or set aside as pending), and devices a stray process uses, unless one of
     # our containers names it (that one keeps it; the process is reported as GPU misuse).
@@ -457,7 +487,7 @@ def _allocate(
     taken = {
         u
         for c in world.observed.containers
-        if c.id not in ours_ids or c.key not in asking
+        if (c.id not in ours_ids or c.key not in asking) and c.id not in adopted
         for u in (*c.gpu_ids, *reached(c.gpu_access, world.inventory))
     }
     for process in world.inventory.processes:

@@ -270,6 +270,29 @@ class Lab:
         """Snapshot images taken for this lab's site."""
         return list(self.client.images(filters={"label": f"ds01.snapshot.site={self.site}"}))
 
+    def account_images(self) -> list[dict[str, Any]]:
+        """Images with an account in them that this lab's site made (`…:ds01ctl-user-*`)."""
+        label = f"{driver.USER_SETUP_SITE_LABEL}={self.site}"
+        return list(self.client.images(filters={"label": label}))
+
+    def leftovers(self) -> list[str]:
+        """What of this lab is still on the engine: containers, images, networks."""
+        found = [f"container {c['Names'][0]}" for c in self.containers()]
+        for image in self.client.images():
+            labels = image.get("Labels") or {}
+            ours = self.site in (
+                labels.get(driver.USER_SETUP_SITE_LABEL),
+                labels.get("ds01.snapshot.site"),
+            )
+            named = [t for t in image.get("RepoTags") or [] if self.token in t]
+            if ours or named:
+                found.append(f"image {image['Id'][:19]} {named}")
+        found += [
+            f"network {n['Name']}"
+            for n in self.client.networks(filters={"label": f"ds01.site={self.site}"})
+        ]
+        return found
+
     def cleanup(self) -> None:
         for container in self.made_containers:
             with contextlib.suppress(docker.errors.NotFound):
@@ -287,6 +310,14 @@ class Lab:
         for tag in tags:
             with contextlib.suppress(docker.errors.APIError):
                 self.client.remove_image(tag)
+        # The account images this site's applies made (each site has its own): newest first,
+        # so one made from another (an adopted container's snapshot) goes before its base.
+        for image in sorted(self.account_images(), key=lambda i: -int(i.get("Created") or 0)):
+            for tag in image.get("RepoTags") or []:
+                with contextlib.suppress(docker.errors.APIError):
+                    self.client.remove_image(tag)
+            with contextlib.suppress(docker.errors.APIError):
+                self.client.remove_image(image["Id"])
         for network in self.client.networks(filters={"label": f"ds01.site={self.site}"}):
             with contextlib.suppress(docker.errors.APIError):
                 self.client.remove_network(network["Id"])

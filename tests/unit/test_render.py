@@ -388,6 +388,7 @@ def test_document_contract_keys_and_vocabulary() -> None:
         "stop",
         "build",
         "cleanup",
+        "adopt",
     ]
     steps = plan_document(case_gpu_table())["actions"][2]["steps"]
     assert sorted(steps[0]) == [
@@ -424,6 +425,7 @@ def test_document_contract_keys_and_vocabulary() -> None:
         "gpu_released",
         "security_defaults",
         "leftover_helper",
+        "mlc_container",
     ]
     assert sorted(doc["summary"]["actions"]) == sorted(k.value for k in ActionKind)
 

@@ -7,6 +7,7 @@ class only routes each protocol method to them; it holds the client and nothing 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -70,8 +71,8 @@ class DockerDriver:
             self.client, name, site=site, inter_container=inter_container
         )
 
-    def prepare_image(self, spec: ContainerSpec) -> None:
-        containers.prepare_image(self.client, spec)
+    def prepare_image(self, spec: ContainerSpec, base: str | None = None) -> None:
+        containers.prepare_image(self.client, spec, base)
 
     def create(self, spec: ContainerSpec) -> str:
         return containers.create(self.client, spec)
@@ -89,13 +90,28 @@ class DockerDriver:
         containers.update(self.client, container_id, spec)
 
     def snapshot(
-        self, container_id: str, *, target: str, site: str, reason: str, now: dt.datetime
+        self,
+        container_id: str,
+        *,
+        target: str,
+        site: str,
+        reason: str,
+        now: dt.datetime,
+        keep_empty: bool = False,
     ) -> Snapshot | None:
-        if live.layer_changes(self.client, container_id).empty:
+        if not keep_empty and live.layer_changes(self.client, container_id).empty:
             return None
         return snapshots.take(
             self.client, container_id, target=target, site=site, reason=reason, now=now
         )
+
+    def remove_image(self, reference: str) -> None:
+        """Never forced: the engine refuses an image a container uses. One already gone is
+        what the step wanted."""
+        from docker.errors import NotFound
+
+        with contextlib.suppress(NotFound):
+            self.client.remove_image(reference, noprune=False)
 
     def release_image(self, reference: str) -> None:
         containers.untag(self.client, reference)

@@ -24,7 +24,8 @@ from ds01ctl.resolve.images import repository, with_default_tag
 if TYPE_CHECKING:
     import docker
 
-USER_SETUP_LABEL = "ds01.user-setup"  # `<base image id>:<uid>` on a prepared image
+USER_SETUP_LABEL = L.USER_SETUP  # `<base image id>:<uid>` on a prepared image
+USER_SETUP_SITE_LABEL = L.USER_SETUP_SITE  # the site that made it
 
 
 def _setup_script(account: UserAccount) -> str:
@@ -40,17 +41,22 @@ def _setup_script(account: UserAccount) -> str:
     )
 
 
-def user_image_tag(base_id: str, base_reference: str, account: UserAccount) -> str:
-    digest = hashlib.sha256(f"{base_id}:{account.uid}:{account.gid}:{account.login}".encode())
-    return f"{repository(base_reference)}:ds01ctl-user-{digest.hexdigest()[:16]}"
+def user_image_tag(base_id: str, base_reference: str, account: UserAccount, site: str = "") -> str:
+    key = f"{base_id}:{account.uid}:{account.gid}:{account.login}"
+    digest = hashlib.sha256((f"{key}:{site}" if site else key).encode())
+    return f"{repository(base_reference)}:{L.ACCOUNT_TAG_PREFIX}{digest.hexdigest()[:16]}"
 
 
-def prepare_image(client: docker.APIClient, spec: ContainerSpec) -> str:
-    """Tag `spec.image_tag` to the base image with the owner's account in it; its image ID."""
+def prepare_image(
+    client: docker.APIClient, spec: ContainerSpec, base_ref: str | None = None
+) -> str:
+    """Tag `spec.image_tag` to the base image (`base_ref`, a snapshot, where given; else the
+    spec's image) with the owner's account in it; its image ID."""
     from docker.errors import ImageNotFound
 
-    base = client.inspect_image(with_default_tag(spec.image))
-    user_tag = user_image_tag(base["Id"], spec.image, spec.account)
+    base = client.inspect_image(base_ref or with_default_tag(spec.image))
+    site = spec.label_map.get(L.DS01_SITE, "")
+    user_tag = user_image_tag(base["Id"], spec.image, spec.account, site)
     try:
         prepared = client.inspect_image(user_tag)
     except ImageNotFound:
@@ -118,15 +124,21 @@ def _commit_user_setup(
                 "Env": config.get("Env"),
                 "Labels": {
                     **(config.get("Labels") or {}),
-                    # Not a helper: what is made from this image must not pass for one.
-                    **L.blanked((L.DS01_HELPER,)),
+                    # Not a helper (what is made from this image must not pass for one),
+                    # nor a snapshot when its base is one (an adopted container's).
+                    **L.blanked((L.DS01_HELPER, *_snapshot_labels(config))),
                     USER_SETUP_LABEL: f"{base['Id']}:{spec.account.uid}",
+                    USER_SETUP_SITE_LABEL: spec.label_map.get(L.DS01_SITE, ""),
                 },
             },
         )
     finally:
         client.remove_container(helper["Id"], force=True)
     return dict(client.inspect_image(user_tag))
+
+
+def _snapshot_labels(config: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(k for k in config.get("Labels") or {} if k.startswith("ds01.snapshot."))
 
 
 # How Docker spells each binding of the field table (plan/fields.py): where the value goes
