@@ -590,6 +590,46 @@ def snapshots_prune(
     typer.echo(f"Deleted {len(doomed)} snapshot(s).")
 
 
+lifecycle_app = typer.Typer(
+    help="Idle stop and max_runtime: warnings before action, then stops.", no_args_is_help=True
+)
+app.add_typer(lifecycle_app, name="lifecycle")
+
+
+@lifecycle_app.command("run")
+def lifecycle_run(
+    config: ConfigOpt = None,
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit (for cron).")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Decide and show; warn, log and stop nothing.")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=5, help="Seconds between passes.")
+    ] = 60.0,
+    events_log: Annotated[
+        Path, typer.Option("--events-log", help="The event log (DS01's events.jsonl v1).")
+    ] = Path("/var/log/ds01/events.jsonl"),
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="State directory (default: the Site's).")
+    ] = None,
+) -> None:
+    """Run the lifecycle policy over this site's containers, without the reconcile loop."""
+    from ds01ctl.lifecycle.enforce import run_command
+
+    raise typer.Exit(
+        run_command(
+            _config_path(None, config),
+            once=once,
+            dry_run=dry_run,
+            interval=interval,
+            events_path=events_log,
+            state_dir=state_dir,
+            echo=typer.echo,
+            warn=lambda line: typer.echo(f"warning: {line}", err=True),
+        )
+    )
+
+
 import_app = typer.Typer(
     name="import",
     help="Turn another tool's configuration into ds01ctl manifests.",

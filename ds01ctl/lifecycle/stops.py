@@ -6,9 +6,10 @@ other (otherwise writing `power: running` would lift every timeout). The plan wo
 start it again on the next apply; instead, while a record here is in force, the plan treats
 the stop as deliberate: no start, a note saying why and how to start it again. A record is
 in force while its workspace's container exists, is not running and has not been started
-since the stop (its `StartedAt` is not later than the record): the owner's own start
-(`mlc open`, `docker start`) ends it, and a later stop by hand is again the manifest's
-business. A replaced container that was never started keeps the record in force.
+since the stop (its `StartedAt` is still that of the run the lifecycle stopped; the engine's
+own times, so the daemon's clock does not matter): the owner's own start (`mlc open`,
+`docker start`) ends it, and a later stop by hand is again the manifest's business. A
+replaced container that was never started keeps the record in force.
 
 `in_force` is pure; the file is read and written like the timers (atomic, 0600, and an
 unreadable file only loses records: the plan then starts the workspace, as without them).
@@ -37,6 +38,7 @@ class LifecycleStop:
     cause: str  # idle | max_runtime
     at: dt.datetime  # when the stop was made
     reason: str  # the decision's one line
+    started_at: dt.datetime | None = None  # the start of the run it stopped (the engine's)
 
 
 def in_force(
@@ -49,7 +51,7 @@ def in_force(
         if stop is None or container.running or container.config is None:
             continue
         started = container.config.started
-        if started is not None and started > stop.at:
+        if started is not None and started != stop.started_at:
             continue  # started by its owner since: the record is spent
         found[container.key] = (
             f"{container.key} was stopped by the lifecycle at {stop.at:%Y-%m-%d %H:%M} UTC "
@@ -107,6 +109,7 @@ def write_stops(state_dir: Path, stops: Mapping[str, LifecycleStop]) -> None:
                 "cause": s.cause,
                 "at": s.at.isoformat(),
                 "reason": s.reason,
+                "started_at": None if s.started_at is None else s.started_at.isoformat(),
             }
             for key, s in sorted(stops.items())
         },
@@ -128,8 +131,14 @@ def _stop(key: str, entry: Any) -> LifecycleStop | None:
         and isinstance(reason, str)
     ):
         return None
+    started = entry.get("started_at")
     try:
-        at = dt.datetime.fromisoformat(at_text)
+        at = _utc(dt.datetime.fromisoformat(at_text))
+        started_at = _utc(dt.datetime.fromisoformat(started)) if isinstance(started, str) else None
     except ValueError:
         return None
-    return LifecycleStop(key, cid, cause, at if at.tzinfo else at.replace(tzinfo=dt.UTC), reason)
+    return LifecycleStop(key, cid, cause, at, reason, started_at)
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

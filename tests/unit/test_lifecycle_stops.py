@@ -28,8 +28,12 @@ def _stopped(live: ObservedContainer, started: dt.datetime) -> ObservedContainer
     return dataclasses.replace(live, state="exited", config=config)
 
 
+RAN_FROM = STOPPED_AT - dt.timedelta(hours=2)
+
+
 def _record(key: str) -> dict[str, LifecycleStop]:
-    return {key: LifecycleStop(key, "c", "idle", STOPPED_AT, "stopped: idle for 30 min")}
+    stop = LifecycleStop(key, "c", "idle", STOPPED_AT, "stopped: idle for 30 min", RAN_FROM)
+    return {key: stop}
 
 
 def _pinned_running(tmp_path: Path) -> tuple[Any, ObservedContainer]:
@@ -46,7 +50,7 @@ def _plan(tmp_path: Path, repo: Any, live: ObservedContainer, held: dict[str, st
 
 def test_lifecycle_stop_keeps_a_pinned_running_workspace_stopped(tmp_path: Path) -> None:
     repo, live = _pinned_running(tmp_path)
-    stopped = _stopped(live, STOPPED_AT - dt.timedelta(hours=2))
+    stopped = _stopped(live, RAN_FROM)
     held = in_force(_record(stopped.key), [stopped])
     assert held == {
         "workspace/alice/w": "workspace/alice/w was stopped by the lifecycle at 2026-03-02 "
@@ -62,6 +66,11 @@ def test_lifecycle_stop_ends_once_its_owner_starts_it(tmp_path: Path) -> None:
     _, live = _pinned_running(tmp_path)
     restarted = _stopped(live, STOPPED_AT + dt.timedelta(minutes=5))  # `mlc open`, then stopped
     assert in_force(_record(restarted.key), [restarted]) == {}
+    assert live.config is not None
+    replaced = dataclasses.replace(  # made by a replace, never started: still held
+        live, state="created", config=dataclasses.replace(live.config, started=None)
+    )
+    assert list(in_force(_record(replaced.key), [replaced])) == [replaced.key]
     running = dataclasses.replace(live, state="running")
     assert in_force(_record(running.key), [running]) == {}
 
