@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/plan.py's setup
 
-from plan import Bench, cleanup, setup  # type: ignore[import-not-found]
+from plan import Bench, cleanup, setup
 
 from ds01ctl.drivers.docker import DockerDriver
 from ds01ctl.lifecycle.enforce import run_pass
