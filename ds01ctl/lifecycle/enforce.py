@@ -182,13 +182,15 @@ def _limits(
     repo: ConfigRepo, manifests: Mapping[str, Workspace], now: dt.datetime
 ) -> dict[str, tuple[Limits, str]]:
     policy = repo.policy.spec if repo.policy is not None else None
-    return {
-        key: (
-            lifecycle_limits(policy, w.metadata.owner or "", now.date(), w.spec.lifecycle),
-            w.spec.power,
-        )
-        for key, w in manifests.items()
-    }
+    found: dict[tuple[str, int | None, int | None, int | None], Limits] = {}
+    result: dict[str, tuple[Limits, str]] = {}
+    for key, w in manifests.items():
+        own = w.spec.lifecycle
+        asked = (w.metadata.owner or "", own.idle_timeout, own.max_runtime, own.gpu_hold_after_stop)
+        if asked not in found:  # once per owner and lifecycle block: quotas are layered
+            found[asked] = lifecycle_limits(policy, asked[0], now.date(), own)
+        result[key] = (found[asked], w.spec.power)
+    return result
 
 
 def _observe(
