@@ -263,40 +263,48 @@ class _Reader:
     def gpm_sm_util(self, handle: Any, gi_ids: list[int]) -> dict[int, int]:
         """SM utilisation per GPU instance from GPM (GPU Performance Monitoring, Hopper and
         later): two samples of each instance `GPM_INTERVAL_S` apart. Empty where the GPU or
-        the wrapper has no GPM; MIG is never reconfigured, only read."""
+        the wrapper has no GPM. Best effort: an instance that cannot be sampled (gone since
+        it was listed, not supported) is left unmeasured, never fails the snapshot. MIG is
+        only read, never reconfigured."""
         nvml = self.nvml
         if not hasattr(nvml, "nvmlGpmQueryDeviceSupport"):
             return {}
         support = self.optional(nvml.nvmlGpmQueryDeviceSupport, handle)
         if support is None or not support.isSupportedDevice:
             return {}
-        firsts = {}
-        for gi_id in gi_ids:
-            sample = nvml.nvmlGpmSampleAlloc()
-            if self.optional(nvml.nvmlGpmMigSampleGet, handle, gi_id, sample) is None:
-                nvml.nvmlGpmSampleFree(sample)
-                continue
-            firsts[gi_id] = sample
+        firsts = {gi: s for gi in gi_ids if (s := self._gpm_sample(handle, gi)) is not None}
         found: dict[int, int] = {}
         if not firsts:
             return found
         time.sleep(GPM_INTERVAL_S)
         for gi_id, first in firsts.items():
-            second = nvml.nvmlGpmSampleAlloc()
+            second = self._gpm_sample(handle, gi_id)
             try:
-                if self.optional(nvml.nvmlGpmMigSampleGet, handle, gi_id, second) is None:
+                if second is None:
                     continue
                 query = nvml.c_nvmlGpmMetricsGet_t()
                 query.version = nvml.NVML_GPM_METRICS_GET_VERSION
                 query.numMetrics = 1
                 query.sample1, query.sample2 = first, second
                 query.metrics[0].metricId = nvml.NVML_GPM_METRIC_SM_UTIL
-                if self.optional(nvml.nvmlGpmMetricsGet, query) is not None:
-                    found[gi_id] = round(float(query.metrics[0].value))
+                nvml.nvmlGpmMetricsGet(query)
+                found[gi_id] = round(float(query.metrics[0].value))
+            except nvml.NVMLError:
+                continue
             finally:
                 nvml.nvmlGpmSampleFree(first)
-                nvml.nvmlGpmSampleFree(second)
+                if second is not None:
+                    nvml.nvmlGpmSampleFree(second)
         return found
+
+    def _gpm_sample(self, handle: Any, gi_id: int) -> Any:
+        nvml = self.nvml
+        sample = nvml.nvmlGpmSampleAlloc()
+        try:
+            return nvml.nvmlGpmMigSampleGet(handle, gi_id, sample)
+        except nvml.NVMLError:
+            nvml.nvmlGpmSampleFree(sample)
+            return None
 
     def processes(self, handle: Any) -> list[Any]:
         return list(self.optional(self.nvml.nvmlDeviceGetComputeRunningProcesses, handle) or [])
