@@ -88,6 +88,8 @@ def test_lifecycle_pass_warns_as_the_user_then_stops_and_the_plan_keeps_it_stopp
 
     assert one_pass(60) == [Step.STOP]
     assert not lab.client.inspect_container(cid)["State"]["Running"]
+    log_info = log_path.stat()  # the writer's (root's here) and nobody else's to write
+    assert log_info.st_uid == os.geteuid() and stat.S_IMODE(log_info.st_mode) & 0o022 == 0
     types = [json.loads(line)["event_type"] for line in log_path.read_text().splitlines()]
     assert types == [
         "maintenance.runtime_warning",

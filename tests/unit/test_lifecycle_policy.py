@@ -260,3 +260,15 @@ def test_lifecycle_stopped_workspace_releases_its_gpu_once_after_the_hold() -> N
 def test_lifecycle_no_idle_timeout_means_never() -> None:
     limits = Limits(None, None, None)
     assert run(idle, 600, limits=limits, every=5).steps == {}
+
+
+def test_lifecycle_first_sight_past_max_runtime_warns_before_it_stops() -> None:
+    # No timers at all (a new daemon, a lost state dir): a workspace started 2 h ago with a
+    # 1 h max_runtime is warned now and stopped a full lead (12 min) later; its idle clock
+    # starts now, since nothing was measured before.
+    limits = replace(LIMITS, max_runtime=60 * 60)
+    result = run(idle, 133, start=120, limits=limits)
+    assert result.steps == {120: [Step.WARN], 129: [Step.FINAL_WARN], 132: [Step.STOP]}
+    assert result.reasons[120] == [
+        "running for 2 h 00 min (max_runtime 1 h 00 min), active or not; stops in 12 min"
+    ]
