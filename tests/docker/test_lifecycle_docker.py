@@ -125,3 +125,18 @@ def test_lifecycle_dry_run_changes_nothing(lab: Lab, tmp_path: Path) -> None:
     assert lab.client.inspect_container(cid)["State"]["Running"]
     assert not (lab.state_dir / "lifecycle.json").exists()
     assert not Path(lab.host_dir("alice", "workspace", ".ds01-alerts")).exists()
+
+
+def test_lifecycle_cli_once_dry_run(lab: Lab) -> None:
+    name = lab.workspace("alice", "cli", lifecycle={"max_runtime": "1h"})
+    assert lab.apply().code == 0
+    (entry,) = lab.containers_of("alice", name)
+    lab.client.start(entry["Id"])
+    done = lab.cli(
+        "lifecycle", "run", "-C", str(lab.root), "--once", "--dry-run",
+        "--state-dir", str(lab.state_dir),
+    )  # fmt: skip
+    assert done.code == 0, done.output
+    assert done.stdout == ""  # started a moment ago: nothing to say
+    assert "Traceback" not in done.output
+    assert not (lab.state_dir / "lifecycle.json").exists()
