@@ -604,6 +604,132 @@ def snapshots_prune(
     typer.echo(f"Deleted {len(doomed)} snapshot(s).")
 
 
+EventsLogOpt = Annotated[
+    Path, typer.Option("--events-log", help="The event log (DS01's events.jsonl v1).")
+]
+DEFAULT_EVENTS_LOG = Path("/var/log/ds01/events.jsonl")
+
+
+lifecycle_app = typer.Typer(
+    help="Idle stop and max_runtime: warnings before action, then stops.", no_args_is_help=True
+)
+app.add_typer(lifecycle_app, name="lifecycle")
+
+
+@lifecycle_app.command("run")
+def lifecycle_run(
+    config: ConfigOpt = None,
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit (for cron).")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Decide and show; warn, log and stop nothing.")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=5, help="Seconds between passes.")
+    ] = 60.0,
+    events_log: EventsLogOpt = DEFAULT_EVENTS_LOG,
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="State directory (default: the Site's).")
+    ] = None,
+) -> None:
+    """Run the lifecycle policy over this site's containers, without the reconcile loop."""
+    from ds01ctl.lifecycle.enforce import run_command
+
+    raise typer.Exit(
+        run_command(
+            _config_path(None, config),
+            once=once,
+            dry_run=dry_run,
+            interval=interval,
+            events_path=events_log,
+            state_dir=state_dir,
+            echo=typer.echo,
+            warn=lambda line: typer.echo(f"warning: {line}", err=True),
+        )
+    )
+
+
+@app.command("events")
+def events_command(
+    user: Annotated[str | None, typer.Option("--user", help="Only this user's events.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="An age (30m, 2h, 7d) or an ISO time.")
+    ] = None,
+    event_type: Annotated[
+        str | None,
+        typer.Option("--type", help="A type (maintenance.idle_kill) or category (maintenance)."),
+    ] = None,
+    events_log: EventsLogOpt = DEFAULT_EVENTS_LOG,
+    json_out: JsonOpt = False,
+) -> None:
+    """Events from the event log, oldest first (`--json`: the log's own lines, schema v1)."""
+    from ds01ctl.events import parse_since, read_events, render_line
+
+    now = dt.datetime.now(dt.UTC)
+    found = read_events(
+        events_log,
+        user=user,
+        since=parse_since(since, now) if since is not None else None,
+        event_type=event_type,
+    )
+    for record in found.records:
+        typer.echo(json.dumps(record, sort_keys=True) if json_out else render_line(record))
+    if found.skipped:
+        typer.echo(
+            f"warning: {found.skipped} line(s) of {events_log} are not events (skipped)", err=True
+        )
+
+
+@app.command("exporter")
+def exporter_command(
+    config: ConfigOpt = None,
+    address: Annotated[
+        str, typer.Option("--address", help="Listen address (only this host by default).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Listen port.")] = 9101,
+    interval: Annotated[
+        float, typer.Option("--interval", min=1, help="Seconds between refreshes.")
+    ] = 30.0,
+    once: Annotated[bool, typer.Option("--once", help="Print the metrics once and exit.")] = False,
+    events_log: EventsLogOpt = DEFAULT_EVENTS_LOG,
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="State directory (default: the Site's).")
+    ] = None,
+) -> None:
+    """Prometheus metrics (DS01's ds01_* names, and the reconcile loop's own)."""
+    from ds01ctl.drivers.docker import DockerDriver
+    from ds01ctl.errors import Ds01Error
+    from ds01ctl.model.inventory import GpuInventory
+    from ds01ctl.model.observed import Observed
+    from ds01ctl.status_metrics import run_exporter
+    from ds01ctl.workflow import gpu_inventory, load_repo, state_dir_of
+
+    repo = load_repo(_config_path(None, config), dt.datetime.now(dt.UTC).date())
+    assert repo.site is not None
+    site = repo.site.metadata.name
+    driver = DockerDriver.connect()
+
+    def read_world() -> tuple[Observed, GpuInventory | None]:
+        try:
+            inventory: GpuInventory | None = gpu_inventory(repo)
+        except Ds01Error:
+            inventory = None  # no GPU source now: the GPU metrics are empty
+        return driver.observe(site), inventory
+
+    raise typer.Exit(
+        run_exporter(
+            read_world,
+            state_dir=state_dir_of(repo, state_dir),
+            events_path=events_log,
+            address=address,
+            port=port,
+            interval=interval,
+            once=once,
+            echo=typer.echo,
+            warn=lambda line: typer.echo(f"warning: {line}", err=True),
+        )
+    )
+
+
 import_app = typer.Typer(
     name="import",
     help="Turn another tool's configuration into ds01ctl manifests.",

@@ -18,6 +18,7 @@ import json
 import os
 import stat
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +133,103 @@ class EventLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def parse_time(text: str) -> dt.datetime | None:
+    """An event's timestamp (DS01 writes `…Z`, with or without fractions); None if not one."""
+    try:
+        found = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return found if found.tzinfo else found.replace(tzinfo=dt.UTC)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str, now: dt.datetime) -> dt.datetime:
+    """`--since`: an age (`90s`, `30m`, `2h`, `7d`, `1w`) or an ISO date or time (UTC unless
+    it says otherwise)."""
+    value = text.strip()
+    if value[:-1].isdigit() and value[-1:] in _UNITS:
+        return now - dt.timedelta(seconds=int(value[:-1]) * _UNITS[value[-1]])
+    found = parse_time(value)
+    if found is None:
+        raise Ds01Error(
+            f"--since {text!r} is neither an age nor a time",
+            hint="write an age such as 30m, 2h, 7d, or a time such as 2026-03-02T09:00",
+            code="bad_argument",
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class EventsRead:
+    records: list[dict[str, Any]]
+    skipped: int  # lines that are not events (torn, or not JSON objects of schema v1's shape)
+
+
+def read_events(
+    path: Path,
+    *,
+    user: str | None = None,
+    since: dt.datetime | None = None,
+    event_type: str | None = None,
+) -> EventsRead:
+    """The events of `path`, oldest first, filtered; lines that are not events are counted."""
+    records: list[dict[str, Any]] = []
+    skipped = 0
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return EventsRead([], 0)
+    except OSError as exc:
+        raise Ds01Error(
+            f"cannot read the event log {path}: {exc.strerror}",
+            hint="run as a user who can read it, or name another with --events-log",
+            code="event_log",
+        ) from None
+    with handle:
+        for raw in handle:
+            record = _record(raw)
+            if record is None:
+                skipped += 1
+                continue
+            if user is not None and record.get("user") != user:
+                continue
+            if event_type is not None and not _type_matches(record["event_type"], event_type):
+                continue
+            when = parse_time(record["timestamp"])
+            if since is not None and (when is None or when < since):
+                continue
+            records.append(record)
+    return EventsRead(records, skipped)
+
+
+def _record(raw: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    if not isinstance(record.get("timestamp"), str) or not isinstance(
+        record.get("event_type"), str
+    ):
+        return None
+    return record
+
+
+def _type_matches(found: str, wanted: str) -> bool:
+    """`maintenance` matches its whole category, `maintenance.idle_kill` only itself."""
+    return found == wanted or found.startswith(wanted.rstrip(".") + ".")
+
+
+def render_line(record: Mapping[str, Any]) -> str:
+    """One event for people: time, type, user, then what it was about."""
+    details = record.get("details")
+    if isinstance(details, Mapping) and ("object" in details or "reason" in details):
+        about = ": ".join(str(details[k]) for k in ("object", "reason") if k in details)
+    else:
+        about = json.dumps(details, sort_keys=True, ensure_ascii=False, default=str)
+    return f"{record['timestamp']}  {record['event_type']}  {record.get('user') or '-'}  {about}"

@@ -34,7 +34,7 @@ suffixes on a gauge, so they are served untyped (queries see no difference).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -269,9 +269,22 @@ def _loop(loop: LoopStatus) -> Iterator[Metric]:
 
 
 def build_registry(snapshot: StatusSnapshot) -> CollectorRegistry:
+    return live_registry(snapshot)[0]
+
+
+def live_registry(
+    snapshot: StatusSnapshot,
+) -> tuple[CollectorRegistry, Callable[[StatusSnapshot], None]]:
+    """A registry and the function that swaps in a newer snapshot (one assignment: a scrape
+    sees the old one or the new one, never a mix)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(snapshot))
-    return registry
+    collector = _Snapshot(snapshot)
+    registry.register(collector)
+
+    def update(newer: StatusSnapshot) -> None:
+        collector.snapshot = newer
+
+    return registry, update
 
 
 def serve(

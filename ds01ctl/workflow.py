@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ds01ctl.apply.executor import Outcome, Reporter
     from ds01ctl.apply.journal import Journal
     from ds01ctl.apply.lock import OnWait
+    from ds01ctl.lifecycle.stops import StopsRead
     from ds01ctl.model.driver import Driver
     from ds01ctl.model.observed import Observed
     from ds01ctl.resolve.desired import Desired
@@ -135,9 +136,17 @@ def make_plan(
 
     def planned(observed: Observed) -> Plan:
         plan = diff(
-            desired, observed, inventory, prune=prune, logins=logins, named=manifest_images(repo)
+            desired,
+            observed,
+            inventory,
+            prune=prune,
+            logins=logins,
+            named=manifest_images(repo),
+            lifecycle_stopped=_lifecycle_stops(state_dir_of(repo, state_dir)).in_force(
+                observed.ours()
+            ),
         )
-        plan = _with_mkdir_notes(plan, repo)
+        plan = _with_mkdir_notes(_with_demand_note(plan, desired), repo)
         if repo.partial:
             plan = restrict(plan, _named_targets(repo), why=f"only what {path} declares")
         if targets:
@@ -168,7 +177,7 @@ def make_plan(
     warnings = (
         *plan.warnings,
         *_session_warnings(plan, state, driver),
-        *filter(None, [ledger.problem]),
+        *filter(None, [ledger.problem, _lifecycle_stops(state_dir_of(repo, state_dir)).problem]),
     )
     return PlanResult(
         repo,
@@ -176,6 +185,21 @@ def make_plan(
         desired,
         state,
     )
+
+
+def _lifecycle_stops(state_dir: Path) -> StopsRead:
+    from ds01ctl.lifecycle.stops import read_stops
+
+    return read_stops(state_dir)
+
+
+def _with_demand_note(plan: Plan, desired: Desired) -> Plan:
+    """High-demand mode (shorter idle timeouts) lasts while a request waits for a GPU: the
+    plan says so."""
+    from ds01ctl.lifecycle.policy import demand_note, gpu_demand
+
+    note = demand_note(gpu_demand(desired.allocation.pending))
+    return plan if note is None else dataclasses.replace(plan, notes=(*plan.notes, note))
 
 
 def _with_mkdir_notes(plan: Plan, repo: ConfigRepo) -> Plan:

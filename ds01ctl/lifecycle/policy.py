@@ -19,8 +19,10 @@ Scope, decided here:
 - Endpoints are neither idle-stopped nor runtime-stopped: their manifest declares them
   running, so the loop would restart what it stopped, and a server waiting for requests is
   idle by design.
-- A workspace pinned `power: running` is never stopped by either clock (the loop would start
-  it again): its owner gets a notice instead. `power: stopped` is the plan's business.
+- A workspace pinned `power: running` is stopped like any other (else writing it would lift
+  every timeout); the stop is recorded (`lifecycle/stops.py`) and the plan does not start it
+  again until its owner does, so the loop never stops then restarts the same container.
+  `power: stopped` is the plan's business.
 - `ds01.protected=true` and exemptions (quota exemptions that loosen idle_timeout or
   max_runtime) give notices on the unexempted schedule; an exemption acts on its own value,
   and once it expires the normal clocks apply, warnings first.
@@ -32,11 +34,12 @@ Scope, decided here:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from ds01ctl.lifecycle.clock import Clock, Leads, Step, advance, cleared, leads, notice
+from ds01ctl.resolve.allocate import Pending
 
 
 class Cause(StrEnum):
@@ -149,6 +152,22 @@ class Demand:
     @property
     def high(self) -> bool:
         return self.pending_gpu_requests > 0
+
+
+def gpu_demand(pending: Iterable[Pending]) -> Demand:
+    """High demand from a plan's unplaced GPU requests: those that wait for a device (`no
+    room …`), not those over their owner's own budget (freeing others' GPUs helps them not)."""
+    return Demand(sum(1 for p in pending if p.reason.startswith("no room")))
+
+
+def demand_note(demand: Demand, settings: Settings = Settings()) -> str | None:
+    """What the plan says while high-demand mode lasts."""
+    if not demand.high:
+        return None
+    return (
+        f"high demand: {demand.pending_gpu_requests} request(s) wait for a GPU, so idle "
+        f"timeouts of GPU workspaces are ×{settings.high_demand_factor:g} until none waits"
+    )
 
 
 def decide(
@@ -279,8 +298,6 @@ def _runtime(
 
 def _acting(obs: Observation, value: int | None, exemption: str | None) -> tuple[bool, str]:
     """Whether a clock may stop the container, and if not, why (for the notice)."""
-    if obs.power == "running":
-        return False, "pinned power: running (the loop would start it again)"
     if obs.protected:
         return False, "labelled ds01.protected"
     if exemption is not None and value is None:

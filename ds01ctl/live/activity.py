@@ -12,9 +12,11 @@
 - `/workspace/.keep-alive`: the `lstat` mtime of the file in the workspace's host directory,
   never following a symlink there (its owner controls that directory).
 - GPU activity from a `GpuInventory` (NVML): a whole GPU's utilisation; under MIG NVML has no
-  utilisation per instance, so a compute process of this container on its instance counts.
-  That cannot tell a running kernel from a process that only holds GPU memory (an idle
-  notebook kernel keeps a MIG workspace active; its CPU time and max_runtime still apply).
+  utilisation per instance, so the instance's SM utilisation from GPM counts where the GPU
+  has GPM (Hopper and later), and else a compute process of this container on its instance.
+  A process cannot tell a running kernel from one that only holds GPU memory (an idle
+  notebook kernel keeps a pre-Hopper MIG workspace active; its CPU time and max_runtime
+  still apply).
 
 This module reads host paths: a daemon run in a container needs the host's PID namespace and
 `/sys/fs/cgroup` mounted read-only.
@@ -188,10 +190,21 @@ def _boot_time(proc_root: Path) -> dt.datetime | None:
 
 
 def _read(path: Path) -> str | None:
+    """A small kernel file, with plain os calls: a pass reads hundreds of them, and pathlib's
+    text layer costs more than the read itself."""
     try:
-        return path.read_text(encoding="ascii", errors="replace")
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:  # the container stopped since it was listed
         return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("ascii", errors="replace")
 
 
 def keep_alive_of(workspace_dir: Path | None) -> dt.datetime | None:
@@ -229,6 +242,11 @@ def gpu_active(
             continue
         known = True
         if device.is_mig:
+            busy = _mig_util(inventory, uuid)
+            if busy is not None:  # measured (GPM): a process holding memory alone is idle
+                if busy >= threshold_pct:
+                    return True
+                continue
             if any(
                 p.device_uuid == uuid and p.container_id == container_id
                 for p in inventory.processes
@@ -239,3 +257,11 @@ def gpu_active(
         if gpu.util_pct is not None and gpu.util_pct >= threshold_pct:
             return True
     return False if known else None
+
+
+def _mig_util(inventory: GpuInventory, uuid: str) -> int | None:
+    for gpu in inventory.gpus:
+        for mig in gpu.migs:
+            if mig.uuid == uuid:
+                return mig.util_pct
+    return None

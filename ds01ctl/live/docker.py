@@ -290,6 +290,8 @@ def container_config(inspect: Mapping[str, Any]) -> ContainerConfig:
         log_options=tuple(sorted((str(k), str(v)) for k, v in (log.get("Config") or {}).items())),
         created=parse_docker_time(str(inspect.get("Created") or "")),
         finished=parse_docker_time(str(state.get("FinishedAt") or "")),
+        started=parse_docker_time(str(state.get("StartedAt") or "")),
+        pid=int(state.get("Pid") or 0),
     )
 
 

@@ -7,8 +7,10 @@ a person can act on (no driver, a lost GPU, no permission) becomes one `Inventor
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +23,7 @@ from ds01ctl.live.procs import container_id_from_cgroup, read_proc_file, uid_fro
 from ds01ctl.model.inventory import Gpu, GpuInventory, GpuProcess, MigInstance
 
 MIB = 1024 * 1024
+GPM_INTERVAL_S = 0.1  # between the two GPM samples of a MIG instance
 
 _NO_DRIVER_HINT = (
     "set the Site's gpus.source to fixture and gpus.fixture to a fixture file "
@@ -155,6 +158,9 @@ class _Reader:
         profiles = self.profiles(handle) if mode else {}
         mig_handles = self.mig_handles(handle) if mig_on else []
         migs = tuple(self.mig(handle, uuid, m, profiles) for m in mig_handles)
+        if migs:
+            busy = self.gpm_sm_util(handle, [m.gi_id for m in migs])
+            migs = tuple(dataclasses.replace(m, util_pct=busy.get(m.gi_id)) for m in migs)
         util = None if mig_on else self.optional(nvml.nvmlDeviceGetUtilizationRates, handle)
         gpu = Gpu(
             uuid=uuid,
@@ -253,6 +259,52 @@ class _Reader:
             ci_id=int(nvml.nvmlDeviceGetComputeInstanceId(handle)),
             placement_start=int(info.placement.start),
         )
+
+    def gpm_sm_util(self, handle: Any, gi_ids: list[int]) -> dict[int, int]:
+        """SM utilisation per GPU instance from GPM (GPU Performance Monitoring, Hopper and
+        later): two samples of each instance `GPM_INTERVAL_S` apart. Empty where the GPU or
+        the wrapper has no GPM. Best effort: an instance that cannot be sampled (gone since
+        it was listed, not supported) is left unmeasured, never fails the snapshot. MIG is
+        only read, never reconfigured."""
+        nvml = self.nvml
+        if not hasattr(nvml, "nvmlGpmQueryDeviceSupport"):
+            return {}
+        support = self.optional(nvml.nvmlGpmQueryDeviceSupport, handle)
+        if support is None or not support.isSupportedDevice:
+            return {}
+        firsts = {gi: s for gi in gi_ids if (s := self._gpm_sample(handle, gi)) is not None}
+        found: dict[int, int] = {}
+        if not firsts:
+            return found
+        time.sleep(GPM_INTERVAL_S)
+        for gi_id, first in firsts.items():
+            second = self._gpm_sample(handle, gi_id)
+            try:
+                if second is None:
+                    continue
+                query = nvml.c_nvmlGpmMetricsGet_t()
+                query.version = nvml.NVML_GPM_METRICS_GET_VERSION
+                query.numMetrics = 1
+                query.sample1, query.sample2 = first, second
+                query.metrics[0].metricId = nvml.NVML_GPM_METRIC_SM_UTIL
+                nvml.nvmlGpmMetricsGet(query)
+                found[gi_id] = round(float(query.metrics[0].value))
+            except nvml.NVMLError:
+                continue
+            finally:
+                nvml.nvmlGpmSampleFree(first)
+                if second is not None:
+                    nvml.nvmlGpmSampleFree(second)
+        return found
+
+    def _gpm_sample(self, handle: Any, gi_id: int) -> Any:
+        nvml = self.nvml
+        sample = nvml.nvmlGpmSampleAlloc()
+        try:
+            return nvml.nvmlGpmMigSampleGet(handle, gi_id, sample)
+        except nvml.NVMLError:
+            nvml.nvmlGpmSampleFree(sample)
+            return None
 
     def processes(self, handle: Any) -> list[Any]:
         return list(self.optional(self.nvml.nvmlDeviceGetComputeRunningProcesses, handle) or [])

@@ -72,6 +72,9 @@ class MigInstance:
     ci_id: int
     placement_start: int
     memory_used_mib: int = 0
+    # SM utilisation of the instance from GPM (Hopper and later); None: not measured (NVML has
+    # no per-instance utilisation, and GPM is missing before Hopper)
+    util_pct: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -101,6 +101,8 @@ class ContainerConfig:
     log_options: tuple[tuple[str, str], ...] = ()  # (name, value), sorted
     created: dt.datetime | None = None
     finished: dt.datetime | None = None  # last stop; None: never stopped
+    started: dt.datetime | None = None  # last start; None: never started
+    pid: int = 0  # its first process on the host, while it runs; 0: not running
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ one object run in order; GPU-taking steps wait for the steps freeing those GPUs 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -96,10 +97,16 @@ def diff(
     prune: bool,
     logins: Mapping[int, str] | None = None,
     named: frozenset[str] = frozenset(),
+    lifecycle_stopped: Mapping[str, str] | None = None,
 ) -> Plan:
     """The plan that takes `observed` to `desired`. `logins` names the owners of GPU processes
-    that belong to no container (uid → login); `named` are the images manifests name."""
+    that belong to no container (uid → login); `named` are the images manifests name.
+    `lifecycle_stopped` maps a workspace key to why it is not started (the lifecycle stopped
+    it, and its owner has not started it since): its manifest's `power: running` waits until
+    then, so the loop never starts again what the lifecycle stopped."""
     warnings = list(desired.warnings)
+    held = lifecycle_stopped or {}
+    notes = list(desired.notes)
     by_key, duplicates = _claimants(_plannable(observed, warnings), desired)
     drafts: list[_Draft] = []
     drift: list[Drift] = []
@@ -136,7 +143,9 @@ def diff(
                 _Draft(ActionKind.CREATE, spec.key, Reason.NEW, spec=spec, takes=spec.gpus)
             )
             continue
-        found, found_drift, warning = _compare(spec, live, devices)
+        if spec.key in held and spec.power is Power.RUNNING:
+            notes.append(held[spec.key])
+        found, found_drift, warning = _compare(_unpinned(spec, held), live, devices)
         drafts.extend(found)
         drift.extend(found_drift)
         if warning:
@@ -172,8 +181,16 @@ def diff(
         gpus=_gpu_rows(inventory, observed, actions),
         budgets=_budgets(desired, observed, inventory, actions, orphans),
         warnings=tuple(warnings),
-        notes=desired.notes,
+        notes=tuple(notes),
     )
+
+
+def _unpinned(spec: ContainerSpec, held: Mapping[str, str]) -> ContainerSpec:
+    """A workspace the lifecycle stopped is compared as `power: any`: neither started nor
+    started after a replace, until its owner starts it."""
+    if spec.key in held and spec.power is Power.RUNNING:
+        return dataclasses.replace(spec, power=Power.ANY)
+    return spec
 
 
 def _leftover_helpers(observed: Observed) -> list[_Draft]:

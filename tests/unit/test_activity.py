@@ -3,6 +3,7 @@ real-engine tests in tests/docker cover v1), mountinfo layouts and GPU activity.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from pathlib import Path
@@ -131,3 +132,18 @@ def test_activity_gpu_mig_by_the_containers_own_processes() -> None:
     assert gpu_active(inventory(0, CID), CID, (MIG,), 5) is True
     assert gpu_active(inventory(0, "e" * 64), CID, (MIG,), 5) is False
     assert gpu_active(inventory(0, None), CID, ("MIG-gone",), 5) is None
+
+
+def test_activity_gpu_mig_by_gpm_where_measured() -> None:
+    # GPM measured the instance: its SM utilisation decides, a process holding memory alone
+    # (an idle notebook kernel) does not.
+    def measured(util: int) -> GpuInventory:
+        found = inventory(0, CID)
+        parent = found.gpus[1]
+        mig = dataclasses.replace(parent.migs[0], util_pct=util)
+        return dataclasses.replace(
+            found, gpus=(found.gpus[0], dataclasses.replace(parent, migs=(mig,)))
+        )
+
+    assert gpu_active(measured(0), CID, (MIG,), 5) is False
+    assert gpu_active(measured(60), CID, (MIG,), 5) is True

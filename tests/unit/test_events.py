@@ -6,14 +6,23 @@ import datetime as dt
 import json
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from ds01ctl.errors import Ds01Error
-from ds01ctl.events import MAX_LINE, EventLog, event, lifecycle_event
+from ds01ctl.events import (
+    MAX_LINE,
+    EventLog,
+    event,
+    lifecycle_event,
+    parse_since,
+    read_events,
+)
 from ds01ctl.lifecycle.clock import Step
 from ds01ctl.lifecycle.policy import Cause, Decision
+from tests.conftest import CliResult
 
 NOW = dt.datetime(2026, 3, 2, 9, 24, tzinfo=dt.UTC)
 WARN = Decision(
@@ -83,3 +92,50 @@ def test_events_refuses_a_file_of_another_user(tmp_path: Path) -> None:
     os.chown(path, 61001, 61001)
     with pytest.raises(Ds01Error, match="belongs to uid 61001"):
         EventLog(path)
+
+
+def _log(tmp_path: Path) -> Path:
+    path = tmp_path / "events.jsonl"
+    with EventLog(path) as log:
+        log.append(lifecycle_event(WARN, "alice", NOW - dt.timedelta(hours=3)))
+        log.append(event("gpu.allocated", "bob", {"gpu": "0"}, NOW - dt.timedelta(minutes=10)))
+        log.append(lifecycle_event(WARN, "alice", NOW - dt.timedelta(minutes=5)))
+    with path.open("a") as torn:  # a line DS01's writer left half-written
+        torn.write('{"timestamp": "2026-03-02T09:2')
+    return path
+
+
+def test_events_read_filters_by_user_since_and_type(tmp_path: Path) -> None:
+    path = _log(tmp_path)
+    everything = read_events(path)
+    assert [r["user"] for r in everything.records] == ["alice", "bob", "alice"]
+    assert everything.skipped == 1
+    since = parse_since("1h", NOW)
+    assert since == NOW - dt.timedelta(hours=1)
+    recent = read_events(path, user="alice", since=since)
+    assert [r["timestamp"] for r in recent.records] == ["2026-03-02T09:19:00Z"]
+    assert [r["user"] for r in read_events(path, event_type="maintenance").records] == [
+        "alice",
+        "alice",
+    ]
+    assert read_events(path, event_type="gpu.allocated").records[0]["user"] == "bob"
+    assert parse_since("2026-03-02T09:00", NOW) == dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+    with pytest.raises(Ds01Error, match="neither an age nor a time"):
+        parse_since("yesterday", NOW)
+
+
+def test_events_cli_json_is_schema_v1_and_human_lines_say_what(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    path = _log(tmp_path)
+    done = cli("events", "--events-log", str(path), "--user", "alice", "--json")
+    assert done.code == 0, done.output
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(records) == 2
+    assert all(r["schema_version"] == "1" and r["source"] == "ds01ctl" for r in records)
+    assert "1 line(s)" in done.stderr and "not events" in done.stderr
+    human = cli("events", "--events-log", str(path), "--type", "gpu")
+    assert human.stdout.splitlines() == ['2026-03-02T09:14:00Z  gpu.allocated  bob  {"gpu": "0"}']
+    bad = cli("events", "--events-log", str(path), "--since", "yesterday")
+    assert bad.code == 1 and "neither an age nor a time" in bad.output
+    assert "Traceback" not in bad.output

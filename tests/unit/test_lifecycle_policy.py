@@ -19,7 +19,10 @@ from ds01ctl.lifecycle.policy import (
     State,
     Timers,
     decide,
+    demand_note,
+    gpu_demand,
 )
+from ds01ctl.resolve.allocate import Pending
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 GPU = ("GPU-11111111-2222-3333-4444-555555555555",)
@@ -164,18 +167,33 @@ def test_lifecycle_exempt_user_only_gets_a_notice() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    ("changes", "why"),
-    [
-        ({"power": "running"}, "pinned power: running (the loop would start it again)"),
-        ({"protected": True}, "labelled ds01.protected"),
-    ],
-)
-def test_lifecycle_never_stops_pinned_or_protected(changes: dict[str, object], why: str) -> None:
+def test_lifecycle_never_stops_protected() -> None:
     limits = replace(LIMITS, max_runtime=60 * 60)
-    result = run(lambda m: base(**changes), 120, limits=limits)
+    result = run(lambda m: base(protected=True), 120, limits=limits)
     assert result.steps == {30: [Step.NOTICE], 60: [Step.NOTICE]}
-    assert result.reasons[30][0].endswith(f"not stopped: {why}")
+    assert result.reasons[30][0].endswith("not stopped: labelled ds01.protected")
+
+
+def test_lifecycle_pinned_running_is_stopped_like_any_other() -> None:
+    # `power: running` lifts no timeout: the plan keeps it stopped afterwards (stops.py).
+    result = run(lambda m: base(power="running"), 31)
+    assert result.steps == {24: [Step.WARN], 28.5: [Step.FINAL_WARN], 30: [Step.STOP]}
+
+
+def test_lifecycle_gpu_demand_counts_only_requests_waiting_for_a_device() -> None:
+    pending = [
+        Pending(
+            "workspace/bob/a", "bob", "no room for one 1g.10gb MIG instance; free now: nothing"
+        ),
+        Pending("workspace/eve/b", "eve", "eve's GPU budget is full: holds 1 of 1 GPU units"),
+    ]
+    demand = gpu_demand(pending)
+    assert demand == Demand(1)
+    assert demand_note(demand) == (
+        "high demand: 1 request(s) wait for a GPU, so idle timeouts of GPU workspaces are ×0.5 "
+        "until none waits"
+    )
+    assert demand_note(gpu_demand(pending[1:])) is None
 
 
 def test_lifecycle_daemon_down_past_the_timeout_warns_before_it_stops() -> None:
@@ -242,3 +260,15 @@ def test_lifecycle_stopped_workspace_releases_its_gpu_once_after_the_hold() -> N
 def test_lifecycle_no_idle_timeout_means_never() -> None:
     limits = Limits(None, None, None)
     assert run(idle, 600, limits=limits, every=5).steps == {}
+
+
+def test_lifecycle_first_sight_past_max_runtime_warns_before_it_stops() -> None:
+    # No timers at all (a new daemon, a lost state dir): a workspace started 2 h ago with a
+    # 1 h max_runtime is warned now and stopped a full lead (12 min) later; its idle clock
+    # starts now, since nothing was measured before.
+    limits = replace(LIMITS, max_runtime=60 * 60)
+    result = run(idle, 133, start=120, limits=limits)
+    assert result.steps == {120: [Step.WARN], 129: [Step.FINAL_WARN], 132: [Step.STOP]}
+    assert result.reasons[120] == [
+        "running for 2 h 00 min (max_runtime 1 h 00 min), active or not; stops in 12 min"
+    ]

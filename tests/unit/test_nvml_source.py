@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pynvml
 import pytest
@@ -535,3 +535,47 @@ def test_container_processes_read_from_cgroup_v1_and_v2(
 
 def test_container_processes_unknown_without_a_cgroup_here(tmp_path: Path) -> None:
     assert container_processes(CID, 4242, root=tmp_path, proc=tmp_path) is None
+
+
+class GpmNvml(FakeNvml):
+    """A Hopper driver with GPM: SM utilisation per GPU instance from two samples."""
+
+    NVML_GPM_METRICS_GET_VERSION = pynvml.NVML_GPM_METRICS_GET_VERSION
+    NVML_GPM_METRIC_SM_UTIL = pynvml.NVML_GPM_METRIC_SM_UTIL
+    c_nvmlGpmMetricsGet_t = pynvml.c_nvmlGpmMetricsGet_t
+    busy: ClassVar[dict[int, float]] = {2: 87.4, 9: 0.0}  # gi 3 cannot be sampled
+    freed: int = 0
+
+    def nvmlGpmQueryDeviceSupport(self, handle: tuple[Any, ...]) -> Any:
+        return types.SimpleNamespace(isSupportedDevice=1)
+
+    def nvmlGpmSampleAlloc(self) -> Any:
+        return pynvml.c_nvmlGpmSample_t()
+
+    def nvmlGpmSampleFree(self, sample: Any) -> None:
+        self.freed += 1
+
+    def nvmlGpmMigSampleGet(self, handle: tuple[Any, ...], gi_id: int, sample: Any) -> Any:
+        if gi_id not in self.busy:
+            raise fail(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        self.calls.append(f"gpm {gi_id}")
+        return sample
+
+    def nvmlGpmMetricsGet(self, query: Any) -> Any:
+        gi_id = int(self.calls[-1].split()[1])  # the instance sampled last
+        query.metrics[0].value = self.busy[gi_id]
+        return query
+
+
+def test_mig_utilisation_from_gpm_where_the_gpu_has_it(tmp_path: Path) -> None:
+    nvml = GpmNvml(host())
+    inventory = snapshot(nvml, tmp_path)
+    utils = {m.gi_id: m.util_pct for g in inventory.gpus for m in g.migs}
+    assert utils == {2: 87, 9: 0, 3: None}  # measured, measured, not measurable
+    assert nvml.freed == 2 * 2 + 1  # two samples of each measured instance, and gi 3's first
+    assert all(g.util_pct is None for g in inventory.gpus if g.mig_enabled)  # none per GPU
+
+
+def test_mig_without_gpm_has_no_utilisation(tmp_path: Path) -> None:
+    inventory = snapshot(FakeNvml(host()), tmp_path)
+    assert {m.util_pct for g in inventory.gpus for m in g.migs} == {None}
