@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ds01ctl.errors import Ds01Error, StalePlan, ValidationFailed
 from ds01ctl.events import EventLog, event
 from ds01ctl.fsutil import write_atomically
+from ds01ctl.manifests.site import site_network_name
 from ds01ctl.plan.actions import Action, Plan, Step
 from ds01ctl.reconcile import policy, userstatus
 from ds01ctl.reconcile.gitsource import GitSource
@@ -371,6 +372,12 @@ class Reconciler:
                 cut = policy.split(result.plan, rules, drift=drift)
         self._record_failures(collect, cut)
         self._hold(result.plan, cut)
+        if self.watch is not None:
+            if result.repo.site is not None:
+                name = result.repo.site.metadata.name
+                self.watch.site = name
+                self.watch.network = site_network_name(name, result.repo.site.spec)
+            self.watch.waiting = bool(result.plan.pending)
         if cut.reported:
             self.emit(
                 "reconcile.drift_reported",
