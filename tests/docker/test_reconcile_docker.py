@@ -248,3 +248,56 @@ def test_sigterm_during_an_apply_abandons_the_steps_not_started(gitops: GitOps) 
     assert any("abandoned" in str(r.get("error")) for r in results), lab.journal()
     (container,) = lab.containers_of("alice", name)
     assert container["State"] == "created"  # made, never started
+
+
+def test_a_users_invalid_file_is_pending_in_their_status_and_the_rest_proceeds(
+    gitops: GitOps,
+) -> None:
+    lab = gitops.lab
+    good = lab.workspace("alice", "good")
+    bad = lab.workspace("h.baker", "bad")
+    path = lab.root / "users" / "h.baker" / f"{bad}.yaml"
+    path.write_text(path.read_text().replace("cpus: 0.25", "cpus: lots"))
+    gitops.push("one good, one bad")
+    gitops.once()
+    assert len(lab.containers_of("alice", good)) == 1
+    assert lab.containers_of("h.baker", bad) == []
+    assert gitops.of_type("reconcile.commit_rejected") == []  # only the Site or quota would
+    # h.baker's own file says why, as h.baker's uid would read it.
+    mine = lab.state_dir / "users" / "h.baker.json"
+    assert mine.stat().st_uid == 61002 and (mine.stat().st_mode & 0o777) == 0o600
+    doc = json.loads(mine.read_text())
+    (pending,) = doc["pending"]
+    assert pending["target"] == f"workspace/h.baker/{bad}"
+    assert pending["reason"].startswith(f"invalid: users/h.baker/{bad}.yaml:")
+    assert json.loads((lab.state_dir / "users" / "alice.json").read_text())["pending"] == []
+
+
+def test_a_second_instance_waits_for_the_engine_lock(gitops: GitOps) -> None:
+    from ds01ctl.apply.lock import engine_lock
+    from ds01ctl.drivers.docker import DockerDriver
+
+    lab = gitops.lab
+    name = lab.workspace("alice", "locked")
+    gitops.push("a workspace")
+    lab.lock_dir.mkdir(mode=0o755, exist_ok=True)
+    with engine_lock(lab.lock_dir, DockerDriver(lab.client).backend_id):
+        process = subprocess.Popen(
+            lab.cli_command(*gitops.args("--once")),
+            cwd=lab.workdir,
+            env=lab.cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert _wait(lambda: gitops.of_type("reconcile.lock_wait"), 60), "it did not wait"
+            assert process.poll() is None
+            assert lab.containers_of("alice", name) == []
+        except BaseException:
+            process.kill()
+            raise
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert "waiting for the engine lock" in err
+    assert len(lab.containers_of("alice", name)) == 1

@@ -7,6 +7,7 @@ import pytest
 
 from ds01ctl.manifests.autoapply import AutoApplyRule
 from ds01ctl.plan.actions import Action, ActionKind, Plan, Reason, Step, StepKind
+from ds01ctl.reconcile.enginewatch import relevant
 from ds01ctl.reconcile.held import plan_id
 from ds01ctl.reconcile.policy import Verdict, rules_of, split, verdict
 from ds01ctl.reconcile.preflight import Seen, problems
@@ -153,3 +154,33 @@ def test_preflight_a_subdirectory_of_a_same_path_mount_is_covered() -> None:
     mounts = (("/var", "/var"), *_ALL[3:])
     assert problems(Seen(True, host_pid=True, mounts=mounts, needed=_NEEDED[:2])) == []
     assert problems(Seen(True, found_self=False))[0].startswith("its own container")
+
+
+def _event(kind: str, action: str, **attributes: str) -> dict[str, object]:
+    return {"Type": kind, "Action": action, "Actor": {"ID": "x", "Attributes": attributes}}
+
+
+@pytest.mark.parametrize(
+    ("event", "waiting", "wakes"),
+    [
+        (_event("container", "update", **{"ds01.site": "lab"}), False, True),  # drift
+        (_event("container", "die", **{"ds01.site": "lab"}), False, True),
+        (_event("container", "exec_start", **{"ds01.site": "lab"}), False, False),
+        (_event("container", "start", **{"ds01.site": "other"}), True, False),  # not ours
+        (_event("container", "create", **{"aime.mlc": "bob"}), False, True),  # plain mlc
+        (_event("container", "die", name="job"), True, True),  # may free a GPU someone waits for
+        (_event("container", "die", name="job"), False, False),
+        (_event("container", "create", name="job"), True, False),
+        (_event("network", "connect", name="ds01-lab"), False, True),
+        (_event("network", "connect", name="none"), False, False),
+    ],
+)
+def test_which_engine_events_wake_the_loop(
+    event: dict[str, object], waiting: bool, wakes: bool
+) -> None:
+    assert relevant(event, "lab", "ds01-lab", waiting=waiting) is wakes
+
+
+def test_before_a_commit_is_in_force_every_site_and_network_counts() -> None:
+    assert relevant(_event("container", "start", **{"ds01.site": "x"}), None, None, waiting=False)
+    assert relevant(_event("network", "connect", name="none"), None, None, waiting=False)
