@@ -92,6 +92,12 @@ class HeldPlans:
 
     def approve(self, ident: str, who: str, now: dt.datetime) -> Path:
         path = self.path(ident)
+        if not os.access(self.root, os.W_OK | os.X_OK) and self.root.exists():
+            raise Ds01Error(
+                f"cannot record an approval in {self.root}: it is the reconcile loop's (root's)",
+                hint="run `ds01ctl approve` as root (sudo)",
+                code="approve",
+            )
         if not path.is_file():
             known = ", ".join(self.held()) or "none"
             raise Ds01Error(
@@ -99,9 +105,16 @@ class HeldPlans:
                 hint="see `ds01ctl status`: a held plan is replaced when what it holds changes",
                 code="unknown_plan",
             )
-        self.approved_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         record = {"id": ident, "by": who, "at": now.isoformat(timespec="seconds")}
-        write_atomically(self.approved_dir / ident, json.dumps(record) + "\n", private=True)
+        try:
+            self.approved_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_atomically(self.approved_dir / ident, json.dumps(record) + "\n", private=True)
+        except OSError as exc:
+            raise Ds01Error(
+                f"cannot record the approval in {self.approved_dir}: {exc.strerror}",
+                hint="run `ds01ctl approve` as root (sudo), with the loop's --state-dir",
+                code="approve",
+            ) from None
         return path
 
     def approved(self) -> list[tuple[str, dict[str, Any]]]:

@@ -18,10 +18,13 @@ from typing import Any
 
 import pytest
 
+from ds01ctl.apply.lock import invoker
 from ds01ctl.errors import Ds01Error
 from ds01ctl.reconcile import userstatus
+from ds01ctl.reconcile.commands import approve as approve_command
 from ds01ctl.reconcile.commands import status as status_command
-from ds01ctl.reconcile.status import render  # imported here: the children cannot read /root
+from ds01ctl.reconcile.held import HeldPlans
+from ds01ctl.reconcile.status import render
 
 STATUS: dict[str, Any] = {
     "updated_at": "2026-01-01T00:00:00+00:00",
@@ -182,3 +185,18 @@ def test_files_of_users_gone_are_removed(state_dir: Path) -> None:
     )
     userstatus.write_user_files(state_dir, userstatus.documents(STATUS, ["nobody"]), _ids("nobody"))
     assert sorted(p.name for p in (state_dir / "users").iterdir()) == ["nobody.json"]
+
+
+# The readers run as users who cannot read this interpreter's own directory: what they call
+# is imported here, before the fork.
+_LOADED = (invoker, HeldPlans)
+
+
+def test_a_user_cannot_approve_a_held_plan(state_dir: Path) -> None:
+    held = state_dir / "reconcile" / "held"
+    held.mkdir(parents=True, mode=0o700)
+    (state_dir / "reconcile").chmod(0o700)
+    (held / "0123456789ab.json").write_text("{}")
+    out = _as("nobody", lambda: approve_command(state_dir, "0123456789ab"))
+    assert out.startswith("error:cannot record an approval in"), out
+    assert not (state_dir / "reconcile" / "approved").exists()
