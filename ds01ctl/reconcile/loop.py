@@ -5,8 +5,9 @@ A tick always fetches the branch; a new commit is checked out fresh and validate
 a commit whose Site and QuotaPolicy validate comes into force (users' bad files are pending
 objects, as in `plan`); a rejected commit applies nothing, an event says why, and the one in
 force stays. A full pass (plan, apply, status) runs when the commit in force changed, the
-engine reported an event, an admin approved a plan, the last pass left failures, or the
-Site's `reconcile.full_pass_every` ran out; otherwise the tick costs a `git fetch`.
+engine reported an event that can change this site's plan, an admin approved a plan, or the
+Site's `reconcile.full_pass_every` ran out (which also retries failures); otherwise the tick
+costs a `git fetch`.
 
 SIGTERM sets a flag: the sleep ends at once, a plan under way applies nothing, and during an
 apply the steps not started yet are abandoned (journaled as failed, with why) while those
@@ -367,7 +368,7 @@ class Reconciler:
         cut = policy.split(result.plan, rules, drift=drift)
         if cut.auto and not self.stopping.is_set():
             applied = self._apply_auto(tree, collect)
-            if applied is not None and applied.outcome is not None:
+            if applied.outcome is not None and not self.stopping.is_set():
                 result = self._plan(tree)  # what is left, and the state the status shows
                 cut = policy.split(result.plan, rules, drift=drift)
         self._record_failures(collect, cut)
@@ -419,7 +420,7 @@ class Reconciler:
             before_step=self._abandon_if_stopping,
         )
 
-    def _apply_auto(self, tree: Path, collect: _Collect) -> ApplyResult | None:
+    def _apply_auto(self, tree: Path, collect: _Collect) -> ApplyResult:
         rules, drift = self._rules()
 
         def select(plan: Plan) -> Plan:
