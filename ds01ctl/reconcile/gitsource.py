@@ -44,6 +44,7 @@ class GitSource:
             if passed in os.environ:  # how signatures are checked and the remote reached
                 env[passed] = os.environ[passed]
         command = ["git", "-c", "core.hooksPath=/dev/null", *args]
+        verb = args[2] if args[0] == "--git-dir" else args[0]
         try:
             done = subprocess.run(
                 command,
@@ -55,10 +56,10 @@ class GitSource:
                 check=False,
             )
         except (OSError, subprocess.SubprocessError) as exc:
-            raise self._error(f"git {args[0]} did not run: {exc}") from None
+            raise self._error(f"git {verb} did not run: {exc}") from None
         if done.returncode != 0:
             lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
-            raise self._error(f"git {args[0]} failed: {lines[-1] if lines else done.returncode}")
+            raise self._error(f"git {verb} failed: {lines[-1] if lines else done.returncode}")
         return done.stdout.strip()
 
     def _error(self, message: str) -> Ds01Error:
