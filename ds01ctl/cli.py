@@ -821,3 +821,80 @@ def main() -> None:
             err=True,
         )
         sys.exit(EXIT_ERROR)
+
+
+StateDirOpt = Annotated[
+    Path,
+    typer.Option(
+        "--state-dir", help="The reconcile loop's state directory (it overrides the Site's)."
+    ),
+]
+
+
+@app.command()
+def reconcile(
+    remote: Annotated[
+        str, typer.Option("--remote", help="The config repo to follow (URL or path).")
+    ],
+    branch: Annotated[str, typer.Option("--branch", help="The branch to follow.")] = "main",
+    state_dir: StateDirOpt = Path("/var/lib/ds01ctl"),
+    interval: Annotated[
+        float, typer.Option("--interval", min=1, help="Seconds between ticks.")
+    ] = 30.0,
+    once: Annotated[bool, typer.Option("--once", help="One tick, then exit (for cron).")] = False,
+    require_signed: Annotated[
+        bool,
+        typer.Option("--require-signed", help="Only commits `git verify-commit` accepts."),
+    ] = False,
+    events: Annotated[
+        Path, typer.Option("--events", help="The events.jsonl (DS01's schema v1) to append to.")
+    ] = Path("/var/log/ds01/events.jsonl"),
+    lock_dir: Annotated[
+        Path | None, typer.Option("--lock-dir", help="Host-wide lock directory.")
+    ] = None,
+    lock_timeout: Annotated[
+        float, typer.Option("--lock-timeout", min=0, help="Seconds to wait for the engine lock.")
+    ] = 3600.0,
+    no_preflight: Annotated[
+        bool,
+        typer.Option("--no-preflight", help="Skip the checks of what a containerised daemon sees."),
+    ] = False,
+) -> None:
+    """Follow a config repo's branch: validate, plan, apply what the Site allows, repeat."""
+    from ds01ctl.reconcile.commands import reconcile as run
+    from ds01ctl.reconcile.loop import LoopSettings
+
+    settings = LoopSettings(
+        remote=remote,
+        branch=branch,
+        state_dir=state_dir.absolute(),
+        interval=interval,
+        require_signed=require_signed,
+        lock_dir=lock_dir,
+        lock_timeout=lock_timeout,
+        events_path=events.absolute(),
+    )
+    raise typer.Exit(run(settings, once=once, preflight=not no_preflight))
+
+
+@app.command()
+def approve(
+    plan_id: Annotated[str, typer.Argument(help="The held plan's id, as `status` shows it.")],
+    state_dir: StateDirOpt = Path("/var/lib/ds01ctl"),
+) -> None:
+    """Approve a plan the reconcile loop holds; its next tick applies it."""
+    from ds01ctl.reconcile.commands import approve as run
+
+    typer.echo(run(state_dir.absolute(), plan_id))
+
+
+@app.command()
+def status(
+    user: Annotated[str | None, typer.Option("--user", help="Only this login's objects.")] = None,
+    state_dir: StateDirOpt = Path("/var/lib/ds01ctl"),
+    json_out: JsonOpt = False,
+) -> None:
+    """What the reconcile loop last saw and did; any user sees their own objects."""
+    from ds01ctl.reconcile.commands import status as run
+
+    typer.echo(run(state_dir.absolute(), user, json_out=json_out), nl=False)

@@ -362,8 +362,14 @@ def apply_changes(
     plan_file: Path | None = None,
     driver: Driver | None = None,
     on_lock_wait: OnWait | None = None,
+    select: Callable[[Plan], Plan] | None = None,
+    before_step: Callable[[Action, Step], None] | None = None,
 ) -> ApplyResult:
-    """Lock the engine, plan (or load and re-check a saved plan), confirm, execute."""
+    """Lock the engine, plan (or load and re-check a saved plan), confirm, execute.
+
+    `select` narrows the plan made under the lock to what may run (the reconcile loop's
+    auto-apply policy); `before_step` runs before each step acts (a stop request abandons
+    the steps not started yet by raising there: they are journaled as failed)."""
     from ds01ctl.apply.executor import Context, execute
     from ds01ctl.apply.journal import Journal
     from ds01ctl.apply.lock import engine_lock, lock_dir_default
@@ -393,6 +399,11 @@ def apply_changes(
         on_wait=on_lock_wait,
     ):
         plan, digest = _plan_to_apply(path, repo, settings, driver, state_dir, plan_file)
+        if select is not None:
+            from ds01ctl.plan.render_json import dumps, plan_document
+
+            plan = select(plan)
+            digest = _digest(dumps(plan_document(plan, mask_secrets=False)))
         # Waiting times feed the fair order of GPU placement: apply, the writer, keeps them.
         record_pending(
             state_dir, (p.target for p in plan.pending), now, load_pending_since(state_dir)
@@ -411,7 +422,7 @@ def apply_changes(
                 int(site.spec.mount_dir_mode, 8),
                 site_network=site_network_name(site.metadata.name, site.spec),
                 inter_container=site.spec.network.inter_container,
-                before_step=_slow_steps_hook(),
+                before_step=_chained(before_step, _slow_steps_hook()),
             )
             outcome = execute(
                 plan, ctx, journal, reporter, parallelism=settings.parallelism, plan_digest=digest
@@ -472,6 +483,20 @@ def _slow_steps_hook() -> Callable[[Action, Step], None] | None:
     def hook(action: Action, step: Step) -> None:
         if action.target == target:
             time.sleep(pause)
+
+    return hook
+
+
+def _chained(
+    *hooks: Callable[[Action, Step], None] | None,
+) -> Callable[[Action, Step], None] | None:
+    present = [hook for hook in hooks if hook is not None]
+    if not present:
+        return None
+
+    def hook(action: Action, step: Step) -> None:
+        for each in present:
+            each(action, step)
 
     return hook
 

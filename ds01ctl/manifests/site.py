@@ -4,6 +4,7 @@ from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import ConfigDict, Field, model_validator
 
+from ds01ctl.manifests.autoapply import ReconcileSettings
 from ds01ctl.manifests.common import Login, Manifest, Model, Name, NetworkName, SecretName
 from ds01ctl.manifests.image import PipRequirement
 from ds01ctl.names import MAX_ID
@@ -347,6 +348,11 @@ class SiteSpec(Model):
     users: dict[Login, UserPin] = Field(
         default_factory=dict,
         description="uid/gid pins by login; others come from the host's passwd at plan time.",
+    )
+    reconcile: ReconcileSettings = Field(
+        ReconcileSettings(),
+        description="What `ds01ctl reconcile` applies on its own, what waits for approval, "
+        "and how it treats drift.",
     )
 
 
