@@ -12,9 +12,11 @@ from ds01ctl.reconcile.loop import LoopSettings, Reconciler
 DEFAULT_STATE_DIR = Path("/var/lib/ds01ctl")
 
 
-def lifecycle_hook() -> LifecycleHook | None:
-    """The lifecycle pass the loop runs each tick (the lifecycle enforcement); none here."""
-    return None
+def lifecycle_hook() -> LifecycleHook:
+    """The lifecycle pass the loop runs each tick: idle stop and max_runtime."""
+    from ds01ctl.reconcile.lifecycle import enforcement
+
+    return enforcement()
 
 
 def reconcile(settings: LoopSettings, *, once: bool, preflight: bool) -> int:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ds01ctl.events import EventLog
+    from ds01ctl.lifecycle.policy import Demand
     from ds01ctl.manifests.validate import ConfigRepo
     from ds01ctl.model.driver import Driver
 
@@ -29,6 +30,7 @@ class LifecycleContext:
     now: dt.datetime
     events: EventLog
     stopping: Callable[[], bool]  # SIGTERM came: finish what is under way, start nothing
+    demand: Demand | None = None  # from the last plan: someone waits for a GPU (high demand)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 from ds01ctl.errors import Ds01Error, StalePlan, ValidationFailed
 from ds01ctl.events import EventLog, event
+from ds01ctl.exporter import LoopStatus
 from ds01ctl.fsutil import write_atomically
+from ds01ctl.lifecycle.policy import Demand, gpu_demand
+from ds01ctl.loopstatus import write_loop_status
 from ds01ctl.manifests.site import site_network_name
 from ds01ctl.plan.actions import Action, Plan, Step
 from ds01ctl.reconcile import policy, userstatus
@@ -91,6 +94,8 @@ class LoopState:
     last_success: str | None = None
     last_error: str | None = None
     duration_s: float | None = None
+    pending_requests: int = 0  # after the last full pass: objects pending
+    drift_objects: int = 0  # managed objects that differ from their manifest
     failures: dict[str, dict[str, Any]] = field(default_factory=dict)
     held: list[dict[str, Any]] = field(default_factory=list)
 
@@ -170,6 +175,7 @@ class Reconciler:
         self._last_full: float | None = None  # monotonic
         self._lifecycle_acted = False
         self._lifecycle_report = LifecycleReport()
+        self._demand: Demand | None = None  # the last plan's GPU demand, for the lifecycle
         self._lock_said = False
 
     # --- events and lines ---------------------------------------------------------------------
@@ -278,6 +284,7 @@ class Reconciler:
             self.state.duration_s = round(time.monotonic() - started, 3)
         self._run_lifecycle(tree)
         self.state.save(self.state_path)
+        self._export()
 
     # --- the config repo ------------------------------------------------------------------------
 
@@ -373,6 +380,9 @@ class Reconciler:
                 cut = policy.split(result.plan, rules, drift=drift)
         self._record_failures(collect, cut)
         self._hold(result.plan, cut)
+        self._demand = gpu_demand(result.desired.allocation.pending)
+        self.state.pending_requests = len(result.plan.pending)
+        self.state.drift_objects = len({d.target for d in result.plan.drift})
         if self.watch is not None:
             if result.repo.site is not None:
                 name = result.repo.site.metadata.name
@@ -619,6 +629,20 @@ class Reconciler:
             ids[login] = (account.uid, account.gid)
         return ids
 
+    def _export(self) -> None:
+        """The loop's numbers for `ds01ctl exporter` (`<state>/reconcile.json`)."""
+        last = self.state.last_success
+        write_loop_status(
+            self.settings.state_dir,
+            LoopStatus(
+                commit=self.state.commit,
+                last_success=None if last is None else dt.datetime.fromisoformat(last),
+                duration_s=self.state.duration_s,
+                pending_requests=self.state.pending_requests,
+                drift_objects=self.state.drift_objects,
+            ),
+        )
+
     # --- lifecycle ------------------------------------------------------------------------------
 
     def _run_lifecycle(self, tree: Path) -> None:
@@ -633,6 +657,7 @@ class Reconciler:
             now=_now(),
             events=self.events,
             stopping=self.stopping.is_set,
+            demand=self._demand,
         )
         try:
             self._lifecycle_report = self.lifecycle(context)

@@ -128,6 +128,11 @@ def test_a_pushed_workspace_is_applied_and_the_commit_reported(gitops: GitOps) -
     assert applied and applied[-1]["details"]["commit"] == commit
     assert applied[-1]["details"]["targets"] == [f"workspace/alice/{name}"]
     assert gitops.of_type("reconcile.commit")[-1]["details"]["commit"] == commit
+    # The tick ran the lifecycle pass (a CPU-only workspace with no max_runtime: nothing to
+    # watch, so no timers) and left the loop's numbers for the exporter.
+    assert (lab.state_dir / "lifecycle.json").is_file() and state["lifecycle_timers"] == []
+    loop = json.loads((lab.state_dir / "reconcile.json").read_text())
+    assert loop["commit"] == commit and loop["last_success"] and loop["pending_requests"] == 0
     # A second run with nothing new changes nothing.
     gitops.once()
     assert gitops.container_ids("alice", name) == [container["Id"]]
