@@ -16,14 +16,17 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, assert_never
 
 from ds01ctl import labels as L
+from ds01ctl.apply.builds import run_build
 from ds01ctl.apply.journal import Journal
 from ds01ctl.apply.lock import invoker
 from ds01ctl.apply.mountdirs import ensure_source
 from ds01ctl.errors import Ds01Error, InternalError
 from ds01ctl.manifests.site import MountRule
+from ds01ctl.model.imagebuild import BuildFailed
 from ds01ctl.model.spec import ContainerSpec
 from ds01ctl.plan.actions import Action, Plan, Precondition, Step, StepKind
 
@@ -95,6 +98,10 @@ class Context:
     _image_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
     _made: dict[int, str] = field(default_factory=dict)  # create step id → the container
+    # Builds: where their logs go (`<state_dir>/builds`), and a progress line per build
+    # (on a terminal) as each build reports its steps.
+    build_logs: Path | None = None
+    build_progress: Callable[[str, str], None] | None = None
 
     def image_lock(self, key: str) -> threading.Lock:
         with self._guard:
@@ -179,7 +186,7 @@ def _intent(action: Action, step: Step, plan_digest: str | None) -> dict[str, ob
     # A step on an existing container keeps its whole previous shape (every field of the
     # table, its hash), so that a replace or delete could be undone by hand, or rolled back.
     fp = action.fingerprint if step.container_id is not None else None
-    spec = action.spec if step.kind in (StepKind.CREATE, StepKind.UPDATE) else None
+    spec = action.container if step.kind in (StepKind.CREATE, StepKind.UPDATE) else None
     return {
         "step": step.id,
         "action": action.id,
@@ -227,6 +234,8 @@ def _settle(
 
 
 def _error_text(exc: Exception) -> str:
+    if isinstance(exc, BuildFailed):  # its step and last lines say what went wrong
+        return exc.report()
     explanation = getattr(exc, "explanation", None)
     text = str(explanation or exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:400]
@@ -258,6 +267,8 @@ def _run_one(action: Action, step: Step, ctx: Context) -> str | None:
         case StepKind.UPDATE:
             ctx.driver.update(_container(step), _spec(action))
             return None
+        case StepKind.BUILD:
+            return run_build(action, ctx)
         case _:
             assert_never(step.kind)
 
@@ -281,9 +292,9 @@ def _check(action: Action, step: Step, ctx: Context) -> None:
 
 
 def _spec(action: Action) -> ContainerSpec:
-    if action.spec is None:
+    if action.container is None:
         raise InternalError(f"action {action.id} ({action.kind.value}) carries no spec")
-    return action.spec
+    return action.container
 
 
 def _container(step: Step) -> str:

@@ -34,6 +34,7 @@ from ds01ctl.model.observed import (
     Limits,
     Observed,
     ObservedContainer,
+    ObservedImage,
 )
 
 if TYPE_CHECKING:
@@ -189,13 +190,33 @@ def observe_docker(client: docker.APIClient, site: str) -> Observed:
             )
         )
     images: dict[str, str] = {}
+    built: list[ObservedImage] = []
     for image in client.images():
-        for tag in image.get("RepoTags") or []:
-            if tag != "<none>:<none>":
-                images[tag] = image["Id"]
+        tags = tuple(t for t in image.get("RepoTags") or [] if t != "<none>:<none>")
+        for tag in tags:
+            images[tag] = image["Id"]
+        image_labels: dict[str, str] = image.get("Labels") or {}
+        if L.DS01_IMAGE_HASH in image_labels or L.SNAPSHOT_OF in image_labels:
+            built.append(
+                ObservedImage(
+                    str(image["Id"]),
+                    tags,
+                    MappingProxyType(dict(image_labels)),
+                    int(image.get("Size") or 0),
+                    int(image.get("Created") or 0),
+                    str(image.get("ParentId") or ""),
+                )
+            )
     requests += 1
     containers, extra = _with_image_configs(client, containers)
-    return Observed(engine, tuple(containers), MappingProxyType(images), requests + extra)
+    built.sort(key=lambda i: (-i.created, i.id))
+    return Observed(
+        engine,
+        tuple(containers),
+        MappingProxyType(images),
+        requests + extra,
+        built_images=tuple(built),
+    )
 
 
 def container_config(inspect: Mapping[str, Any]) -> ContainerConfig:

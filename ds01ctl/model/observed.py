@@ -175,6 +175,28 @@ class ObservedContainer:
 
 
 @dataclass(frozen=True, slots=True)
+class ObservedImage:
+    """A local image built for an Image (it carries `ds01.image.hash`), or a snapshot (for
+    what it was made from): from the image list alone, no per-image read."""
+
+    id: str
+    tags: tuple[str, ...]
+    labels: Mapping[str, str]
+    size: int  # bytes
+    created: int  # seconds since the epoch
+    parent: str = ""  # the image it was committed or built on, where the engine knows
+
+    @property
+    def content_hash(self) -> str | None:
+        return L.get(self.labels, L.DS01_IMAGE_HASH)
+
+    @property
+    def of(self) -> str | None:
+        """`image/<owner>/<name>` for a build; `<kind>/<owner>/<name>` for a snapshot."""
+        return L.get(self.labels, L.DS01_IMAGE_OF) or L.get(self.labels, L.SNAPSHOT_OF)
+
+
+@dataclass(frozen=True, slots=True)
 class Observed:
     """One observation of the engine: containers, local images, the engine itself."""
 
@@ -182,6 +204,16 @@ class Observed:
     containers: tuple[ObservedContainer, ...]
     images: Mapping[str, str]  # reference (repo:tag) → image id
     requests: int = 0  # engine calls it took, for the benchmark
+    # Images built for Images, and snapshots (what each was made from), newest first.
+    built_images: tuple[ObservedImage, ...] = ()
+
+    def builds_of(self, key: str, site: str) -> tuple[ObservedImage, ...]:
+        """The builds of the Image `key` this site made, newest first."""
+        return tuple(
+            i
+            for i in self.built_images
+            if i.content_hash and i.of == key and L.get(i.labels, L.DS01_IMAGE_SITE) == site
+        )
 
     def ours(self) -> tuple[ObservedContainer, ...]:
         return tuple(c for c in self.containers if c.ownership is L.Ownership.OURS)

@@ -18,6 +18,7 @@ from typing import Any
 from ds01ctl.model.kinds import AnyPayload
 from ds01ctl.model.observed import LayerChanges
 from ds01ctl.model.pending import PendingItem
+from ds01ctl.model.spec import ContainerSpec
 
 
 class ActionKind(StrEnum):
@@ -44,6 +45,8 @@ class Reason(StrEnum):
     # Made by an older ds01ctl, unchanged since, without the confinement this one gives.
     SECURITY_DEFAULTS = "security_defaults"
     LEFTOVER_HELPER = "leftover_helper"  # an account-setup helper an interrupted apply left
+    IMAGE_CHANGED = "image_changed"  # the workspace's Image has a new build
+    REBUILD = "rebuild"  # an Image rebuilt as asked (apply --rebuild), on a newer base
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,7 @@ class StepKind(StrEnum):
     CREATE = "create"
     START = "start"
     UPDATE = "update"
+    BUILD = "build"  # build an Image's tag (the action's payload is the build)
 
 
 class Precondition(StrEnum):
@@ -117,6 +121,11 @@ class Action:
     fingerprint: Fingerprint | None = None
     note: str | None = None  # one line shown under the header (e.g. why a delete)
     steps: tuple[Step, ...] = ()
+
+    @property
+    def container(self) -> ContainerSpec | None:
+        """The container spec it carries; None for a build or an action with no payload."""
+        return self.spec if isinstance(self.spec, ContainerSpec) else None
 
     @property
     def depends_on(self) -> tuple[int, ...]:

@@ -21,6 +21,7 @@ from fractions import Fraction
 from typing import Any, assert_never
 
 from ds01ctl import labels as L
+from ds01ctl.model.imagebuild import ImageBuildSpec
 from ds01ctl.model.inventory import GpuInventory
 from ds01ctl.model.kinds import Kind, planned_kind
 from ds01ctl.model.observed import Observed, ObservedContainer
@@ -41,6 +42,7 @@ from ds01ctl.plan.actions import (
     StepKind,
     Unmanaged,
 )
+from ds01ctl.plan.builds import base_update, needed
 from ds01ctl.plan.fields import FIELDS, ContainerField, differences, recorded_limits
 from ds01ctl.resolve.desired import Desired
 from ds01ctl.resolve.gpuaccess import how, reached
@@ -57,6 +59,7 @@ UPGRADE_WHY = (
 
 # Execution phases: what frees resources runs before what takes them.
 _PHASE = {
+    ActionKind.BUILD: 0,  # first: builds are slow, and what uses them waits for them
     ActionKind.CLEANUP: 0,
     ActionKind.DELETE: 0,
     ActionKind.STOP: 1,
@@ -80,6 +83,7 @@ class _Draft:
     note: str | None = None
     frees: tuple[str, ...] = field(default=())
     takes: tuple[str, ...] = field(default=())
+    build: ImageBuildSpec | None = None  # a build action's payload
 
 
 def diff(
@@ -116,6 +120,8 @@ def diff(
                     ActionKind.DELETE, hold.key, Reason.GPU_RELEASED, live=live, frees=live.gpu_ids
                 )
             )
+    notes = list(desired.notes)
+    rebuilt = _builds(desired, observed, drafts, notes)
     devices = {d.uuid for d in inventory.devices(include_unhealthy=True)}
     for spec in desired.specs:
         live = by_key.get(spec.key)
@@ -125,6 +131,9 @@ def diff(
             )
             continue
         found, found_drift, warning = _compare(spec, live, devices)
+        if spec.image in rebuilt and not any(d.kind is ActionKind.REPLACE for d in found):
+            why = f"its Image is rebuilt ({spec.image})"
+            found = [_replace(spec, live, [], Reason.IMAGE_CHANGED, why)]
         drafts.extend(found)
         drift.extend(found_drift)
         if warning:
@@ -157,8 +166,29 @@ def diff(
         gpus=_gpu_rows(inventory, observed, actions),
         budgets=_budgets(desired, observed, inventory, actions, orphans),
         warnings=tuple(warnings),
-        notes=desired.notes,
+        notes=tuple(notes),
     )
+
+
+def _builds(
+    desired: Desired, observed: Observed, drafts: list[_Draft], notes: list[str]
+) -> set[str]:
+    """A build for each Image whose tag is missing (or asked again); the tags rebuilt."""
+    rebuilt = set()
+    for build in desired.builds:
+        need = needed(build, observed)
+        if need is None:
+            if (update := base_update(build, observed)) is not None:
+                notes.append(update)
+            continue
+        drafts.append(
+            _Draft(
+                ActionKind.BUILD, build.key, need.reason, need.changes, note=need.note, build=build
+            )
+        )
+        if build.rebuild:
+            rebuilt.add(build.tag)
+    return rebuilt
 
 
 def _leftover_helpers(observed: Observed) -> list[_Draft]:
@@ -241,6 +271,9 @@ def _compare(
         note: str | None = f"its GPU {', '.join(gone)} no longer exists" if gone else None
         if gone:
             reason = Reason.GPU_GONE
+        elif not hashed_equal and _image_rebuilt(changes):
+            reason = Reason.IMAGE_CHANGED
+            note = f"its Image has a new build ({changes[0].before} → {changes[0].after})"
         elif not hashed_equal:
             reason = Reason.SPEC_CHANGED
         elif older(version):
@@ -265,6 +298,14 @@ def _compare(
     if power is not None:
         drafts.append(power)
     return drafts, drift, None
+
+
+def _image_rebuilt(changes: list[FieldChange]) -> bool:
+    """The only change is the image, from one build of an Image to another of the same."""
+    if [c.field for c in changes if c.field not in ("labels",)] != ["image"]:
+        return False
+    before, after = str(changes[0].before or ""), str(changes[0].after)
+    return before.startswith("ds01-") and before.rpartition(":")[0] == after.rpartition(":")[0]
 
 
 def _replace(
@@ -305,11 +346,18 @@ def _order(drafts: list[_Draft]) -> tuple[Action, ...]:
     numbers = _Numbers()
     freed_by: dict[str, int] = {}
     last_on: dict[str, int] = {}
+    built_by: dict[str, int] = {}  # tag → the step building it
     actions = []
     for number, draft in enumerate(drafts, start=1):
         after = last_on.get(draft.target)
         waits = tuple(sorted({freed_by[u] for u in draft.takes if u in freed_by}))
-        steps = _steps(draft, numbers, after, waits)
+        # What uses a tag being built waits for it before it touches anything: a failed
+        # build leaves the old container as it was.
+        image = draft.spec.image if draft.spec is not None else None
+        first = (built_by[image],) if image in built_by else ()
+        steps = _steps(draft, numbers, after, waits, first)
+        if draft.build is not None:
+            built_by[draft.build.tag] = steps[-1].id
         for uuid in draft.frees:
             freed_by.setdefault(uuid, _removing(steps))
         last_on[draft.target] = steps[-1].id
@@ -320,7 +368,7 @@ def _order(drafts: list[_Draft]) -> tuple[Action, ...]:
                 target=draft.target,
                 reason=draft.reason,
                 changes=draft.changes,
-                spec=draft.spec,
+                spec=draft.build or draft.spec,
                 container_id=draft.live.id if draft.live else None,
                 fingerprint=_fingerprint(draft.live) if draft.live else None,
                 note=_with_layer_note(draft),
@@ -342,7 +390,11 @@ class _Numbers:
 
 
 def _steps(
-    draft: _Draft, numbers: _Numbers, after: int | None, waits: tuple[int, ...]
+    draft: _Draft,
+    numbers: _Numbers,
+    after: int | None,
+    waits: tuple[int, ...],
+    first: tuple[int, ...] = (),
 ) -> tuple[Step, ...]:
     """The steps that carry out `draft`, chained; the first waits for `after` (the previous
     action on the object), the create for `waits` (the steps freeing its GPUs)."""
@@ -352,6 +404,8 @@ def _steps(
     def add(kind: StepKind, *, gpu_wait: bool = False, **data: Any) -> Step:
         previous = planned[-1].id if planned else after
         deps = {previous} if previous is not None else set()
+        if not planned:
+            deps |= set(first)
         if gpu_wait:
             deps |= set(waits)
         step = Step(numbers.next(), kind, tuple(sorted(deps)), **data)
@@ -380,7 +434,7 @@ def _steps(
             if spec.power is Power.RUNNING or (spec.power is Power.ANY and live.running):
                 add(StepKind.START, of_step=made.id)  # as it was, unless the manifest pins it
         case ActionKind.BUILD:
-            raise AssertionError("builds are not planned by this version")
+            add(StepKind.BUILD)
         case _:
             assert_never(draft.kind)
     return tuple(planned)
@@ -516,8 +570,8 @@ def _gpu_rows(
             for uuid, holder in list(after.items()):
                 if holder == action.target:
                     del after[uuid]
-        if action.spec is not None and action.kind in (ActionKind.CREATE, ActionKind.REPLACE):
-            for uuid in action.spec.gpus:
+        if action.container is not None and action.kind in (ActionKind.CREATE, ActionKind.REPLACE):
+            for uuid in action.container.gpus:
                 after[uuid] = action.target
     return tuple(
         GpuRow(d.uuid, d.gpu_index, d.profile, before.get(d.uuid), after.get(d.uuid))

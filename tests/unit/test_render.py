@@ -408,7 +408,7 @@ def test_document_contract_keys_and_vocabulary() -> None:
         "target",
     ]
     # The payload is a tagged union: its tag beside the record, null with no record.
-    assert [p.value for p in Payload] == ["container"]
+    assert [p.value for p in Payload] == ["container", "image_build"]
     for action in doc["actions"]:
         assert action["payload_type"] == (None if action["spec"] is None else "container")
     assert sorted(doc["actions"][0]["changes"][0]) == ["after", "before", "field", "forces_replace"]
