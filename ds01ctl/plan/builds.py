@@ -73,7 +73,7 @@ def _tier_changes(previous: ObservedImage, build: ImageBuildSpec) -> tuple[Field
         raw = {}
     before = {str(k): tuple(str(i) for i in v) for k, v in raw.items() if isinstance(v, list)}
     return tuple(
-        FieldChange(tier, before.get(tier, ()), items, forces_replace=True)
+        FieldChange(tier, before.get(tier, ()), items)
         for tier, items in build.tiers
         if before.get(tier, ()) != items
     )

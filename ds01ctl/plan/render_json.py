@@ -176,16 +176,14 @@ def _payload(payload: AnyPayload, mask: bool) -> dict[str, Any]:
 
 
 def _build(build: ImageBuildSpec) -> dict[str, Any]:
-    """Every field of the build; context files and tiers as objects."""
-    raw = dataclasses.asdict(build)
-    raw["tiers"] = {tier: list(items) for tier, items in build.tiers}
-    return raw
+    """Every field of the build; context files as objects, tiers as [tier, items] in order."""
+    return dataclasses.asdict(build)
 
 
 def _build_from(raw: Mapping[str, Any]) -> ImageBuildSpec:
     values = dict(raw)
     values["context"] = tuple(ContextFile(**f) for f in raw["context"])
-    values["tiers"] = tuple((k, tuple(v)) for k, v in raw["tiers"].items())
+    values["tiers"] = tuple((k, tuple(v)) for k, v in raw["tiers"])
     return ImageBuildSpec(**values)
 
 

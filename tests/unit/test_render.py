@@ -444,6 +444,7 @@ def test_document_contract_keys_and_vocabulary() -> None:
         "create",
         "start",
         "update",
+        "build",
     ]
     assert [p.value for p in Precondition] == ["no_live_sessions", "mounts_unmoved"]
     assert [r.value for r in Reason] == [
@@ -458,6 +459,8 @@ def test_document_contract_keys_and_vocabulary() -> None:
         "gpu_released",
         "security_defaults",
         "leftover_helper",
+        "image_changed",
+        "rebuild",
     ]
     assert sorted(doc["summary"]["actions"]) == sorted(k.value for k in ActionKind)
 

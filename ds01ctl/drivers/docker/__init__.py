@@ -118,6 +118,9 @@ class DockerDriver:
     def remove_snapshot(self, reference: str) -> None:
         self.client.remove_image(reference)
 
+    def remove_build(self, reference: str) -> None:
+        self.client.remove_image(reference, noprune=False)
+
 
 def _pull_problem(exc: Exception) -> str:
     """What the engine's answer about a registry means, in a few words (its own text can run

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import tarfile
 import threading
 import time
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     import docker
 
 TAIL = 20  # lines of a failed build's output shown with the failure
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # pip colours its errors
 CPU_PERIOD = 100_000  # microseconds: the CFS period the quota is a share of
 
 
@@ -164,8 +166,9 @@ class _Output:
                 self.step = line.strip()
                 if self.progress is not None:
                     self.progress(self.step)
-            if line.strip():
-                self.tail.append(line.rstrip())
+            shown = _ANSI.sub("", line).rstrip()
+            if shown.strip():
+                self.tail.append(shown)
         return text
 
 
