@@ -114,7 +114,7 @@ def make_plan(
         uid_logins=uid_logins(pin.uid for pin in repo.site.spec.users.values()),
         build_sources=sources,
         image_requirements=requirements,
-        rebuild=frozenset(f"image/{_spelled_image(r)}" for r in rebuild),
+        rebuild=rebuild_targets(repo, rebuild),
     )
     desired = resolve(repo, world, repo.catalog)
     # An image that cannot be had makes its workspaces pending; that may free GPUs for others,
@@ -315,6 +315,19 @@ def image_inputs(
 def _spelled_image(reference: str) -> str:
     """`OWNER/NAME` or `image/OWNER/NAME` as `OWNER/NAME`."""
     return reference.removeprefix("image/").removeprefix("Image/")
+
+
+def rebuild_targets(repo: ConfigRepo, rebuild: tuple[str, ...]) -> frozenset[str]:
+    """`--rebuild`s as Image targets; one naming no declared Image is an error."""
+    declared = {f"{i.metadata.owner or ''}/{i.metadata.name}" for i, _ in repo.of(Image)}
+    for reference in rebuild:
+        if _spelled_image(reference) not in declared:
+            raise Ds01Error(
+                f"--rebuild {reference} names no declared Image",
+                hint=f"declared: {', '.join(sorted(declared))}" if declared else "declare one",
+                code="unknown_target",
+            )
+    return frozenset(f"image/{_spelled_image(r)}" for r in rebuild)
 
 
 def _image_refusal(reference: str, why: str) -> str:

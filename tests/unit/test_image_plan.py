@@ -187,3 +187,21 @@ def test_image_whose_base_cannot_be_had_is_pending_and_so_are_its_workspaces(
         "image/alice/env": "refused: base image gone",
         "workspace/alice/w": "its Image image/alice/env cannot be built: refused: base image gone",
     }
+
+
+def test_image_build_request_carries_the_sites_network_and_limits(tmp_path: Path) -> None:
+    from ds01ctl.drivers.docker.build import build_params
+
+    repo = _repo(tmp_path, _image("env", ["torch==2.5"]))
+    _, desired = _plan(repo, _world(tmp=tmp_path))
+    build = dataclasses.replace(
+        desired.builds[0], network="none", memory=512 * 1024**2, nano_cpus=1_500_000_000
+    )
+    params = build_params(build, build_labels(build))
+    assert params["networkmode"] == "none"
+    assert params["memory"] == params["memswap"] == 512 * 1024**2  # no swap beyond it
+    assert params["cpuquota"] * 10**9 // params["cpuperiod"] == 1_500_000_000
+    assert params["pull"] == "0" and params["forcerm"] == "1"
+    labels = json.loads(params["labels"])
+    assert labels["ds01.image.of"] == "image/alice/env"
+    assert not {"mlc", "ds01.managed", "ds01.site", "ds01.spec-hash"} & set(labels)
