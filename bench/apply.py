@@ -158,7 +158,7 @@ def main() -> None:
     specs: list[ContainerSpec] = []
     try:
         plan = make_plan(root, driver=DockerDriver(client)).plan
-        specs = [a.spec for a in plan.actions if a.spec is not None]
+        specs = [a.container for a in plan.actions if a.container is not None]
         assert len(specs) == args.workspaces, plan.debug_text()
         started = time.perf_counter()
         sequential_script(client, specs)

@@ -209,7 +209,9 @@ def setup(bench: Bench, workspaces: int, foreign: int = 0) -> None:
     print(f"setup: site {bench.site}, {workspaces} workspaces ({users} users × ≤{per_user})")
     started = time.perf_counter()
     plan = make_plan(bench.root, driver=DockerDriver(bench.client)).plan
-    specs = [a.spec for a in plan.actions if a.kind is ActionKind.CREATE and a.spec is not None]
+    specs = [
+        a.container for a in plan.actions if a.kind is ActionKind.CREATE and a.container is not None
+    ]
     assert len(plan.actions) == len(specs) == workspaces, plan.debug_text()
     create_all(bench, specs)
     create_foreign(bench, foreign)

@@ -253,9 +253,16 @@ def apply(
         ),
     ] = None,
     json_out: JsonOpt = False,
+    rebuild: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rebuild",
+            help="Build this Image (OWNER/NAME) again on its base's newest image; repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Carry out the plan: lock the engine, (re)plan, confirm, execute, journal."""
-    from ds01ctl.apply.progress import JsonReporter, LineReporter
+    from ds01ctl.apply.progress import JsonReporter, LineReporter, build_progress
     from ds01ctl.plan import render_human, render_json
     from ds01ctl.workflow import ApplySettings, apply_changes
 
@@ -293,6 +300,8 @@ def apply(
         prune=prune,
         targets=tuple(only or ()),
         adopt=adopt,
+        rebuild=tuple(rebuild or ()),
+        build_progress=None if json_out else build_progress(sys.stderr),
     )
     if settings.targets and not json_out:
         typer.echo("Warning: --target applies only part of the plan.", err=True)
@@ -728,6 +737,45 @@ def exporter_command(
             warn=lambda line: typer.echo(f"warning: {line}", err=True),
         )
     )
+
+
+images_app = typer.Typer(
+    help="Builds of this site's Images: their tags, sizes and users.", no_args_is_help=True
+)
+app.add_typer(images_app, name="images")
+
+
+@images_app.command("list")
+def images_list(config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
+    """Every build of each Image, newest first: size, what uses it, whether prune keeps it."""
+    from ds01ctl.images.command import build_rows, table
+
+    rows, _ = build_rows(_config_path(None, config))
+    if json_out:
+        typer.echo(json.dumps([r.__dict__ for r in rows], indent=2, sort_keys=True))
+        return
+    typer.echo("\n".join(table(rows)))
+
+
+@images_app.command("prune")
+def images_prune(
+    config: ConfigOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove builds beyond the Site's images.keep_tags (never one in use or pinned)."""
+    from ds01ctl.images.command import build_rows
+
+    rows, driver = build_rows(_config_path(None, config))
+    doomed = [r.tag for r in rows if r.keep is None]
+    if not doomed:
+        typer.echo("Nothing to prune.")
+        return
+    typer.echo("\n".join(f"  - {tag}" for tag in doomed))
+    if not yes and not (sys.stdin.isatty() and typer.confirm(f"Remove {len(doomed)} build(s)?")):
+        raise Ds01Error("prune not confirmed", hint="pass --yes to prune without a terminal")
+    for tag in doomed:
+        driver.remove_build(tag)
+    typer.echo(f"Removed {len(doomed)} build(s).")
 
 
 import_app = typer.Typer(

@@ -59,6 +59,12 @@ DS01_USER_ID = "ds01.user_id"  # the baked-in uid
 DS01_GROUP_ID = "ds01.group_id"  # the baked-in gid
 DS01_USERNAME = "ds01.username"  # the baked-in login, raw
 DS01_IMAGE_BASE = "ds01.image.base"  # the base reference built on, as resolved (digest or ID)
+# Added by apply's build (not hashed: they describe the build, not its inputs).
+DS01_IMAGE_BASE_ID = "ds01.image.base-id"  # the base's image ID when it was built
+DS01_IMAGE_HASH = "ds01.image.hash"  # the content hash the tag abbreviates
+DS01_IMAGE_OF = "ds01.image.of"  # `image/<owner>/<name>`: the Image it was built for
+DS01_IMAGE_SITE = "ds01.image.site"  # the Site that built it (not ds01.site: a managed marker)
+DS01_IMAGE_TIERS = "ds01.image.tiers"  # JSON: each tier's inputs, what the next plan diffs
 
 # --- snapshots (images committed from a workspace before it is removed or replaced) ----------
 SNAPSHOT_OF = "ds01.snapshot.of"  # `<kind>/<owner>/<name>`

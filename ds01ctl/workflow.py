@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from ds01ctl import __version__
 from ds01ctl.errors import Ds01Error, PlanRejected, StalePlan, ValidationFailed
-from ds01ctl.manifests import Site, Workspace
+from ds01ctl.manifests import Image, Site, Workspace
 from ds01ctl.manifests.site import site_network_name
 from ds01ctl.manifests.validate import ConfigRepo, set_aside_invalid, validate_path
 from ds01ctl.model.inventory import GpuInventory
@@ -30,10 +30,11 @@ if TYPE_CHECKING:
     from ds01ctl.apply.executor import Outcome, Reporter
     from ds01ctl.apply.journal import Journal
     from ds01ctl.apply.lock import OnWait
+    from ds01ctl.images.dockerfile import BuildSources
     from ds01ctl.lifecycle.stops import StopsRead
     from ds01ctl.model.driver import Driver
     from ds01ctl.model.observed import Observed
-    from ds01ctl.resolve.desired import Desired
+    from ds01ctl.resolve.desired import Desired, World
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ def make_plan(
     state_dir: Path | None = None,
     targets: tuple[str, ...] = (),
     adopt: bool = False,
+    rebuild: tuple[str, ...] = (),
 ) -> PlanResult:
     """Validate, observe, resolve and diff: the plan for the config repo at `path`; with
     `targets`, only the actions on them (and what those depend on)."""
@@ -87,7 +89,7 @@ def make_plan(
     from ds01ctl.live.paths import mount_problems
     from ds01ctl.plan.diff import diff, removed_containers
     from ds01ctl.plan.staleness import restrict
-    from ds01ctl.resolve.desired import World, resolve
+    from ds01ctl.resolve.desired import World
     from ds01ctl.statedir import existing_state_dir
 
     now = now or dt.datetime.now(dt.UTC)
@@ -101,9 +103,10 @@ def make_plan(
     driver = driver or DockerDriver.connect()
     inventory = gpu_inventory(repo)
     state = driver.observe(repo.site.metadata.name)
-    owners = {w.metadata.owner or "" for w, _ in repo.of(Workspace)}
+    owners = {m.metadata.owner or "" for m, _ in (*repo.of(Workspace), *repo.of(Image))}
     accounts = lookup_accounts(owners - set(repo.site.spec.users))
     pinned = uid_logins(pin.uid for pin in repo.site.spec.users.values())
+    sources, requirements = image_inputs(repo)
     world = World(
         state,
         inventory,
@@ -113,26 +116,15 @@ def make_plan(
         mount_problems(repo),
         uid_logins=pinned,
         adopt=adopt,
+        build_sources=sources,
+        image_requirements=requirements,
+        rebuild=rebuild_targets(repo, rebuild),
     )
-    desired = resolve(repo, world, repo.catalog)
-    # An image that cannot be had makes its workspaces pending; that may free GPUs for others,
-    # whose images are then checked in turn (each reference is asked once).
-    asked: dict[str, str | None] = {}
-    while unasked := {s.image for s in desired.specs} - set(asked):
-        unavailable = driver.unavailable_images(sorted(unasked))
-        asked.update({reference: unavailable.get(reference) for reference in unasked})
-        refused = {
-            s.key: _image_refusal(s.image, why)
-            for s in desired.specs
-            if (why := asked.get(s.image)) is not None
-        }
-        if not refused:
-            break
-        world = dataclasses.replace(world, refused_images={**world.refused_images, **refused})
-        desired = resolve(repo, world, repo.catalog)
+    desired = _resolve_available(repo, world, driver)
     if desired.errors:
         raise PlanRejected(list(desired.errors))
     logins = uid_logins(p.uid for p in inventory.processes if p.uid is not None)
+    stops = _lifecycle_stops(state_dir_of(repo, state_dir))
 
     def planned(observed: Observed) -> Plan:
         plan = diff(
@@ -142,9 +134,7 @@ def make_plan(
             prune=prune,
             logins=logins,
             named=manifest_images(repo),
-            lifecycle_stopped=_lifecycle_stops(state_dir_of(repo, state_dir)).in_force(
-                observed.ours()
-            ),
+            lifecycle_stopped=stops.in_force(observed.ours()),
         )
         plan = _with_mkdir_notes(_with_demand_note(plan, desired), repo)
         if repo.partial:
@@ -177,7 +167,7 @@ def make_plan(
     warnings = (
         *plan.warnings,
         *_session_warnings(plan, state, driver),
-        *filter(None, [ledger.problem, _lifecycle_stops(state_dir_of(repo, state_dir)).problem]),
+        *filter(None, [ledger.problem, stops.problem]),
     )
     return PlanResult(
         repo,
@@ -185,6 +175,29 @@ def make_plan(
         desired,
         state,
     )
+
+
+def _resolve_available(repo: ConfigRepo, world: World, driver: Driver) -> Desired:
+    """Resolve, asking the engine for the images the result needs.
+
+    An image that cannot be had makes its workspaces pending; that may free GPUs for others,
+    whose images are then checked in turn (each reference is asked once). A build's base is
+    asked the same way (the Image is pending), and a tag this plan builds is not asked at all.
+    """
+    from ds01ctl.resolve.desired import resolve
+
+    assert repo.catalog is not None
+    desired = resolve(repo, world, repo.catalog)
+    asked: dict[str, str | None] = {}
+    while unasked := _images_to_ask(desired, world.observed) - set(asked):
+        unavailable = driver.unavailable_images(sorted(unasked))
+        asked.update({reference: unavailable.get(reference) for reference in unasked})
+        refused = _refusals(desired, asked)
+        if not refused:
+            break
+        world = dataclasses.replace(world, refused_images={**world.refused_images, **refused})
+        desired = resolve(repo, world, repo.catalog)
+    return desired
 
 
 def _lifecycle_stops(state_dir: Path) -> StopsRead:
@@ -210,7 +223,7 @@ def _with_mkdir_notes(plan: Plan, repo: ConfigRepo) -> Plan:
     site = repo.site.spec
     actions = []
     for action in plan.actions:
-        spec = action.spec
+        spec = action.container
         if spec is not None and action.kind in (ActionKind.CREATE, ActionKind.REPLACE):
             made = [
                 f"+ mkdir {path} (as {spec.account.login}, {site.mount_dir_mode})"
@@ -294,6 +307,68 @@ def _spelled(target: str) -> str:
     return f"{kind.lower()}{slash}{rest}"
 
 
+def _refusals(desired: Desired, asked: dict[str, str | None]) -> dict[str, str]:
+    refused = {
+        s.key: _image_refusal(s.image, why)
+        for s in desired.specs
+        if (why := asked.get(s.image)) is not None
+    }
+    return refused | {
+        b.key: _image_refusal(b.base, why).replace("refused: image", "refused: base image")
+        for b in desired.builds
+        if (why := asked.get(b.base)) is not None
+    }
+
+
+def _images_to_ask(desired: Desired, observed: Observed) -> set[str]:
+    """The images the plan's containers and builds need that no build of this plan makes."""
+    built = {b.tag for b in desired.builds}
+    bases = {b.base for b in desired.builds if b.tag not in observed.images or b.rebuild}
+    return {s.image for s in desired.specs if s.image not in built} | bases
+
+
+def image_inputs(
+    repo: ConfigRepo,
+) -> tuple[BuildSources | None, dict[str, tuple[str, ...]]]:
+    """What Image builds are made of, read from the host and the config repo (only when the
+    repo declares Images): the Site's package sources and each requirements file's lines."""
+    from ds01ctl.images.render import build_sources
+    from ds01ctl.manifests.imagefiles import read_requirements
+
+    assert repo.site is not None
+    images = repo.of(Image)
+    if not images:
+        return None, {}
+    display_root = repo.loading.display_root if repo.loading else ""
+    requirements = {}
+    for image, item in images:
+        if image.spec.requirements_file is not None:
+            owner = image.metadata.owner or ""
+            read = read_requirements(
+                repo.root, item, display_root, image.spec.requirements_file, owner
+            )
+            requirements[f"image/{owner}/{image.metadata.name}"] = read.requirements
+    return build_sources(repo.site.spec.images), requirements
+
+
+def _spelled_image(reference: str) -> str:
+    """`OWNER/NAME` or `image/OWNER/NAME` as `OWNER/NAME`."""
+    return reference.removeprefix("image/").removeprefix("Image/")
+
+
+def rebuild_targets(repo: ConfigRepo, rebuild: tuple[str, ...]) -> frozenset[str]:
+    """`--rebuild`s as Image targets; one naming no declared Image is an error."""
+    declared = {f"{i.metadata.owner or ''}/{i.metadata.name}" for i, _ in repo.of(Image)}
+    for reference in rebuild:
+        if _spelled_image(reference) not in declared:
+            raise Ds01Error(
+                f"--rebuild {reference} names no declared Image",
+                hint=f"declared: {', '.join(sorted(declared))}" if declared else "declare one",
+                code="unknown_target",
+            )
+    return frozenset(f"image/{_spelled_image(r)}" for r in rebuild)
+
+
 def _image_refusal(reference: str, why: str) -> str:
     return (
         f"refused: image {reference} is not on this host and cannot be pulled ({why}); build "
@@ -327,6 +402,8 @@ class ApplySettings:
     prune: bool = False
     targets: tuple[str, ...] = ()
     adopt: bool = False  # --adopt
+    rebuild: tuple[str, ...] = ()  # Images (OWNER/NAME) to build again (a newer base)
+    build_progress: Callable[[str, str], None] | None = None  # (tag, step line), on a TTY
 
 
 @dataclass(frozen=True)
@@ -423,6 +500,8 @@ def apply_changes(
                 site_network=site_network_name(site.metadata.name, site.spec),
                 inter_container=site.spec.network.inter_container,
                 before_step=_chained(before_step, _slow_steps_hook()),
+                build_logs=state_dir / "builds",
+                build_progress=settings.build_progress,
             )
             outcome = execute(
                 plan, ctx, journal, reporter, parallelism=settings.parallelism, plan_digest=digest
@@ -457,7 +536,7 @@ def _keep_snapshots(
     in_use = (
         images_in_use(driver.observe(site))
         | manifest_images(repo)
-        | frozenset(a.spec.image for a in plan.actions if a.spec is not None)
+        | frozenset(a.container.image for a in plan.actions if a.container is not None)
     )
     removed: list[str] = []
     for target in snapshotted:
@@ -522,6 +601,7 @@ def _plan_to_apply(
             state_dir=state_dir,
             targets=settings.targets,
             adopt=settings.adopt,
+            rebuild=settings.rebuild,
         ).plan
         return plan, _digest(dumps(plan_document(plan, mask_secrets=False)))
     saved = load_plan(plan_file, state_dir=state_dir)

@@ -16,14 +16,17 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, assert_never
 
 from ds01ctl import labels as L
+from ds01ctl.apply.builds import run_build
 from ds01ctl.apply.journal import Journal
 from ds01ctl.apply.lock import invoker
 from ds01ctl.apply.mountdirs import ensure_source
 from ds01ctl.errors import Ds01Error, InternalError
 from ds01ctl.manifests.site import MountRule
+from ds01ctl.model.imagebuild import BuildFailed
 from ds01ctl.model.spec import ContainerSpec
 from ds01ctl.plan.actions import Action, Plan, Precondition, Step, StepKind
 
@@ -96,6 +99,10 @@ class Context:
     _guard: threading.Lock = field(default_factory=threading.Lock)
     _made: dict[int, str] = field(default_factory=dict)  # create step id → the container
     _kept: dict[int, str] = field(default_factory=dict)  # snapshot step id → the image
+    # Builds: where their logs go (`<state_dir>/builds`), and a progress line per build
+    # (on a terminal) as each build reports its steps.
+    build_logs: Path | None = None
+    build_progress: Callable[[str, str], None] | None = None
 
     def image_lock(self, key: str) -> threading.Lock:
         with self._guard:
@@ -190,7 +197,7 @@ def _intent(action: Action, step: Step, plan_digest: str | None) -> dict[str, ob
     # A step on an existing container keeps its whole previous shape (every field of the
     # table, its hash), so that a replace or delete could be undone by hand, or rolled back.
     fp = action.fingerprint if step.container_id is not None else None
-    spec = action.spec if step.kind in (StepKind.CREATE, StepKind.UPDATE) else None
+    spec = action.container if step.kind in (StepKind.CREATE, StepKind.UPDATE) else None
     return {
         "step": step.id,
         "action": action.id,
@@ -238,6 +245,8 @@ def _settle(
 
 
 def _error_text(exc: Exception) -> str:
+    if isinstance(exc, BuildFailed):  # its step and last lines say what went wrong
+        return exc.report()
     explanation = getattr(exc, "explanation", None)
     text = str(explanation or exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:400]
@@ -254,28 +263,29 @@ def _run_one(action: Action, step: Step, ctx: Context) -> str | None:
             ctx.driver.start(step.container_id or ctx.made_by(_of_step(step)))
             return None
         case StepKind.STOP:
-            grace = step.grace
-            if grace is None:
-                raise InternalError(f"step {step.id} (stop) carries no grace")
-            ctx.driver.stop(_container(step), grace)
+            ctx.driver.stop(_container(step), _grace(step))
             return None
         case StepKind.SNAPSHOT:
             return _snapshot(action, step, ctx)
         case StepKind.REMOVE:
-            ctx.driver.remove(_container(step))
-            if step.untag:
-                ctx.driver.release_image(step.untag)
+            _remove(step, ctx)
             return None
         case StepKind.UPDATE:
             ctx.driver.update(_container(step), _spec(action))
             return None
         case StepKind.REMOVE_IMAGE:
-            if step.image is None:
-                raise InternalError(f"step {step.id} (remove_image) names no image")
-            ctx.driver.remove_image(step.image)
+            ctx.driver.remove_image(_image(step))
             return None
+        case StepKind.BUILD:
+            return run_build(action, ctx)
         case _:
             assert_never(step.kind)
+
+
+def _remove(step: Step, ctx: Context) -> None:
+    ctx.driver.remove(_container(step))
+    if step.untag:
+        ctx.driver.release_image(step.untag)
 
 
 def _check(action: Action, step: Step, ctx: Context) -> None:
@@ -297,9 +307,21 @@ def _check(action: Action, step: Step, ctx: Context) -> None:
 
 
 def _spec(action: Action) -> ContainerSpec:
-    if action.spec is None:
+    if action.container is None:
         raise InternalError(f"action {action.id} ({action.kind.value}) carries no spec")
-    return action.spec
+    return action.container
+
+
+def _grace(step: Step) -> int:
+    if step.grace is None:
+        raise InternalError(f"step {step.id} (stop) carries no grace")
+    return step.grace
+
+
+def _image(step: Step) -> str:
+    if step.image is None:
+        raise InternalError(f"step {step.id} ({step.kind.value}) names no image")
+    return step.image
 
 
 def _container(step: Step) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Callable
 from typing import TextIO
 
 from ds01ctl.plan.actions import Action, Step, StepKind
@@ -18,6 +19,7 @@ _DONE = {
     StepKind.START: "started",
     StepKind.UPDATE: "updated",
     StepKind.REMOVE_IMAGE: "removed",
+    StepKind.BUILD: "built",
 }
 _GREEN, _RED, _YELLOW, _DIM, _RESET = "\033[32m", "\033[31m", "\033[33m", "\033[2m", "\033[0m"
 
@@ -86,3 +88,17 @@ class JsonReporter:
 
     def step_skipped(self, action: Action, step: Step, because: str) -> None:
         self._emit("skipped", action, step, because=because)
+
+
+def build_progress(stream: TextIO) -> Callable[[str, str], None] | None:
+    """On a terminal, a line per build step (`building TAG: Step 3/9 : RUN …`); else none."""
+    if not stream.isatty():
+        return None
+    lock = threading.Lock()
+
+    def show(tag: str, step: str) -> None:
+        with lock:
+            stream.write(f"  building {tag}: {step[:100]}\n")
+            stream.flush()
+
+    return show

@@ -190,13 +190,27 @@ def observe_docker(client: docker.APIClient, site: str) -> Observed:
             )
         )
     images: dict[str, str] = {}
+    built: list[ObservedImage] = []
     listed_images = client.images()
     for image in listed_images:
-        for tag in image.get("RepoTags") or []:
-            if tag != "<none>:<none>":
-                images[tag] = image["Id"]
+        tags = tuple(t for t in image.get("RepoTags") or [] if t != "<none>:<none>")
+        for tag in tags:
+            images[tag] = image["Id"]
+        image_labels: dict[str, str] = image.get("Labels") or {}
+        if L.DS01_IMAGE_HASH in image_labels or L.SNAPSHOT_OF in image_labels:
+            built.append(
+                ObservedImage(
+                    str(image["Id"]),
+                    tags,
+                    MappingProxyType(dict(image_labels)),
+                    int(image.get("Size") or 0),
+                    int(image.get("Created") or 0),
+                    str(image.get("ParentId") or ""),
+                )
+            )
     requests += 1
     containers, extra = _with_image_configs(client, containers)
+    built.sort(key=lambda i: (-i.created, i.id))
     site_images, read = _site_images(client, listed_images, site)
     return Observed(
         engine,
@@ -205,6 +219,7 @@ def observe_docker(client: docker.APIClient, site: str) -> Observed:
         requests + extra + read,
         site_images=site_images,
         parents=frozenset(str(i.get("ParentId")) for i in listed_images if i.get("ParentId")),
+        built_images=tuple(built),
     )
 
 
@@ -229,15 +244,15 @@ def _site_images(
                     id=str(image["Id"]),
                     tags=tags,
                     labels=MappingProxyType(labels),
+                    size=int(image.get("Size") or 0),
                     created=int(image.get("Created") or 0),
                     parent=str(image.get("ParentId") or ""),
                 )
             )
     alike: dict[tuple[str, str, int], list[int]] = {}
-    sizes = {str(i["Id"]): int(i.get("Size") or 0) for i in listed}
     for n, record in enumerate(found):
         if record.snapshot_of:
-            alike.setdefault((record.snapshot_of, record.parent, sizes[record.id]), []).append(n)
+            alike.setdefault((record.snapshot_of, record.parent, record.size), []).append(n)
     read = 0
     for group in alike.values():
         if len(group) < 2:

@@ -8,7 +8,7 @@ from ds01ctl.manifests.autoapply import ReconcileSettings
 from ds01ctl.manifests.common import Login, Manifest, Model, Name, NetworkName, SecretName
 from ds01ctl.manifests.image import PipRequirement
 from ds01ctl.names import MAX_ID
-from ds01ctl.units import ByteSize, Seconds
+from ds01ctl.units import ByteSize, NanoCpus, Seconds
 
 Architecture = Literal["CUDA", "CUDA_AMPERE", "CUDA_ADA", "CUDA_BLACKWELL", "ROCM5", "ROCM6"]
 
@@ -241,6 +241,27 @@ class SiteImages(Model):
         description=(
             "Whether pip requirements may name a URL (name @ https://…); refused by default, "
             "as are pip options (--index-url, -e) and paths, always."
+        ),
+    )
+    build_network: NetworkName = Field(
+        "bridge",
+        description=(
+            "The network a build's RUN steps get: bridge (the engine's default, for a pip "
+            "index or apt mirror), none (air-gapped: the wheelhouse and apt_repo only), or a "
+            "named network that reaches the lab's mirrors."
+        ),
+    )
+    build_memory: ByteSize = Field(
+        4 * 1024**3, description="Memory of each build step's container (a user's setup.py)."
+    )
+    build_cpus: NanoCpus = Field(2 * 10**9, description="CPUs of each build step's container.")
+    build_timeout: Seconds = Field(3600, description="How long one build may take in all.")
+    keep_tags: int = Field(
+        3,
+        ge=1,
+        description=(
+            "Tags kept per Image by `ds01ctl images prune` (the newest; a tag a container or "
+            "snapshot uses is always kept)."
         ),
     )
 

@@ -519,11 +519,11 @@ def _check_workspaces(repo: ConfigRepo, site: SiteSpec, today: dt.date) -> None:
     for ws, item in sorted(repo.of(Workspace), key=lambda pair: pair[0].key):
         owner = ws.metadata.owner or ""
         spec = ws.spec
-        if spec.image is not None and (owner, spec.image) not in images:
+        if spec.image_name is not None and (owner, spec.image_name) not in images:
             repo.diagnostics.append(
                 error(
                     "ref.image",
-                    f"{ws.ref} uses image {spec.image!r}, which {owner} does not declare",
+                    f"{ws.ref} uses image {spec.image_name!r}, which {owner} does not declare",
                     hint="declare an Image of that name under the same owner",
                     **item.at("spec", "image"),
                 )

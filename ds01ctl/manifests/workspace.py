@@ -54,6 +54,15 @@ class Lifecycle(Model):
     )
 
 
+class ImagePin(Model):
+    """An Image of the same owner at one tag it was built at: a rollback to an older build."""
+
+    name: Name = Field(description="The Image's name.")
+    tag: Annotated[str, Field(pattern=r"^[0-9a-f]{12}$")] = Field(
+        description="The 12-hex-digit tag of an earlier build (`ds01ctl images list`)."
+    )
+
+
 class WorkspaceSpec(Model):
     """What the workspace container looks like and what it may use."""
 
@@ -70,7 +79,13 @@ class WorkspaceSpec(Model):
     framework: FrameworkRef | None = Field(
         None, description="A catalog framework and version (mlc create's framework/version)."
     )
-    image: Name | None = Field(None, description="An Image declared by the same owner.")
+    image: Name | ImagePin | None = Field(
+        None,
+        description=(
+            "An Image declared by the same owner (its current build), or {name, tag} to pin an "
+            "earlier build (a rollback)."
+        ),
+    )
     image_ref: ImageRef | None = Field(None, description="Any image reference.")
     gpus: int = Field(0, ge=0, le=16, description="Whole GPUs (0 for a CPU-only workspace).")
     mig: MigProfile | None = Field(
@@ -102,6 +117,14 @@ class WorkspaceSpec(Model):
         ),
     )
     lifecycle: Lifecycle = Field(Lifecycle(), description="Lifecycle overrides.")
+    rollout: Literal["auto", "manual"] = Field(
+        "auto",
+        description=(
+            "When its Image is rebuilt: auto replaces the workspace with the new build (its "
+            "layer snapshotted as for any replace); manual keeps the running build and the plan "
+            "says an image update is available."
+        ),
+    )
     on_replace: Literal["snapshot", "discard"] = Field(
         "snapshot",
         description=(
@@ -117,6 +140,11 @@ class WorkspaceSpec(Model):
             "declared here). Without it such a container leaves the workspace pending."
         ),
     )
+
+    @property
+    def image_name(self) -> str | None:
+        """The Image it uses, pinned or not."""
+        return self.image.name if isinstance(self.image, ImagePin) else self.image
 
     @model_validator(mode="after")
     def _image_and_gpus(self) -> Self:

@@ -10,10 +10,12 @@ plan's; a method that cannot do it raises.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
+from ds01ctl.model.imagebuild import ImageBuildSpec
 from ds01ctl.model.observed import Observed
 from ds01ctl.model.spec import ContainerSpec
 
@@ -91,6 +93,19 @@ class Driver(Protocol):
         """Create the container `spec` describes, not started; its id."""
         ...
 
+    def build_image(
+        self,
+        spec: ImageBuildSpec,
+        *,
+        labels: Mapping[str, str],
+        log: Path | None,
+        progress: Callable[[str], None] | None = None,
+    ) -> str:
+        """Build `spec.tag` from its Dockerfile and context under its limits, adding `labels`
+        and the base's image ID; the image's ID. Raises `BuildFailed` (its step, its last
+        lines); writes the build's output to `log`, and each step's line to `progress`."""
+        ...
+
     def start(self, container_id: str) -> None: ...
 
     def stop(self, container_id: str, grace: int) -> None: ...
@@ -130,3 +145,7 @@ class Driver(Protocol):
     def snapshots(self, site: str) -> list[Snapshot]: ...
 
     def remove_snapshot(self, reference: str) -> None: ...
+
+    def remove_build(self, reference: str) -> None:
+        """Drop one tag of an Image's build (its layers stay while anything uses them)."""
+        ...

@@ -19,6 +19,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import TypeAlias
 
+from ds01ctl.model.imagebuild import ImageBuildSpec
 from ds01ctl.model.spec import ContainerSpec
 
 
@@ -32,13 +33,15 @@ class Payload(StrEnum):
     """The tag of what a kind's steps carry: the union's members as kinds are planned."""
 
     CONTAINER = "container"  # a `ContainerSpec` (model/spec.py)
-    # IMAGE_BUILD = "image_build": an image build record, with the Image kind
+    IMAGE_BUILD = "image_build"  # an `ImageBuildSpec` (model/imagebuild.py)
 
 
-# What an action's steps carry: one member per `Payload` (`| ImageBuild` with the Image kind).
-AnyPayload: TypeAlias = ContainerSpec
+# What an action's steps carry: one member per `Payload`.
+AnyPayload: TypeAlias = ContainerSpec | ImageBuildSpec
 
-PAYLOADS: Mapping[Payload, type[AnyPayload]] = MappingProxyType({Payload.CONTAINER: ContainerSpec})
+PAYLOADS: Mapping[Payload, type[AnyPayload]] = MappingProxyType(
+    {Payload.CONTAINER: ContainerSpec, Payload.IMAGE_BUILD: ImageBuildSpec}
+)
 
 
 def payload_tag(payload: AnyPayload) -> Payload:
@@ -59,7 +62,7 @@ class KindInfo:
 KINDS: Mapping[Kind, KindInfo] = MappingProxyType(
     {
         Kind.WORKSPACE: KindInfo(Kind.WORKSPACE, Payload.CONTAINER),
-        Kind.IMAGE: KindInfo(Kind.IMAGE, None),
+        Kind.IMAGE: KindInfo(Kind.IMAGE, Payload.IMAGE_BUILD),
         Kind.ENDPOINT: KindInfo(Kind.ENDPOINT, None),
     }
 )

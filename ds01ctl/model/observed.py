@@ -178,15 +178,17 @@ class ObservedContainer:
 
 @dataclass(frozen=True, slots=True)
 class ObservedImage:
-    """One of this site's images: an account image (the owner's account added to a base, its
-    per-container tags on it) or a snapshot. `layers` (the content's layer digests) is read
+    """A local image ds01ctl keeps track of: an account image (the owner's account added to a
+    base, its per-container tags on it), a snapshot, or a build of an Image (it carries
+    `ds01.image.hash`). From the image list; `layers` (the content's layer digests) is read
     only where two snapshots of one workspace may hold the same content."""
 
     id: str
     tags: tuple[str, ...]
     labels: Mapping[str, str]
+    size: int  # bytes
     created: int  # seconds since the epoch
-    parent: str = ""
+    parent: str = ""  # the image it was committed or built on, where the engine knows
     layers: tuple[str, ...] | None = None
 
     @property
@@ -202,6 +204,15 @@ class ObservedImage:
         """Per-container tags (`<repo>:<name>._.<uid>`), as mlc names them."""
         return tuple(t for t in self.tags if "._." in t.rpartition(":")[2])
 
+    @property
+    def content_hash(self) -> str | None:
+        return L.get(self.labels, L.DS01_IMAGE_HASH)
+
+    @property
+    def of(self) -> str | None:
+        """`image/<owner>/<name>` for a build; `<kind>/<owner>/<name>` for a snapshot."""
+        return L.get(self.labels, L.DS01_IMAGE_OF) or L.get(self.labels, L.SNAPSHOT_OF)
+
 
 @dataclass(frozen=True, slots=True)
 class Observed:
@@ -213,6 +224,16 @@ class Observed:
     requests: int = 0  # engine calls it took, for the benchmark
     site_images: tuple[ObservedImage, ...] = ()  # this site's account images and snapshots
     parents: frozenset[str] = frozenset()  # ids of images some other image is made from
+    # Images built for Images, and snapshots (what each was made from), newest first.
+    built_images: tuple[ObservedImage, ...] = ()
+
+    def builds_of(self, key: str, site: str) -> tuple[ObservedImage, ...]:
+        """The builds of the Image `key` this site made, newest first."""
+        return tuple(
+            i
+            for i in self.built_images
+            if i.content_hash and i.of == key and L.get(i.labels, L.DS01_IMAGE_SITE) == site
+        )
 
     def ours(self) -> tuple[ObservedContainer, ...]:
         return tuple(c for c in self.containers if c.ownership is L.Ownership.OURS)

@@ -18,6 +18,7 @@ from typing import Any
 from ds01ctl.model.kinds import AnyPayload
 from ds01ctl.model.observed import LayerChanges
 from ds01ctl.model.pending import PendingItem
+from ds01ctl.model.spec import ContainerSpec
 
 
 class ActionKind(StrEnum):
@@ -51,6 +52,8 @@ class Reason(StrEnum):
     LEFTOVER_ACCOUNT_IMAGE = "leftover_account_image"  # used by no container (--prune)
     DUPLICATE_SNAPSHOT = "duplicate_snapshot"  # the same content as another snapshot
     MLC_CONTAINER = "mlc_container"  # the owner's mlc container holds the name; adopt: true
+    IMAGE_CHANGED = "image_changed"  # the workspace's Image has a new build
+    REBUILD = "rebuild"  # an Image rebuilt as asked (apply --rebuild), on a newer base
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,7 @@ class StepKind(StrEnum):
     START = "start"
     UPDATE = "update"
     REMOVE_IMAGE = "remove_image"  # a leftover image reference (plan/leftovers.py)
+    BUILD = "build"  # build an Image's tag (the action's payload is the build)
 
 
 class Precondition(StrEnum):
@@ -129,6 +133,11 @@ class Action:
     fingerprint: Fingerprint | None = None
     note: str | None = None  # one line shown under the header (e.g. why a delete)
     steps: tuple[Step, ...] = ()
+
+    @property
+    def container(self) -> ContainerSpec | None:
+        """The container spec it carries; None for a build or an action with no payload."""
+        return self.spec if isinstance(self.spec, ContainerSpec) else None
 
     @property
     def depends_on(self) -> tuple[int, ...]:

@@ -18,12 +18,13 @@ one object run in order; GPU-taking steps wait for the steps freeing those GPUs 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, assert_never
 
 from ds01ctl import labels as L
+from ds01ctl.model.imagebuild import ImageBuildSpec
 from ds01ctl.model.inventory import GpuInventory
 from ds01ctl.model.kinds import Kind, planned_kind
 from ds01ctl.model.observed import Observed, ObservedContainer
@@ -44,6 +45,7 @@ from ds01ctl.plan.actions import (
     StepKind,
     Unmanaged,
 )
+from ds01ctl.plan.builds import base_update, needed
 from ds01ctl.plan.fields import FIELDS, ContainerField, differences, recorded_limits
 from ds01ctl.plan.leftovers import leftovers
 from ds01ctl.resolve.desired import Desired
@@ -61,6 +63,7 @@ UPGRADE_WHY = (
 
 # Execution phases: what frees resources runs before what takes them.
 _PHASE = {
+    ActionKind.BUILD: 0,  # first: builds are slow, and what uses them waits for them
     ActionKind.CLEANUP: 0,
     ActionKind.DELETE: 0,
     ActionKind.STOP: 1,
@@ -87,6 +90,7 @@ class _Draft:
     takes: tuple[str, ...] = field(default=())
     image: str | None = None  # a leftover image reference to remove (no container)
     image_id: str | None = None  # its image: removed only after the containers made from it
+    build: ImageBuildSpec | None = None  # a build action's payload
 
 
 def diff(
@@ -106,30 +110,11 @@ def diff(
     then, so the loop never starts again what the lifecycle stopped."""
     warnings = list(desired.warnings)
     held = lifecycle_stopped or {}
-    notes = list(desired.notes)
     by_key, duplicates = _claimants(_plannable(observed, warnings), desired)
-    drafts: list[_Draft] = []
+    drafts = _removals(duplicates, desired, observed, by_key)
     drift: list[Drift] = []
-    for dup in duplicates:
-        drafts.append(
-            _Draft(
-                ActionKind.DELETE,
-                dup.key,
-                Reason.DUPLICATE,
-                live=dup,
-                note=f"container {dup.name} duplicates another for the same workspace",
-                frees=dup.gpu_ids,
-            )
-        )
-    drafts.extend(_leftover_helpers(observed))
-    for hold in desired.released:
-        live = by_key.get(hold.key)
-        if live is not None:
-            drafts.append(
-                _Draft(
-                    ActionKind.DELETE, hold.key, Reason.GPU_RELEASED, live=live, frees=live.gpu_ids
-                )
-            )
+    notes = list(desired.notes)
+    rebuilt = _builds(desired, observed, drafts, notes)
     devices = {d.uuid for d in inventory.devices(include_unhealthy=True)}
     by_id = {c.id: c for c in observed.containers}
     for spec in desired.specs:
@@ -146,6 +131,9 @@ def diff(
         if spec.key in held and spec.power is Power.RUNNING:
             notes.append(held[spec.key])
         found, found_drift, warning = _compare(_unpinned(spec, held), live, devices)
+        if spec.image in rebuilt and not any(d.kind is ActionKind.REPLACE for d in found):
+            why = f"its Image is rebuilt ({spec.image})"
+            found = [_replace(spec, live, [], Reason.IMAGE_CHANGED, why)]
         drafts.extend(found)
         drift.extend(found_drift)
         if warning:
@@ -185,12 +173,63 @@ def diff(
     )
 
 
+def _removals(
+    duplicates: Sequence[ObservedContainer],
+    desired: Desired,
+    observed: Observed,
+    by_key: Mapping[str, ObservedContainer],
+) -> list[_Draft]:
+    """What goes whatever the manifests say: duplicates, leftover helpers, released holds."""
+    drafts = [
+        _Draft(
+            ActionKind.DELETE,
+            dup.key,
+            Reason.DUPLICATE,
+            live=dup,
+            note=f"container {dup.name} duplicates another for the same workspace",
+            frees=dup.gpu_ids,
+        )
+        for dup in duplicates
+    ]
+    drafts.extend(_leftover_helpers(observed))
+    for hold in desired.released:
+        live = by_key.get(hold.key)
+        if live is not None:
+            drafts.append(
+                _Draft(
+                    ActionKind.DELETE, hold.key, Reason.GPU_RELEASED, live=live, frees=live.gpu_ids
+                )
+            )
+    return drafts
+
+
 def _unpinned(spec: ContainerSpec, held: Mapping[str, str]) -> ContainerSpec:
     """A workspace the lifecycle stopped is compared as `power: any`: neither started nor
     started after a replace, until its owner starts it."""
     if spec.key in held and spec.power is Power.RUNNING:
         return dataclasses.replace(spec, power=Power.ANY)
     return spec
+
+
+def _builds(
+    desired: Desired, observed: Observed, drafts: list[_Draft], notes: list[str]
+) -> set[str]:
+    """A build for each Image whose tag is missing (or asked again); the tags rebuilt."""
+    rebuilt = set()
+    for build in desired.builds:
+        need = needed(build, observed)
+        if need is None:
+            if (update := base_update(build, observed)) is not None:
+                notes.append(update)
+            continue
+        drafts.append(
+            _Draft(
+                ActionKind.BUILD, build.key, need.reason, need.changes, note=need.note, build=build
+            )
+        )
+        if build.rebuild:
+            rebuilt.add(build.tag)
+    return rebuilt
 
 
 def _leftover_helpers(observed: Observed) -> list[_Draft]:
@@ -309,6 +348,9 @@ def _compare(
         note: str | None = f"its GPU {', '.join(gone)} no longer exists" if gone else None
         if gone:
             reason = Reason.GPU_GONE
+        elif not hashed_equal and _image_rebuilt(changes):
+            reason = Reason.IMAGE_CHANGED
+            note = f"its Image has a new build ({changes[0].before} → {changes[0].after})"
         elif not hashed_equal:
             reason = Reason.SPEC_CHANGED
         elif older(version):
@@ -333,6 +375,14 @@ def _compare(
     if power is not None:
         drafts.append(power)
     return drafts, drift, None
+
+
+def _image_rebuilt(changes: list[FieldChange]) -> bool:
+    """The only change is the image, from one build of an Image to another of the same."""
+    if [c.field for c in changes if c.field not in ("labels",)] != ["image"]:
+        return False
+    before, after = str(changes[0].before or ""), str(changes[0].after)
+    return before.startswith("ds01-") and before.rpartition(":")[0] == after.rpartition(":")[0]
 
 
 def _replace(
@@ -398,13 +448,20 @@ def _order(drafts: list[_Draft]) -> tuple[Action, ...]:
     freed_by: dict[str, int] = {}
     image_freed: dict[str, set[int]] = {}
     last_on: dict[str, int] = {}
+    built_by: dict[str, int] = {}  # tag → the step building it
     actions = []
     for number, draft in enumerate(drafts, start=1):
         after = last_on.get(draft.target)
         waits = tuple(sorted({freed_by[u] for u in draft.takes if u in freed_by}))
         if draft.image_id is not None:
             waits = tuple(sorted(image_freed.get(draft.image_id, set())))
-        steps = _steps(draft, numbers, after, waits)
+        # What uses a tag being built waits for it before it touches anything: a failed
+        # build leaves the old container as it was.
+        image = draft.spec.image if draft.spec is not None else None
+        first = (built_by[image],) if image in built_by else ()
+        steps = _steps(draft, numbers, after, waits, first)
+        if draft.build is not None:
+            built_by[draft.build.tag] = steps[-1].id
         for uuid in draft.frees:
             freed_by.setdefault(uuid, _removing(steps))
         if draft.live is not None and draft.kind in _REMOVALS:
@@ -417,7 +474,7 @@ def _order(drafts: list[_Draft]) -> tuple[Action, ...]:
                 target=draft.target,
                 reason=draft.reason,
                 changes=draft.changes,
-                spec=draft.spec,
+                spec=draft.build or draft.spec,
                 container_id=draft.live.id if draft.live else None,
                 fingerprint=_fingerprint(draft.live) if draft.live else None,
                 note=_with_layer_note(draft),
@@ -439,7 +496,11 @@ class _Numbers:
 
 
 def _steps(
-    draft: _Draft, numbers: _Numbers, after: int | None, waits: tuple[int, ...]
+    draft: _Draft,
+    numbers: _Numbers,
+    after: int | None,
+    waits: tuple[int, ...],
+    first: tuple[int, ...] = (),
 ) -> tuple[Step, ...]:
     """The steps that carry out `draft`, chained; the first waits for `after` (the previous
     action on the object), the create for `waits` (the steps freeing its GPUs)."""
@@ -449,6 +510,8 @@ def _steps(
     def add(kind: StepKind, *, gpu_wait: bool = False, **data: Any) -> Step:
         previous = planned[-1].id if planned else after
         deps = {previous} if previous is not None else set()
+        if not planned:
+            deps |= set(first)
         if gpu_wait:
             deps |= set(waits)
         step = Step(numbers.next(), kind, tuple(sorted(deps)), **data)
@@ -473,16 +536,12 @@ def _steps(
             _removal(add, live, snapshot_reason=draft.reason.value, checks=())
         case ActionKind.REPLACE:
             assert live is not None and spec is not None
-            keep = "replace" if spec.snapshot_on_replace else None
-            _removal(add, live, snapshot_reason=keep, checks=(Precondition.MOUNTS_UNMOVED,))
-            made = add(StepKind.CREATE, gpu_wait=True)
-            if spec.power is Power.RUNNING or (spec.power is Power.ANY and live.running):
-                add(StepKind.START, of_step=made.id)  # as it was, unless the manifest pins it
+            _replacement(add, live, spec)
         case ActionKind.ADOPT:
             assert live is not None and spec is not None
             _adoption(add, live, spec)
         case ActionKind.BUILD:
-            raise AssertionError("builds are not planned by this version")
+            add(StepKind.BUILD)
         case _:
             assert_never(draft.kind)
     return tuple(planned)
@@ -494,6 +553,14 @@ _ONE_STEP = {
     ActionKind.STOP: StepKind.STOP,
     ActionKind.CLEANUP: StepKind.REMOVE,
 }
+
+
+def _replacement(add: Callable[..., Step], live: ObservedContainer, spec: ContainerSpec) -> None:
+    keep = "replace" if spec.snapshot_on_replace else None
+    _removal(add, live, snapshot_reason=keep, checks=(Precondition.MOUNTS_UNMOVED,))
+    made = add(StepKind.CREATE, gpu_wait=True)
+    if spec.power is Power.RUNNING or (spec.power is Power.ANY and live.running):
+        add(StepKind.START, of_step=made.id)  # as it was, unless the manifest pins it
 
 
 def _removal(
@@ -652,8 +719,8 @@ def _gpu_rows(
         for uuid, holder in list(after.items()):
             if gone is not None and holder == gone:
                 del after[uuid]
-        if action.spec is not None and action.kind in _MAKES:
-            for uuid in action.spec.gpus:
+        if action.container is not None and action.kind in _MAKES:
+            for uuid in action.container.gpus:
                 after[uuid] = action.target
     return tuple(
         GpuRow(d.uuid, d.gpu_index, d.profile, before.get(d.uuid), after.get(d.uuid))

@@ -62,6 +62,8 @@ _HEADERS: dict[tuple[str, str], str] = {
     ("stop", "power"): "will be stopped: its manifest pins it stopped",
     ("build", "new"): "will be built",
     ("build", "spec_changed"): "will be rebuilt: its definition changed",
+    ("build", "rebuild"): "will be rebuilt on its base's newest image, as asked (--rebuild)",
+    ("replace", "image_changed"): "must be replaced: its Image has a new build",
 }
 _DELETE_NOTES = {
     "no_manifest": "(because it has no manifest and --prune was given)",
@@ -241,6 +243,7 @@ _STEP_TEXT: dict[str, Callable[[Doc], str]] = {
     "start": lambda step: "start",
     "update": lambda step: "update in place",
     "remove_image": lambda step: f"remove image {step['image']}",
+    "build": lambda step: "build (log under the state directory's builds/)",
 }
 _PRECONDITIONS = {
     "no_live_sessions": "refused while sessions are open in it (--force)",

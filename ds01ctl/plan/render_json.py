@@ -17,6 +17,7 @@ from typing import Any
 
 from ds01ctl import __version__
 from ds01ctl.errors import InternalError
+from ds01ctl.model.imagebuild import ContextFile, ImageBuildSpec
 from ds01ctl.model.kinds import AnyPayload, Payload, payload_tag
 from ds01ctl.model.observed import LayerChanges
 from ds01ctl.model.pending import PendingItem
@@ -126,7 +127,7 @@ def _action(action: Action, mask: bool) -> dict[str, Any]:
         "note": action.note,
         # The tag of the payload's record (`model/kinds.py: Payload`); null with no payload.
         "payload_type": None if spec is None else payload_tag(spec).value,
-        "spec": None if spec is None else _spec(spec, mask),
+        "spec": None if spec is None else _payload(spec, mask),
         "fingerprint": None if fp is None else _fingerprint(fp, mask),
         "steps": [_step(s) for s in action.steps],
     }
@@ -170,6 +171,24 @@ def _fingerprint(fp: Fingerprint, mask: bool) -> dict[str, Any]:
         plain = _json_value(value)
         fields.append({"field": name, "value": mask_value(name, plain) if mask else plain})
     return {"container_id": fp.container_id, "spec_hash": fp.spec_hash, "fields": fields}
+
+
+def _payload(payload: AnyPayload, mask: bool) -> dict[str, Any]:
+    if isinstance(payload, ImageBuildSpec):
+        return _build(payload)
+    return _spec(payload, mask)
+
+
+def _build(build: ImageBuildSpec) -> dict[str, Any]:
+    """Every field of the build; context files as objects, tiers as [tier, items] in order."""
+    return dataclasses.asdict(build)
+
+
+def _build_from(raw: Mapping[str, Any]) -> ImageBuildSpec:
+    values = dict(raw)
+    values["context"] = tuple(ContextFile(**f) for f in raw["context"])
+    values["tiers"] = tuple((k, tuple(v)) for k, v in raw["tiers"])
+    return ImageBuildSpec(**values)
 
 
 def _spec(spec: ContainerSpec, mask: bool) -> dict[str, Any]:
@@ -316,6 +335,8 @@ def _payload_from(tag: Payload, raw: Mapping[str, Any]) -> AnyPayload:
     match tag:
         case Payload.CONTAINER:
             return _spec_from(raw)
+        case Payload.IMAGE_BUILD:
+            return _build_from(raw)
 
 
 def _spec_from(raw: Mapping[str, Any]) -> ContainerSpec:

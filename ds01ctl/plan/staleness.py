@@ -43,8 +43,8 @@ def stale_reasons(saved: Plan, fresh: Plan) -> list[str]:
                 )
             elif action.target not in fresh_creates:
                 reasons.append(f"{action.target}: it exists now")
-            assert action.spec is not None
-            taken = [u for u in action.spec.gpus if holders.get(u) not in (None, action.target)]
+            gpus = action.container.gpus if action.container is not None else ()
+            taken = [u for u in gpus if holders.get(u) not in (None, action.target)]
             if taken:
                 reasons.append(f"{action.target}: GPU {', '.join(taken)} is taken now")
     return reasons

@@ -17,10 +17,12 @@ from fractions import Fraction
 from ds01ctl import labels as L
 from ds01ctl.catalog.frameworks import CatalogEntry, FrameworkCatalog
 from ds01ctl.confinement import isolates_root
+from ds01ctl.images.dockerfile import BuildSources
 from ds01ctl.manifests import Endpoint, Image, Site, Workspace
 from ds01ctl.manifests.imagepolicy import IMAGE_HINT, image_problem
 from ds01ctl.manifests.site import SiteSpec, UserPin
 from ds01ctl.manifests.validate import ConfigRepo, target_of
+from ds01ctl.model.imagebuild import ImageBuildSpec
 from ds01ctl.model.inventory import GpuInventory
 from ds01ctl.model.kinds import KINDS, Kind, not_planned_yet
 from ds01ctl.model.observed import EngineInfo, Observed, ObservedContainer
@@ -30,6 +32,7 @@ from ds01ctl.resolve.adopt import Adoptable, adoption, mount_mismatch
 from ds01ctl.resolve.allocate import Allocation, GpuRequest, allocate
 from ds01ctl.resolve.gpuaccess import reached
 from ds01ctl.resolve.holds import Hold, release_for_waiting, stopped_holds
+from ds01ctl.resolve.imagebuilds import Built, image_builds, resolve_images, workspace_image
 from ds01ctl.resolve.images import ARCH_OF_GENERATION, mirrored
 from ds01ctl.resolve.quota import (
     LIFECYCLE_KEYS,
@@ -70,6 +73,11 @@ class World:
     uid_logins: Mapping[int, str] = field(default_factory=dict)
     # `--adopt`: every workspace may adopt its owner's mlc container (as `adopt: true` does).
     adopt: bool = False
+    # What Image builds are made of, read by the shell: the Site's wheelhouse and apt
+    # repository, and each Image's requirements file (Image target → its lines).
+    build_sources: BuildSources | None = None
+    image_requirements: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    rebuild: frozenset[str] = frozenset()  # Image targets the admin asked to rebuild
 
     @property
     def today(self) -> dt.date:
@@ -92,6 +100,7 @@ class Desired:
     notes: tuple[str, ...] = ()
     # Workspaces made by adopting their owner's mlc container: key → that container's id.
     adoptions: Mapping[str, str] = field(default_factory=dict)
+    builds: tuple[ImageBuildSpec, ...] = ()  # every buildable Image, built or not
 
     @property
     def keys(self) -> frozenset[str]:
@@ -108,6 +117,7 @@ class _Draft:
     resources: Resources
     request: GpuRequest
     adopt: Adoptable | None = None  # its owner's mlc container, which it replaces
+    image_note: str | None = None  # an Image update held back (rollout: manual)
 
 
 def resolve(repo: ConfigRepo, world: World, catalog: FrameworkCatalog) -> Desired:
@@ -131,6 +141,7 @@ def resolve(repo: ConfigRepo, world: World, catalog: FrameworkCatalog) -> Desire
         gpus.released,
         tuple(n for p in parts.values() for n in p.notes),
         {k: v for p in parts.values() for k, v in p.adoptions.items()},
+        tuple(b for p in parts.values() for b in p.builds),
     )
 
 
@@ -145,13 +156,17 @@ def resolve_workspaces(
     limits: dict[str, EffectiveLimits] = {}
     drafts: list[_Draft] = []
     per_owner: dict[str, int] = {}
+    builds = image_builds(repo, site, world, catalog)
+    image_notes: list[str] = []
     workspaces = [(m, f) for m, f in repo.of(MANIFESTS[Kind.WORKSPACE]) if isinstance(m, Workspace)]
     for ws, _ in sorted(workspaces, key=lambda p: p[0].key):
         owner = ws.metadata.owner or ""
         if owner not in limits:
             limits[owner] = effective_limits(policy, owner, world.today)
         per_owner[owner] = per_owner.get(owner, 0) + 1
-        outcome = _draft(ws, site, world, catalog, limits[owner], per_owner[owner])
+        outcome = _draft(ws, site, world, catalog, limits[owner], per_owner[owner], builds)
+        if isinstance(outcome, _Draft) and outcome.image_note:
+            image_notes.append(outcome.image_note)
         if isinstance(outcome, _Draft):
             drafts.append(outcome)
         elif isinstance(outcome, PendingItem):
@@ -164,6 +179,7 @@ def resolve_workspaces(
     warnings += [f"{who}: {e} is ignored" for who, eff in limits.items() for e in eff.expired]
     allocation, released, notes = _allocate(drafts, world, limits)
     notes += [n for d in drafts for n in _exempted(d.ws, limits[d.request.owner])]
+    notes += image_notes
     pending.extend(PendingItem(p.key, p.reason) for p in allocation.pending)
     for hold in released:
         pending.append(
@@ -218,7 +234,10 @@ Resolver = Callable[[ConfigRepo, Site, World, FrameworkCatalog], Desired]
 # The resolve layer's registry line per planned kind: its manifests to its share of the
 # desired state (specs, pending, errors); `resolve` walks it and joins the shares. A kind
 # `KINDS` does not plan has no line: it is only warned about (`_unsupported`).
-RESOLVERS: Mapping[Kind, Resolver] = {Kind.WORKSPACE: resolve_workspaces}
+RESOLVERS: Mapping[Kind, Resolver] = {
+    Kind.WORKSPACE: resolve_workspaces,
+    Kind.IMAGE: resolve_images,
+}
 
 
 def _invalid(repo: ConfigRepo, world: World) -> list[PendingItem]:
@@ -275,6 +294,7 @@ def _draft(
     catalog: FrameworkCatalog,
     limits: EffectiveLimits,
     nth: int,
+    builds: Mapping[str, Built] | None = None,
 ) -> _Draft | PendingItem | str:
     key = f"workspace/{ws.metadata.owner}/{ws.metadata.name}"
     owner = ws.metadata.owner or ""
@@ -301,8 +321,8 @@ def _draft(
     refused = _image_policy(ws, site.spec, catalog, account)
     if refused is not None:
         return PendingItem(key, refused)
-    image = _image(ws, site.spec, catalog, world.inventory)
-    if isinstance(image, NotYet):
+    image, image_note = _chosen_image(ws, site.spec, world, catalog, builds or {})
+    if isinstance(image, NotYet | PendingItem):
         return PendingItem(key, image.reason)
     if isinstance(image, str):
         return f"{key}: {image}"
@@ -325,7 +345,7 @@ def _draft(
     refused = _gpu_policy(request, limits, world.inventory)
     if refused is not None:
         return PendingItem(key, refused)
-    return _Draft(ws, account, image, resources, request, adopt)
+    return _Draft(ws, account, image, resources, request, adopt, image_note)
 
 
 def _holder(
@@ -340,6 +360,22 @@ def _holder(
         return PendingItem(key, outcome) if isinstance(outcome, str) else outcome
     in_use = _name_in_use(key, name, world)
     return None if in_use is None else PendingItem(key, in_use)
+
+
+def _chosen_image(
+    ws: Workspace,
+    site: SiteSpec,
+    world: World,
+    catalog: FrameworkCatalog,
+    builds: Mapping[str, Built],
+) -> tuple[ImageChoice | NotYet | PendingItem | str, str | None]:
+    """The image to run (a build of the owner's Image, or `_image`'s), and a note."""
+    if ws.spec.image is None:
+        return _image(ws, site, catalog, world.inventory), None
+    used = workspace_image(ws, builds, world)
+    if isinstance(used, PendingItem):
+        return used, None
+    return ImageChoice(used.tag, used.tag, L.NO_ARCH, custom=True), used.note
 
 
 def _name_in_use(key: str, name: str, world: World) -> str | None:
@@ -399,10 +435,6 @@ def _image(
 ) -> ImageChoice | NotYet | str:
     """The image to run, a request not served yet, or an error (a text no retry fixes)."""
     spec = ws.spec
-    if spec.image is not None:
-        return NotYet(
-            f"image builds (Image {ws.metadata.owner}/{spec.image}) are not supported yet"
-        )
     if spec.image_ref is not None:
         reference = mirrored(spec.image_ref, site.image_mirrors)
         return ImageChoice(reference, spec.image_ref, L.NO_ARCH, custom=True)

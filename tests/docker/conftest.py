@@ -57,3 +57,18 @@ def lab(tmp_path: Path, client: docker.APIClient) -> Iterator[Lab]:
         yield lab
     finally:
         lab.cleanup()
+
+
+@pytest.fixture(scope="session")
+def debian_base(client: docker.APIClient) -> str:
+    """The Debian test base's image ID (made on the first run, a few minutes; then cached)."""
+    done = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / "debian-root")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"no Debian base for image builds: {done.stderr.strip()[-500:]}")
+    return str(client.inspect_image(done.stdout.strip())["Id"])

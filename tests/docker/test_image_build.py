@@ -38,23 +38,13 @@ GREETING = 'say "hi" to $USER `id` \\o/'
 BUILD_TIMEOUT = 600
 
 
-@pytest.fixture(scope="session")
-def debian_base(client: docker.APIClient) -> str:
-    """The Debian test base's image ID (made on the first run, a few minutes; then cached)."""
-    done = subprocess.run(
-        ["bash", str(DEBIAN_ROOT_SCRIPT)], capture_output=True, text=True, timeout=900, check=False
-    )
-    if done.returncode != 0:
-        pytest.fail(f"no Debian base for image builds: {done.stderr.strip()[-500:]}")
-    return str(client.inspect_image(done.stdout.strip())["Id"])
-
-
-def _wheel(folder: Path) -> Path:
+def _wheel(folder: Path, version: str = "1.0") -> Path:
     """A pure-Python wheel of one module, written by hand: no build backend, no index."""
-    name, version = "ds01hello", "1.0"
+    name = "ds01hello"
     dist = f"{name}-{version}.dist-info"
     files = {
-        f"{name}/__init__.py": b'VALUE = "hello from the wheelhouse"\n',
+        f"{name}/__init__.py": b'VALUE = "hello from the wheelhouse"\n'
+        + f"VERSION = {version!r}\n".encode(),
         f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
         f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\n"
         b"Tag: py3-none-any\n",

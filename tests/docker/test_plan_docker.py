@@ -96,8 +96,8 @@ def test_plan_after_creating_everything_is_empty(lab: Lab) -> None:
     lab.workspace("alice", "cpu")
     lab.workspace("h.baker", "mig", mig="1g.10gb")
     for action in lab.plan().plan.actions:
-        assert action.spec is not None
-        lab.create(action.spec)
+        assert action.container is not None
+        lab.create(action.container)
     again = lab.plan().plan
     assert again.actions == ()
     assert again.drift == ()
@@ -106,7 +106,7 @@ def test_plan_after_creating_everything_is_empty(lab: Lab) -> None:
 @pytest.mark.parametrize("row", [r.name for r in FIELDS])
 def test_plan_field_changed_gives_its_action(lab: Lab, row: str) -> None:
     lab.workspace("h.baker", "f", mig="1g.10gb")
-    spec = lab.plan().plan.actions[0].spec
+    spec = lab.plan().plan.actions[0].container
     assert spec is not None
     lab.create(MUTATIONS[row](spec))
     actions = lab.plan().plan.actions
@@ -125,7 +125,7 @@ def test_plan_field_changed_gives_its_action(lab: Lab, row: str) -> None:
 def test_plan_field_unchanged_twin_is_empty(lab: Lab, row: str) -> None:
     # The twin of the case above: the same workspace created as planned gives no action.
     lab.workspace("h.baker", "f", mig="1g.10gb")
-    spec = lab.plan().plan.actions[0].spec
+    spec = lab.plan().plan.actions[0].container
     assert spec is not None and MUTATIONS[row](spec) != spec
     lab.create(spec)
     assert lab.plan().plan.actions == ()
@@ -147,7 +147,7 @@ def test_updates_cover_every_updatable_row() -> None:
 @pytest.mark.parametrize("row", sorted(UPDATES))
 def test_plan_docker_update_outside_is_drift(lab: Lab, row: str) -> None:
     lab.workspace("alice", "d")
-    spec = lab.plan().plan.actions[0].spec
+    spec = lab.plan().plan.actions[0].container
     assert spec is not None
     container = lab.create(spec)
     url = lab.client._url("/containers/{0}/update", container)
@@ -191,7 +191,7 @@ def test_plan_never_acts_on_containers_it_does_not_own(lab: Lab) -> None:
 
 def test_plan_orphan_is_deleted_only_with_prune(lab: Lab) -> None:
     name = lab.workspace("alice", "gone")
-    spec = lab.plan().plan.actions[0].spec
+    spec = lab.plan().plan.actions[0].container
     assert spec is not None
     lab.create(spec)
     lab.remove_workspace("alice", name)
@@ -203,7 +203,7 @@ def test_plan_orphan_is_deleted_only_with_prune(lab: Lab) -> None:
 
 def test_plan_power_pinned_running_starts_a_stopped_workspace(lab: Lab) -> None:
     lab.workspace("alice", "p", power="running")
-    spec = lab.plan().plan.actions[0].spec
+    spec = lab.plan().plan.actions[0].container
     assert spec is not None
     lab.create(spec)
     assert [(a.kind, a.reason) for a in lab.plan().plan.actions] == [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typing
 
+from ds01ctl.model.imagebuild import ImageBuildSpec
 from ds01ctl.model.kinds import (
     KINDS,
     PAYLOADS,
@@ -18,6 +19,7 @@ from ds01ctl.model.spec import ContainerSpec
 from ds01ctl.plan.diff import FIELD_TABLES
 from ds01ctl.plan.fields import FIELDS
 from ds01ctl.resolve.desired import MANIFESTS, RESOLVERS, resolve_workspaces
+from ds01ctl.resolve.imagebuilds import resolve_images
 
 
 def test_kinds_every_kind_has_a_manifest_and_is_spelled_as_its_manifest_kind() -> None:
@@ -27,18 +29,22 @@ def test_kinds_every_kind_has_a_manifest_and_is_spelled_as_its_manifest_kind() -
         assert spelled == (kind.value.capitalize(),)
 
 
-def test_kinds_planned_ones_have_a_resolver_and_a_field_table_and_only_they_do() -> None:
+def test_kinds_planned_ones_have_a_resolver_and_container_kinds_a_field_table() -> None:
     planned = {k for k, info in KINDS.items() if info.planned}
-    assert planned == set(RESOLVERS) == set(FIELD_TABLES) == {Kind.WORKSPACE}
-    assert KINDS[Kind.WORKSPACE].payload is Payload.CONTAINER
+    assert planned == set(RESOLVERS) == {Kind.WORKSPACE, Kind.IMAGE}
+    containers = {k for k, info in KINDS.items() if info.payload is Payload.CONTAINER}
+    assert containers == set(FIELD_TABLES) == {Kind.WORKSPACE}
     assert RESOLVERS[Kind.WORKSPACE] is resolve_workspaces
     assert FIELD_TABLES[Kind.WORKSPACE] is FIELDS
+    # An Image is planned as a build, and nothing of it runs: no field table.
+    assert KINDS[Kind.IMAGE].payload is Payload.IMAGE_BUILD
+    assert RESOLVERS[Kind.IMAGE] is resolve_images
 
 
 def test_kinds_payload_union_has_one_record_per_tag() -> None:
     assert set(PAYLOADS) == set(Payload)
     members = set(typing.get_args(AnyPayload)) or {AnyPayload}  # a union of one is its member
-    assert set(PAYLOADS.values()) == members == {ContainerSpec}
+    assert set(PAYLOADS.values()) == members == {ContainerSpec, ImageBuildSpec}
     planned = {info.payload for info in KINDS.values() if info.planned}
     assert planned <= set(PAYLOADS)
 

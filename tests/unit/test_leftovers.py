@@ -21,13 +21,14 @@ ACCOUNT = ObservedImage(
     id="sha256:acc",
     tags=("lab/pytorch:ds01ctl-user-0123456789abcdef", "lab/pytorch:gone._.41001"),
     labels=MappingProxyType({L.USER_SETUP: "sha256:base:41001", L.USER_SETUP_SITE: "lab"}),
+    size=0,
     created=1,
 )
 
 
 def _snapshot(id: str, tag: str, created: int, layers: tuple[str, ...]) -> ObservedImage:
     labels = {L.SNAPSHOT_OF: "workspace/alice/w", L.SNAPSHOT_OWNER: "alice"}
-    return ObservedImage(id, (tag,), MappingProxyType(labels), created, layers=layers)
+    return ObservedImage(id, (tag,), MappingProxyType(labels), 0, created, layers=layers)
 
 
 def _container(image_id: str, tag: str) -> ObservedContainer:

@@ -140,8 +140,8 @@ def test_planfile_round_trip(saved: Path, state_dir: Path) -> None:
 def test_planfile_keeps_real_env_values(saved: Path, state_dir: Path) -> None:
     # apply creates containers from the saved spec: a masked value would be written into them.
     plan = load_plan(saved, state_dir=state_dir)
-    assert plan.actions[1].spec is not None
-    assert dict(plan.actions[1].spec.env)["WANDB_API_KEY"] == SECRET
+    assert plan.actions[1].container is not None
+    assert dict(plan.actions[1].container.env)["WANDB_API_KEY"] == SECRET
 
 
 def test_planfile_is_private_and_leaves_no_temp_files(saved: Path) -> None:

@@ -374,7 +374,7 @@ def test_document_contract_keys_and_vocabulary() -> None:
         "target",
     ]
     # The payload is a tagged union: its tag beside the record, null with no record.
-    assert [p.value for p in Payload] == ["container"]
+    assert [p.value for p in Payload] == ["container", "image_build"]
     for action in doc["actions"]:
         assert action["payload_type"] == (None if action["spec"] is None else "container")
     assert sorted(doc["actions"][0]["changes"][0]) == ["after", "before", "field", "forces_replace"]
@@ -411,6 +411,8 @@ def test_document_contract_keys_and_vocabulary() -> None:
         "create",
         "start",
         "update",
+        "remove_image",
+        "build",
     ]
     assert [p.value for p in Precondition] == ["no_live_sessions", "mounts_unmoved"]
     assert [r.value for r in Reason] == [
@@ -425,7 +427,12 @@ def test_document_contract_keys_and_vocabulary() -> None:
         "gpu_released",
         "security_defaults",
         "leftover_helper",
+        "leftover_tag",
+        "leftover_account_image",
+        "duplicate_snapshot",
         "mlc_container",
+        "image_changed",
+        "rebuild",
     ]
     assert sorted(doc["summary"]["actions"]) == sorted(k.value for k in ActionKind)
 

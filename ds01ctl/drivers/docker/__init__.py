@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ds01ctl.drivers.docker import containers, disk, snapshots
+from ds01ctl.drivers.docker import build, containers, disk, snapshots
 from ds01ctl.live import docker as live
 from ds01ctl.model.driver import DiskUse, Snapshot
+from ds01ctl.model.imagebuild import ImageBuildSpec
 from ds01ctl.model.observed import Observed
 from ds01ctl.model.spec import ContainerSpec
 from ds01ctl.resolve.images import with_default_tag
@@ -77,6 +79,16 @@ class DockerDriver:
     def create(self, spec: ContainerSpec) -> str:
         return containers.create(self.client, spec)
 
+    def build_image(
+        self,
+        spec: ImageBuildSpec,
+        *,
+        labels: Mapping[str, str],
+        log: Path | None,
+        progress: Callable[[str], None] | None = None,
+    ) -> str:
+        return build.build_image(self.client, spec, labels=labels, log=log, progress=progress)
+
     def start(self, container_id: str) -> None:
         containers.start(self.client, container_id)
 
@@ -121,6 +133,9 @@ class DockerDriver:
 
     def remove_snapshot(self, reference: str) -> None:
         self.client.remove_image(reference)
+
+    def remove_build(self, reference: str) -> None:
+        self.client.remove_image(reference, noprune=False)
 
 
 def _pull_problem(exc: Exception) -> str:

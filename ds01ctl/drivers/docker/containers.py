@@ -55,15 +55,29 @@ def prepare_image(
     from docker.errors import ImageNotFound
 
     base = client.inspect_image(base_ref or with_default_tag(spec.image))
-    site = spec.label_map.get(L.DS01_SITE, "")
-    user_tag = user_image_tag(base["Id"], spec.image, spec.account, site)
-    try:
-        prepared = client.inspect_image(user_tag)
-    except ImageNotFound:
-        prepared = _commit_user_setup(client, base, user_tag, spec)
+    if _has_account(base, spec.account):  # an Image's build baked it in: nothing to commit
+        prepared = base
+    else:
+        site = spec.label_map.get(L.DS01_SITE, "")
+        user_tag = user_image_tag(base["Id"], spec.image, spec.account, site)
+        try:
+            prepared = client.inspect_image(user_tag)
+        except ImageNotFound:
+            prepared = _commit_user_setup(client, base, user_tag, spec)
     repo, _, tag = spec.image_tag.rpartition(":")
     client.tag(prepared["Id"], repo, tag, force=True)
     return str(prepared["Id"])
+
+
+def _has_account(image: dict[str, Any], account: UserAccount) -> bool:
+    labels = (image.get("Config") or {}).get("Labels") or {}
+    return (
+        labels.get(L.DS01_HAS_USER_SETUP) == "true"
+        and labels.get(L.DS01_IMAGE_HASH) is not None  # built by ds01ctl, not a user's own
+        and labels.get(L.DS01_USER_ID) == str(account.uid)
+        and labels.get(L.DS01_GROUP_ID) == str(account.gid)
+        and labels.get(L.DS01_USERNAME) == account.login
+    )
 
 
 # The account-setup helper runs the image's own /bin/sh as root: never its ENTRYPOINT, with no

@@ -1,0 +1,208 @@
+"""Images in the pure core: a build is planned only for a missing tag, names what changed tier
+by tier, and the workspaces using it follow it (replaced because of it, held back by
+`rollout: manual`, pinned to an earlier tag); a newer base is only reported."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from ds01ctl import labels as L
+from ds01ctl.catalog.frameworks import FrameworkCatalog
+from ds01ctl.live.gpus import load_inventory_file
+from ds01ctl.model.imagebuild import ImageBuildSpec
+from ds01ctl.model.observed import Observed, ObservedContainer, ObservedImage
+from ds01ctl.plan.actions import ActionKind, Plan, Reason, StepKind
+from ds01ctl.plan.builds import build_labels
+from ds01ctl.plan.diff import diff
+from ds01ctl.plan.render_json import dumps, plan_document, plan_from_document
+from ds01ctl.resolve.desired import Desired, World, resolve
+from ds01ctl.resolve.images import with_default_tag
+from tests.configrepo import NOW
+from tests.observed import observed_container, observed_entry
+from tests.unit.test_diff import ENGINE
+from tests.unit.test_resolve import _repo, _workspace
+
+BASE_ID = "sha256:" + "b" * 64
+NEWER_BASE = "sha256:" + "c" * 64
+
+
+def _image(name: str, pip: list[str], owner: str = "alice") -> dict[str, Any]:
+    return {
+        "apiVersion": "ds01/v1",
+        "kind": "Image",
+        "metadata": {"name": name, "owner": owner},
+        "spec": {
+            "base": {"framework": {"name": "Pytorch", "version": "2.7.1"}},
+            "pip_packages": pip,
+        },
+    }
+
+
+def _uses(name: str, **spec: Any) -> dict[str, Any]:
+    return _workspace("alice", "w", framework=None, image=name, **spec)
+
+
+def _world(
+    images: dict[str, str] | None = None,
+    built: tuple[ObservedImage, ...] = (),
+    containers: tuple[ObservedContainer, ...] = (),
+    tmp: Path | None = None,
+    rebuild: frozenset[str] = frozenset(),
+) -> World:
+    assert tmp is not None
+    observed = Observed(ENGINE, containers, MappingProxyType(images or {}), built_images=built)
+    return World(observed, load_inventory_file(tmp / "gpus.yaml"), {}, NOW, rebuild=rebuild)
+
+
+def _plan(repo: Any, world: World) -> tuple[Plan, Desired]:
+    desired = resolve(repo, world, FrameworkCatalog.load())
+    plan = diff(desired, world.observed, world.inventory, prune=False)
+    return plan, desired
+
+
+def _made(build: ImageBuildSpec, base_id: str = BASE_ID, created: int = 100) -> ObservedImage:
+    """The image apply's build made for `build`, as the engine lists it."""
+    labels = {**build_labels(build), L.DS01_IMAGE_BASE_ID: base_id}
+    return ObservedImage("sha256:" + build.content_hash, (build.tag,), labels, 10, created)
+
+
+def _running(spec: Any) -> ObservedContainer:
+    return observed_container(observed_entry(spec, id="c-w"), "unit")
+
+
+def test_image_new_is_built_and_its_workspace_waits_for_the_build(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, _image("env", ["torch==2.5"]), _uses("env"))
+    plan, _ = _plan(repo, _world(tmp=tmp_path))
+    build, create = plan.actions
+    assert (build.kind, build.reason, build.target) == (
+        ActionKind.BUILD,
+        Reason.NEW,
+        "image/alice/env",
+    )
+    assert isinstance(build.spec, ImageBuildSpec)
+    assert build.spec.tag.startswith("ds01-alice/env:") and len(build.spec.tag) == 27
+    assert [s.kind for s in build.steps] == [StepKind.BUILD]
+    assert create.container is not None and create.container.image == build.spec.tag
+    assert create.steps[0].depends_on == (build.steps[0].id,)
+    # The plan document carries the build and reads it back.
+    again = plan_from_document(json.loads(dumps(plan_document(plan, mask_secrets=False))))
+    assert again.actions[0].spec == build.spec
+
+
+def test_image_up_to_date_means_no_build(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, _image("env", ["torch==2.5"]), _uses("env"))
+    _, desired = _plan(repo, _world(tmp=tmp_path))
+    made = _made(desired.builds[0])
+    world = _world({desired.builds[0].tag: made.id}, (made,), tmp=tmp_path)
+    plan, _ = _plan(repo, world)
+    assert [a.kind for a in plan.actions] == [ActionKind.CREATE]
+    assert plan.actions[0].steps[0].depends_on == ()
+
+
+def test_image_changed_package_names_the_tier_change_and_replaces_the_workspace(
+    tmp_path: Path,
+) -> None:
+    repo = _repo(tmp_path, _image("env", ["torch==2.5"]), _uses("env"))
+    first, desired = _plan(repo, _world(tmp=tmp_path))
+    old = desired.builds[0]
+    made = _made(old)
+    assert first.actions[1].container is not None
+    live = _running(first.actions[1].container)
+    (tmp_path / "config").rename(tmp_path / "old")
+    repo = _repo(tmp_path, _image("env", ["torch==2.5", "transformers==4.47"]), _uses("env"))
+    plan, _ = _plan(repo, _world({old.tag: made.id}, (made,), (live,), tmp=tmp_path))
+    build, replace = plan.actions
+    assert (build.kind, build.reason) == (ActionKind.BUILD, Reason.SPEC_CHANGED)
+    assert "+ pip: transformers==4.47" in (build.note or "")
+    assert [c.field for c in build.changes] == ["pip"]
+    assert (replace.kind, replace.reason) == (ActionKind.REPLACE, Reason.IMAGE_CHANGED)
+    assert [s.kind for s in replace.steps][:3] == [
+        StepKind.SNAPSHOT,
+        StepKind.REMOVE,
+        StepKind.CREATE,
+    ]
+    # Nothing of the old container is touched before the build succeeded.
+    assert replace.steps[0].depends_on == (build.steps[0].id,)
+
+
+def test_image_rollout_manual_keeps_the_running_build_and_says_so(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, _image("env", ["torch==2.5"]), _uses("env", rollout="manual"))
+    first, desired = _plan(repo, _world(tmp=tmp_path))
+    old = desired.builds[0]
+    made = _made(old)
+    assert first.actions[1].container is not None
+    live = _running(first.actions[1].container)
+    (tmp_path / "config").rename(tmp_path / "old")
+    repo = _repo(tmp_path, _image("env", ["torch==2.6"]), _uses("env", rollout="manual"))
+    plan, _ = _plan(repo, _world({old.tag: made.id}, (made,), (live,), tmp=tmp_path))
+    assert [a.kind for a in plan.actions] == [ActionKind.BUILD]
+    assert any("image update available" in n for n in plan.notes)
+
+
+def test_image_pin_runs_an_earlier_tag_or_waits_when_it_is_gone(tmp_path: Path) -> None:
+    pin = {"name": "env", "tag": "0123456789ab"}
+    repo = _repo(tmp_path, _image("env", ["torch==2.5"]), _uses(pin))  # type: ignore[arg-type]
+    plan, _ = _plan(repo, _world({"ds01-alice/env:0123456789ab": "sha256:1"}, tmp=tmp_path))
+    create = next(a for a in plan.actions if a.kind is ActionKind.CREATE)
+    assert create.container is not None
+    assert create.container.image == "ds01-alice/env:0123456789ab"
+    assert create.steps[0].depends_on == ()  # the pinned tag exists: it waits for no build
+    gone, _ = _plan(repo, _world(tmp=tmp_path))
+    assert [p.target for p in gone.pending] == ["workspace/alice/w"]
+    assert "pinned build ds01-alice/env:0123456789ab is not on this host" in gone.pending[0].reason
+
+
+def test_image_newer_base_is_reported_and_rebuilt_only_when_asked(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, _image("env", ["torch==2.5"]), _uses("env"))
+    first, desired = _plan(repo, _world(tmp=tmp_path))
+    build = desired.builds[0]
+    made = _made(build, base_id=BASE_ID)
+    images = {build.tag: made.id, with_default_tag(build.base): NEWER_BASE}
+    assert first.actions[1].container is not None
+    live = _running(first.actions[1].container)
+    plan, _ = _plan(repo, _world(images, (made,), (live,), tmp=tmp_path))
+    assert plan.actions == ()
+    assert any("base update available" in n and "--rebuild alice/env" in n for n in plan.notes)
+    asked = _world(images, (made,), (live,), tmp=tmp_path, rebuild=frozenset({"image/alice/env"}))
+    plan, _ = _plan(repo, asked)
+    assert [(a.kind, a.reason) for a in plan.actions] == [
+        (ActionKind.BUILD, Reason.REBUILD),
+        (ActionKind.REPLACE, Reason.IMAGE_CHANGED),
+    ]
+
+
+def test_image_whose_base_cannot_be_had_is_pending_and_so_are_its_workspaces(
+    tmp_path: Path,
+) -> None:
+    repo = _repo(tmp_path, _image("env", ["torch==2.5"]), _uses("env"))
+    world = dataclasses.replace(
+        _world(tmp=tmp_path), refused_images={"image/alice/env": "refused: base image gone"}
+    )
+    plan, _ = _plan(repo, world)
+    assert plan.actions == ()
+    assert {p.target: p.reason for p in plan.pending} == {
+        "image/alice/env": "refused: base image gone",
+        "workspace/alice/w": "its Image image/alice/env cannot be built: refused: base image gone",
+    }
+
+
+def test_image_build_request_carries_the_sites_network_and_limits(tmp_path: Path) -> None:
+    from ds01ctl.drivers.docker.build import build_params
+
+    repo = _repo(tmp_path, _image("env", ["torch==2.5"]))
+    _, desired = _plan(repo, _world(tmp=tmp_path))
+    build = dataclasses.replace(
+        desired.builds[0], network="none", memory=512 * 1024**2, nano_cpus=1_500_000_000
+    )
+    params = build_params(build, build_labels(build))
+    assert params["networkmode"] == "none"
+    assert params["memory"] == params["memswap"] == 512 * 1024**2  # no swap beyond it
+    assert params["cpuquota"] * 10**9 // params["cpuperiod"] == 1_500_000_000
+    assert params["pull"] == "0" and params["forcerm"] == "1"
+    labels = json.loads(params["labels"])
+    assert labels["ds01.image.of"] == "image/alice/env"
+    assert not {"mlc", "ds01.managed", "ds01.site", "ds01.spec-hash"} & set(labels)
