@@ -10,7 +10,7 @@ plan's; a method that cannot do it raises.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -95,6 +95,14 @@ class Driver(Protocol):
     def stop(self, container_id: str, grace: int) -> None: ...
 
     def remove(self, container_id: str) -> None: ...
+
+    def wait_healthy(
+        self, container_id: str, spec: ContainerSpec, progress: Callable[[str], None]
+    ) -> None:
+        """Return once the container's server is Ready (`spec.ready_path` lists its served
+        name) within `spec.start_timeout`, calling `progress` with a line now and then; raise
+        with its last log lines when it exits or the timeout passes."""
+        ...
 
     def update(self, container_id: str, spec: ContainerSpec) -> None:
         """Apply the live-updatable fields of `spec` to the running container."""

@@ -60,7 +60,7 @@ KINDS: Mapping[Kind, KindInfo] = MappingProxyType(
     {
         Kind.WORKSPACE: KindInfo(Kind.WORKSPACE, Payload.CONTAINER),
         Kind.IMAGE: KindInfo(Kind.IMAGE, None),
-        Kind.ENDPOINT: KindInfo(Kind.ENDPOINT, None),
+        Kind.ENDPOINT: KindInfo(Kind.ENDPOINT, Payload.CONTAINER),
     }
 )
 

@@ -101,6 +101,8 @@ class ContainerConfig:
     log_options: tuple[tuple[str, str], ...] = ()  # (name, value), sorted
     created: dt.datetime | None = None
     finished: dt.datetime | None = None  # last stop; None: never stopped
+    ports: tuple[tuple[int, str, int], ...] = ()  # (container port, host address, host port)
+    devices: tuple[str, ...] = ()  # host device nodes given as they are, sorted
 
 
 @dataclass(frozen=True, slots=True)

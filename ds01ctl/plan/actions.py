@@ -73,6 +73,10 @@ class StepKind(StrEnum):
     CREATE = "create"
     START = "start"
     UPDATE = "update"
+    # An endpoint is Ready: its server lists its model within the start timeout. On failure
+    # the step reports the container's last log lines; with `rollback_to` the container it
+    # replaced (kept, stopped) is brought back and waited for instead.
+    WAIT_HEALTHY = "wait_healthy"
 
 
 class Precondition(StrEnum):
@@ -100,6 +104,7 @@ class Step:
     reason: str | None = None  # snapshot: recorded on the snapshot image
     layer: LayerChanges | None = None  # snapshot: the change as planned (None: not read)
     untag: str | None = None  # remove: the per-container image reference to drop after
+    rollback_to: str | None = None  # wait_healthy: the replaced container to bring back
     preconditions: tuple[Precondition, ...] = ()
 
 

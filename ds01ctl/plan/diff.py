@@ -41,7 +41,13 @@ from ds01ctl.plan.actions import (
     StepKind,
     Unmanaged,
 )
-from ds01ctl.plan.fields import FIELDS, ContainerField, differences, recorded_limits
+from ds01ctl.plan.fields import (
+    ENDPOINT_FIELDS,
+    FIELDS,
+    ContainerField,
+    differences,
+    recorded_limits,
+)
 from ds01ctl.resolve.desired import Desired
 from ds01ctl.resolve.gpuaccess import how, reached
 from ds01ctl.units import about_size
@@ -49,7 +55,10 @@ from ds01ctl.units import about_size
 # The plan layer's registry line per planned kind: the field table its objects are compared
 # with. A container's kind label that the registry (model/kinds.py) does not plan is warned
 # about and left alone.
-FIELD_TABLES: Mapping[Kind, tuple[ContainerField, ...]] = {Kind.WORKSPACE: FIELDS}
+FIELD_TABLES: Mapping[Kind, tuple[ContainerField, ...]] = {
+    Kind.WORKSPACE: FIELDS,
+    Kind.ENDPOINT: ENDPOINT_FIELDS,
+}
 UPGRADE_WHY = (
     "its confinement (no-new-privileges, capabilities dropped, GPUs chosen only by ds01ctl, "
     "the site network, the log size limit)"
@@ -358,6 +367,8 @@ def _steps(
         planned.append(step)
         return step
 
+    if spec is not None and spec.ready_path and draft.kind is not ActionKind.UPDATE:
+        return _served_steps(draft, add)
     match draft.kind:
         case ActionKind.CREATE:
             assert spec is not None
@@ -384,6 +395,45 @@ def _steps(
         case _:
             assert_never(draft.kind)
     return tuple(planned)
+
+
+def _served_steps(draft: _Draft, add: Callable[..., Step]) -> tuple[Step, ...]:
+    """The steps of a server that must become Ready (an endpoint): after its start, a health
+    wait. A replace stops the old container first (its GPUs and port are the new one's) but
+    removes it only once the new one is Ready, so that a replacement that never is can give
+    way to it again (`rollback`), on the image it ran."""
+    live, spec = draft.live, draft.spec
+    assert spec is not None
+    steps: list[Step] = []
+    match draft.kind:
+        case ActionKind.CREATE:
+            made = add(StepKind.CREATE, gpu_wait=True)
+            steps += [made, add(StepKind.START, of_step=made.id)]
+            steps.append(add(StepKind.WAIT_HEALTHY, of_step=made.id))
+        case ActionKind.START:
+            assert live is not None
+            steps.append(add(StepKind.START, container_id=live.id))
+            steps.append(add(StepKind.WAIT_HEALTHY, container_id=live.id))
+        case ActionKind.REPLACE:
+            assert live is not None
+            checks = (Precondition.NO_LIVE_SESSIONS,)
+            if live.running:
+                steps.append(
+                    add(
+                        StepKind.STOP,
+                        container_id=live.id,
+                        grace=_grace(live),
+                        preconditions=checks,
+                    )
+                )
+            made = add(StepKind.CREATE, gpu_wait=True)
+            steps += [made, add(StepKind.START, of_step=made.id)]
+            back = live.id if spec.rollback and live.running else None
+            steps.append(add(StepKind.WAIT_HEALTHY, of_step=made.id, rollback_to=back))
+            steps.append(add(StepKind.REMOVE, container_id=live.id))
+        case _:
+            raise AssertionError(f"{draft.kind} is not a server's action")
+    return tuple(steps)
 
 
 _ONE_STEP = {

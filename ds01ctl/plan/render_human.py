@@ -215,6 +215,10 @@ _STEP_TEXT: dict[str, Callable[[Doc], str]] = {
     "create": lambda step: "create",
     "start": lambda step: "start",
     "update": lambda step: "update in place",
+    "wait_healthy": lambda step: (
+        "wait until ready"
+        + (" (else bring back the container it replaces)" if step.get("rollback_to") else "")
+    ),
 }
 _PRECONDITIONS = {
     "no_live_sessions": "refused while sessions are open in it (--force)",

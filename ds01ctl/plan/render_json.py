@@ -54,6 +54,19 @@ MASK = "(masked)"
 SENSITIVE_FIELDS = frozenset({"env"})
 # Spec fields held as canonical (key, value) pairs and written as JSON objects.
 _PAIR_FIELDS = frozenset({"env", "ulimits", "labels"})
+# Spec fields only endpoints set: written only where they differ from their default.
+_ENDPOINT_ONLY = frozenset(
+    {
+        "ports",
+        "devices",
+        "gpu_vendor",
+        "secret_env",
+        "ready_path",
+        "served_name",
+        "start_timeout",
+        "rollback",
+    }
+)
 
 
 def plan_document(
@@ -145,6 +158,8 @@ def _step(step: Step) -> dict[str, Any]:
         "layer": None if layer is None else {"paths": layer.paths, "size": layer.size},
         "untag": step.untag,
         "preconditions": [p.value for p in step.preconditions],
+        # Only on a health wait that may roll back: other steps read as they always did.
+        **({"rollback_to": step.rollback_to} if step.rollback_to else {}),
     }
 
 
@@ -179,6 +194,8 @@ def _spec(spec: ContainerSpec, mask: bool) -> dict[str, Any]:
             value = [dataclasses.asdict(b) for b in value]
         elif f.name == "account":
             value = dataclasses.asdict(value)
+        if f.name in _ENDPOINT_ONLY and value == f.default:
+            continue  # written where set: a workspace's spec reads as it always did
         doc[f.name] = _json_value(value)
     if mask:
         doc["env"] = mask_value("env", doc["env"])
@@ -290,6 +307,7 @@ def _step_from(raw: Mapping[str, Any]) -> Step:
         layer=None if layer is None else LayerChanges(layer["paths"], layer["size"]),
         untag=raw["untag"],
         preconditions=tuple(Precondition(p) for p in raw["preconditions"]),
+        rollback_to=raw.get("rollback_to"),
     )
 
 
@@ -314,6 +332,8 @@ def _payload_from(tag: Payload, raw: Mapping[str, Any]) -> AnyPayload:
 def _spec_from(raw: Mapping[str, Any]) -> ContainerSpec:
     values: dict[str, Any] = {}
     for f in dataclasses.fields(ContainerSpec):
+        if f.name in _ENDPOINT_ONLY and f.name not in raw:
+            continue  # its default
         value = raw[f.name]
         if f.name in _PAIR_FIELDS:
             values[f.name] = tuple(sorted(value.items()))

@@ -28,6 +28,7 @@ from ds01ctl.model.observed import EngineInfo, Observed, ObservedContainer
 from ds01ctl.model.pending import PendingItem
 from ds01ctl.model.spec import ContainerSpec, UserAccount
 from ds01ctl.resolve.allocate import Allocation, GpuRequest, allocate
+from ds01ctl.resolve.endpoints import EndpointFacts, endpoint_claims, resolve_endpoints
 from ds01ctl.resolve.gpuaccess import reached
 from ds01ctl.resolve.holds import Hold, release_for_waiting, stopped_holds
 from ds01ctl.resolve.images import ARCH_OF_GENERATION, mirrored
@@ -64,6 +65,9 @@ class World:
     # Logins of the host's passwd by uid, for the uids the Site pins: a pin must not make one
     # login run as another's uid.
     uid_logins: Mapping[int, str] = field(default_factory=dict)
+    # What endpoints need of the host, read by the shell: models in the site's cache, their
+    # facts, secret versions, ports in use (resolve/endpoints.py).
+    endpoint_facts: EndpointFacts = field(default_factory=EndpointFacts)
     # The GPU placement of every kind at once, made by `resolve` before the resolvers run;
     # None: a resolver called on its own places everything itself (`place`).
     placed: Placed | None = None
@@ -252,6 +256,7 @@ Resolver = Callable[[ConfigRepo, Site, World, FrameworkCatalog], Desired]
 # `KINDS` does not plan has no line: it is only warned about (`_unsupported`).
 RESOLVERS: Mapping[Kind, Resolver] = {
     Kind.WORKSPACE: resolve_workspaces,
+    Kind.ENDPOINT: resolve_endpoints,
 }
 
 ClaimsOf = Callable[
@@ -261,6 +266,7 @@ ClaimsOf = Callable[
 # Per kind that takes GPUs: its requests, for the one placement over all kinds (`place`).
 CLAIMS: Mapping[Kind, ClaimsOf] = {
     Kind.WORKSPACE: workspace_claims,
+    Kind.ENDPOINT: endpoint_claims,
 }
 
 

@@ -16,8 +16,9 @@ from ds01ctl.model.kinds import (
 )
 from ds01ctl.model.spec import ContainerSpec
 from ds01ctl.plan.diff import FIELD_TABLES
-from ds01ctl.plan.fields import FIELDS
+from ds01ctl.plan.fields import ENDPOINT_FIELDS, FIELDS
 from ds01ctl.resolve.desired import MANIFESTS, RESOLVERS, resolve_workspaces
+from ds01ctl.resolve.endpoints import resolve_endpoints
 
 
 def test_kinds_every_kind_has_a_manifest_and_is_spelled_as_its_manifest_kind() -> None:
@@ -29,10 +30,13 @@ def test_kinds_every_kind_has_a_manifest_and_is_spelled_as_its_manifest_kind() -
 
 def test_kinds_planned_ones_have_a_resolver_and_a_field_table_and_only_they_do() -> None:
     planned = {k for k, info in KINDS.items() if info.planned}
-    assert planned == set(RESOLVERS) == set(FIELD_TABLES) == {Kind.WORKSPACE}
+    assert planned == set(RESOLVERS) == set(FIELD_TABLES) == {Kind.WORKSPACE, Kind.ENDPOINT}
     assert KINDS[Kind.WORKSPACE].payload is Payload.CONTAINER
+    assert KINDS[Kind.ENDPOINT].payload is Payload.CONTAINER
     assert RESOLVERS[Kind.WORKSPACE] is resolve_workspaces
+    assert RESOLVERS[Kind.ENDPOINT] is resolve_endpoints
     assert FIELD_TABLES[Kind.WORKSPACE] is FIELDS
+    assert FIELD_TABLES[Kind.ENDPOINT] is ENDPOINT_FIELDS
 
 
 def test_kinds_payload_union_has_one_record_per_tag() -> None:
@@ -45,7 +49,8 @@ def test_kinds_payload_union_has_one_record_per_tag() -> None:
 
 def test_kinds_planned_kind_of_a_label() -> None:
     assert planned_kind("workspace") is Kind.WORKSPACE
-    assert planned_kind("endpoint") is None  # declared, not planned yet
+    assert planned_kind("endpoint") is Kind.ENDPOINT
+    assert planned_kind("image") is None  # declared, not planned yet
     assert planned_kind("teleport") is None  # unknown
 
 

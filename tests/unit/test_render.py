@@ -444,6 +444,7 @@ def test_document_contract_keys_and_vocabulary() -> None:
         "create",
         "start",
         "update",
+        "wait_healthy",
     ]
     assert [p.value for p in Precondition] == ["no_live_sessions", "mounts_unmoved"]
     assert [r.value for r in Reason] == [

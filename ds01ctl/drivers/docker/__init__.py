@@ -8,10 +8,10 @@ class only routes each protocol method to them; it holds the client and nothing 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from ds01ctl.drivers.docker import containers, disk, snapshots
+from ds01ctl.drivers.docker import containers, disk, health, snapshots
 from ds01ctl.live import docker as live
 from ds01ctl.model.driver import DiskUse, Snapshot
 from ds01ctl.model.observed import Observed
@@ -84,6 +84,11 @@ class DockerDriver:
 
     def remove(self, container_id: str) -> None:
         containers.remove(self.client, container_id)
+
+    def wait_healthy(
+        self, container_id: str, spec: ContainerSpec, progress: Callable[[str], None]
+    ) -> None:
+        health.wait_healthy(self.client, container_id, spec, progress)
 
     def update(self, container_id: str, spec: ContainerSpec) -> None:
         containers.update(self.client, container_id, spec)
