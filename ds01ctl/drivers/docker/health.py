@@ -8,14 +8,12 @@ not Ready at the timeout fails. Either way the error carries its last log lines.
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ds01ctl import labels as L
+from ds01ctl.live.endpoints import probe, read_secret
 from ds01ctl.model.spec import ContainerSpec
 
 if TYPE_CHECKING:
@@ -57,7 +55,7 @@ def wait_healthy(
         url = _url(inspect, spec.ready_path)
         served = L.get((inspect.get("Config") or {}).get("Labels") or {}, L.DS01_SERVED)
         if url is not None and served is not None:
-            ready, last = _probe(url, served, key)
+            ready, last = probe(url, served, key)
             if ready:
                 return
         now = clock()
@@ -75,11 +73,7 @@ def wait_healthy(
 def _api_key(spec: ContainerSpec) -> str | None:
     for name, path, _ in spec.secret_env:
         if name == API_KEY_ENV:
-            try:
-                with open(path, "rb") as handle:
-                    return handle.read(64 * 1024).decode().strip()
-            except (OSError, UnicodeDecodeError):
-                return None  # the create read it a moment ago; a 401 will say the rest
+            return read_secret(path)  # the create read it a moment ago; a 401 says the rest
     return None
 
 
@@ -92,23 +86,6 @@ def _url(inspect: dict[str, Any], path: str) -> str | None:
                 address = "127.0.0.1"
             return f"http://{address}:{host.get('HostPort')}{path}"
     return None
-
-
-def _probe(url: str, served: str, key: str | None) -> tuple[bool, str]:
-    request = urllib.request.Request(url)
-    if key:
-        request.add_header("Authorization", f"Bearer {key}")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            body = json.loads(response.read(1024 * 1024) or b"{}")
-    except urllib.error.HTTPError as exc:
-        return False, f"HTTP {exc.code}"
-    except (OSError, ValueError) as exc:
-        return False, type(exc).__name__
-    names = [str(m.get("id")) for m in body.get("data") or [] if isinstance(m, dict)]
-    if served in names:
-        return True, "ready"
-    return False, f"lists {', '.join(names) or 'no model'}, not {served}"
 
 
 def _logs(client: docker.APIClient, container_id: str) -> str:
