@@ -150,7 +150,7 @@ def resolve_endpoints(
     for draft in drafted.drafts:
         placement = placed.allocation.placements.get(draft.key)
         port = ports.get(draft.key)
-        if placement is None or port is None:
+        if (draft.request.wants_gpu and placement is None) or port is None:
             continue
         specs.append(
             endpoint_spec(
@@ -158,7 +158,7 @@ def resolve_endpoints(
                 site_name=site.metadata.name,
                 site=site.spec,
                 inventory=world.inventory,
-                gpus=placement.uuids,
+                gpus=placement.uuids if placement else (),
                 port=port,
             )
         )
@@ -299,6 +299,8 @@ def _fit(recipe: Recipe, ep: Endpoint, selection: Selection, world: World) -> st
             f"memory fit not checked: no facts for {family} (neither in the site's cache nor "
             "in the shipped table)"
         )
+    if spec.gpu == "cpu":
+        return "memory fit not checked: it runs on CPUs (no GPU memory to fit)"
     args = dict(_merged_args(recipe, ep))
     chosen = min(selection.devices, key=lambda d: d.memory_mib) if selection.devices else None
     if chosen is None:
