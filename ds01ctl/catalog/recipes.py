@@ -139,6 +139,8 @@ class RecipeSpec(Model):
         """The accelerator in words: `2 × H100-80GB`, `A100-40GB MIG 3g.20gb`."""
         if self.mig is not None:
             return f"{self.gpu} MIG {self.mig}"
+        if self.gpu == "cpu":
+            return "CPUs, no GPU"
         part = f" ({self.partition})" if self.partition else ""
         return f"{self.count} × {self.gpu}{part}"
 

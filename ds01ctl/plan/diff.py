@@ -487,8 +487,8 @@ def _with_layer_note(draft: _Draft) -> str | None:
     step says how much it keeps."""
     layer = draft.live.layer if draft.live else None
     discards = draft.kind is ActionKind.REPLACE and not (
-        draft.spec and draft.spec.snapshot_on_replace
-    )
+        draft.spec and (draft.spec.snapshot_on_replace or draft.spec.ready_path)
+    )  # a server's layer holds nothing of anyone's (its model is mounted, read-only)
     if not discards or layer is None or layer.empty:
         return draft.note
     text = (

@@ -266,7 +266,7 @@ def _draft(
     request = GpuRequest(
         key,
         owner,
-        count=0 if spec.accelerator.mig else recipe.spec.count,
+        count=0 if spec.accelerator.mig or recipe.spec.gpu == "cpu" else recipe.spec.count,
         profile=spec.accelerator.mig,
         pending_since=world.pending_since.get(key),
     )
