@@ -6,7 +6,10 @@ maturity levels and older versions, 1,000 recipes in all), a site with A100-40GB
 MIG), H100-80GB and MI300X, and 20 endpoints asking for different models and shapes. Timed:
 `select` per endpoint, median of `--runs` passes over all 20 (goal < 20 ms per endpoint);
 the catalogue's parse and schema check, once, is printed beside it, and the worst case:
-one model with all 1,000 recipes.
+one model with all 1,000 recipes. Beside it, the plan time of 20 endpoints with no change:
+a config repo of 20 endpoints on that catalogue (a Site recipes_dir) and a host of 24 H100s,
+their containers observed as apply made them, then `resolve` + `diff` (the pure plan: what an
+endpoint adds to `ds01ctl plan`; the engine's part is bench/plan.py's), median of `--runs`.
 
     .venv/bin/python bench/recipe_select.py [--runs 20]
 """
@@ -14,11 +17,17 @@ one model with all 1,000 recipes.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import itertools
 import statistics
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.observed, as tests use it
 
 from ds01ctl.catalog.recipes import GPU_SLUG, RecipeCatalog, parse_recipes
 from ds01ctl.resolve.recipes import Device, Request, select
@@ -128,6 +137,81 @@ def main() -> None:
         f"worst case, one model with {len(one.recipes)} recipes: median "
         f"{statistics.median(worst):.2f} ms ({len(result.rejected)} rejections explained)"
     )
+
+    plan_ms, planned, pending = endpoint_plan_ms(args.runs)
+    print(
+        f"plan of 20 endpoints with no change (resolve + diff, {planned} running, "
+        f"{pending} pending): median {plan_ms:.1f} ms, {plan_ms / 20:.2f} ms per endpoint"
+    )
+
+
+def _fixture(gpus: int) -> str:
+    rows = [
+        f"  - {{uuid: GPU-00000000-0000-4000-8000-{i:012d}, index: {i}, "
+        f'name: NVIDIA H100 80GB HBM3, pci_bus_id: "0000:{i:02x}:00.0", memory_total_mib: 81559}}'
+        for i in range(gpus)
+    ]
+    return "host: bench\ntaken_at: 2026-01-01T00:00:00Z\ngpus:\n" + "\n".join(rows) + "\n"
+
+
+def endpoint_plan_ms(runs: int) -> tuple[float, int, int]:
+    from ds01ctl.model.observed import EngineInfo, Observed
+    from ds01ctl.plan.diff import diff
+    from ds01ctl.resolve.desired import World, resolve
+    from ds01ctl.resolve.endpoints import EndpointFacts
+    from ds01ctl.workflow import gpu_inventory, load_repo
+    from tests.observed import observed_container, observed_entry
+
+    with tempfile.TemporaryDirectory() as tmp:
+        top = Path(tmp)
+        (top / "gpus.yaml").write_text(_fixture(24))
+        (top / "recipes").mkdir()
+        (top / "recipes" / "generated.yaml").write_text(generate())
+        root = top / "config"
+        users = [f"user{i:02d}" for i in range(20)]
+        pins = "".join(
+            f"    {u}: {{uid: {50000 + i}, gid: {50000 + i}}}\n" for i, u in enumerate(users)
+        )
+        (root / "users").mkdir(parents=True)
+        (root / "site.yaml").write_text(
+            "apiVersion: ds01/v1\nkind: Site\nmetadata: {name: bench}\nspec:\n"
+            "  gpus: {source: fixture, fixture: ../gpus.yaml}\n"
+            f"  recipes_dir: {top / 'recipes'}\n  model_cache: /srv/models\n  users:\n{pins}"
+        )
+        (root / "quota.yaml").write_text(
+            "apiVersion: ds01/v1\nkind: QuotaPolicy\nmetadata: {name: bench}\nspec:\n"
+            "  default_group: bench\n"
+            "  defaults: {gpu_budget: 4, max_gpus_per_container: 4, max_endpoints: 1}\n"
+            f"  groups: {{bench: {{members: [{', '.join(users)}]}}}}\n"
+        )
+        for i, user in enumerate(users):
+            (root / "users" / user).mkdir()
+            (root / "users" / user / "ep.yaml").write_text(
+                "apiVersion: ds01/v1\nkind: Endpoint\nmetadata: {name: chat}\nspec:\n"
+                f"  model: {{id: org/model-{i * 2}}}\n"
+                "  recipe: {select: {min_type: unoptimized}}\n"
+            )
+        now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+        repo = load_repo(root, now.date())
+        assert repo.catalog is not None
+        engine = EngineInfo("bench", "bench", "27.0", "1.47", 64, 512 * 1024**3)
+        facts = EndpointFacts(cached={f"org/model-{i * 2}": ("r1",) for i in range(20)})
+        inventory = gpu_inventory(repo)
+        empty = World(Observed(engine, (), {}), inventory, {}, now, endpoint_facts=facts)
+        made = resolve(repo, empty, repo.catalog)
+        containers = tuple(
+            observed_container(observed_entry(s, id=f"{n:064x}", state="running"), "bench")
+            for n, s in enumerate(made.specs)
+        )
+        world = World(Observed(engine, containers, {}), inventory, {}, now, endpoint_facts=facts)
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            desired = resolve(repo, world, repo.catalog)
+            plan = diff(desired, world.observed, inventory, prune=False)
+            times.append((time.perf_counter() - started) * 1000)
+            assert not plan.actions, plan.debug_text()
+        return statistics.median(times), len(made.specs), len(made.pending)
 
 
 if __name__ == "__main__":

@@ -481,6 +481,20 @@ def limits(
     typer.echo(report.to_json() if json_out else report.to_text(), nl=False)
 
 
+@app.command()
+def endpoints(
+    path: PathArg = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Each endpoint: phase (Pending, Starting, Ready, Degraded, Failed), URL, model, recipe,
+    GPUs."""
+    from ds01ctl.endpoints_report import endpoints_report
+
+    report = endpoints_report(_config_path(path, config))
+    typer.echo(report.to_json() if json_out else report.to_text(), nl=False)
+
+
 render_app = typer.Typer(help="Show what ds01ctl would generate.", no_args_is_help=True)
 app.add_typer(render_app, name="render")
 

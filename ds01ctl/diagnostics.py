@@ -78,6 +78,8 @@ CODES: dict[str, str] = {
     "recipe.invalid": "a file in the site's recipes_dir cannot be read or is not a valid recipe",
     "endpoint.engine_arg": "an engine arg that is not a flag users may set on the engine version",
     "endpoint.env": "an endpoint environment variable that users may not set for the vendor",
+    "endpoint.port": "an endpoint's fixed host port outside the Site's endpoint pool",
+    "endpoint.expose": "an endpoint asks for the lab network where the Site sets no lab address",
     "security.owned_flag": "an engine arg that sets a flag ds01ctl owns, however it is spelled",
     "security.literal_secret": "a literal value that looks like a token where a secret belongs",
     "secret.scope": "a secret that is another owner's and that the Site does not grant",

@@ -51,6 +51,12 @@ DS01_HASH_VERSION = "ds01.hash-version"  # which hash function computed it
 DS01_IMAGE = "ds01.image"  # the image reference asked for (before the per-container tag)
 DS01_HELPER = "ds01.helper"  # on a short-lived helper container: what it does
 HELPER_ACCOUNT_SETUP = "account-setup"  # writes the owner's account into an image
+DS01_SECRET_ENV = "ds01.secret-env"  # names of the variables filled from secrets, `;`-separated
+DS01_RECIPE = "ds01.endpoint.recipe"  # an endpoint's recipe, `id@version`
+DS01_PORT = "ds01.endpoint.port"  # an endpoint's host port: kept across applies
+DS01_SERVED = "ds01.endpoint.served-name"  # the model name clients ask for
+DS01_MODEL = "ds01.endpoint.model"  # the weights it loads (Hugging Face id)
+DS01_SECRETS = "ds01.endpoint.secrets"  # `<variable>=<secret>@<version>;…`: versions, never values
 DS01_LIMITS = "ds01.limits"  # the live-updatable limits as created: `cpus=…;memory=…`
 
 # --- images built from an Image manifest (ds01ctl/images/) ------------------------------------
@@ -113,6 +119,10 @@ def ownership(labels: Mapping[str, str], site: str) -> Ownership:
 
 def encode_list(values: Iterable[str]) -> str:
     return ";".join(values)
+
+
+def decode_list(value: str | None) -> list[str]:
+    return [item for item in (value or "").split(";") if item]
 
 
 def encode_pairs(pairs: Mapping[str, str | int]) -> str:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from ds01ctl import __version__
 from ds01ctl.errors import Ds01Error, PlanRejected, StalePlan, ValidationFailed
-from ds01ctl.manifests import Image, Site, Workspace
+from ds01ctl.manifests import Endpoint, Image, Site, Workspace
 from ds01ctl.manifests.site import site_network_name
 from ds01ctl.manifests.validate import ConfigRepo, set_aside_invalid, validate_path
 from ds01ctl.model.inventory import GpuInventory
@@ -86,6 +86,7 @@ def make_plan(
     from ds01ctl.drivers.docker import DockerDriver
     from ds01ctl.ledger import read_ledger
     from ds01ctl.live.accounts import lookup_accounts, uid_logins
+    from ds01ctl.live.endpoints import endpoint_facts
     from ds01ctl.live.paths import mount_problems
     from ds01ctl.plan.diff import diff, removed_containers
     from ds01ctl.plan.staleness import restrict
@@ -103,7 +104,8 @@ def make_plan(
     driver = driver or DockerDriver.connect()
     inventory = gpu_inventory(repo)
     state = driver.observe(repo.site.metadata.name)
-    owners = {m.metadata.owner or "" for m, _ in (*repo.of(Workspace), *repo.of(Image))}
+    kinds = (Workspace, Endpoint, Image)
+    owners = {m.metadata.owner or "" for kind in kinds for m, _ in repo.of(kind)}
     accounts = lookup_accounts(owners - set(repo.site.spec.users))
     pinned = uid_logins(pin.uid for pin in repo.site.spec.users.values())
     sources, requirements = image_inputs(repo)
@@ -119,6 +121,7 @@ def make_plan(
         build_sources=sources,
         image_requirements=requirements,
         rebuild=rebuild_targets(repo, rebuild),
+        endpoint_facts=endpoint_facts(repo),
     )
     desired = _resolve_available(repo, world, driver)
     if desired.errors:
@@ -224,7 +227,8 @@ def _with_mkdir_notes(plan: Plan, repo: ConfigRepo) -> Plan:
     actions = []
     for action in plan.actions:
         spec = action.container
-        if spec is not None and action.kind in (ActionKind.CREATE, ActionKind.REPLACE):
+        kinds = (ActionKind.CREATE, ActionKind.REPLACE)
+        if spec is not None and spec.kind == "workspace" and action.kind in kinds:
             made = [
                 f"+ mkdir {path} (as {spec.account.login}, {site.mount_dir_mode})"
                 for bind in spec.binds
@@ -452,6 +456,7 @@ def apply_changes(
     from ds01ctl.apply.lock import engine_lock, lock_dir_default
     from ds01ctl.drivers.docker import DockerDriver
     from ds01ctl.ledger import load_pending_since, record_pending
+    from ds01ctl.live.endpoints import cache_rules
     from ds01ctl.statedir import writable_state_dir
 
     now = dt.datetime.now(dt.UTC)
@@ -495,7 +500,7 @@ def apply_changes(
                 driver,
                 site.metadata.name,
                 settings.force,
-                site.spec.mount_policy,
+                cache_rules(site.spec),  # the mount policy, and endpoints' model cache
                 int(site.spec.mount_dir_mode, 8),
                 site_network=site_network_name(site.metadata.name, site.spec),
                 inter_container=site.spec.network.inter_container,

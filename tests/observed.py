@@ -13,14 +13,15 @@ shape, one key per fact ds01ctl reads, rather than as raw `docker inspect` JSON:
          working_dir, env, image_env, image_labels, binds, network, shm_size, ulimits,
          stop_signal, stop_timeout, gpus, nano_cpus, memory, memory_swap, pids,
          restart_policy, cap_drop, cap_add, security_opt, log,
-         gpu_count, cdi, nvidia_visible_devices, devices, privileged}
+         gpu_count, cdi, nvidia_visible_devices, devices, privileged, ports}
 
     log: {driver: json-file, options: {max-file: '3', max-size: '52428800'}}
 
 `gpus` are the device ids it asked for (UUIDs, indexes, `i:j`, `all`); the other ways a
 container reaches a GPU are `gpu_count` (a device request by count, -1 all), `cdi` (CDI device
 names), `nvidia_visible_devices` (the variable, under an NVIDIA runtime), `devices` (the
-/dev/nvidia* nodes it was given) and `privileged`.
+/dev/nvidia* nodes it was given; every device node it was given, AMD's included) and
+`privileged`. `ports` are its published ports, `[container port, host address, host port]`.
 
 `observed_state` builds the core's `Observed` from it, as the Docker driver's observation
 would have (keys map one to one onto `ContainerConfig`; an unknown key is refused, so a typo
@@ -58,7 +59,7 @@ _KEYS = frozenset(
     | {"network", "shm_size", "ulimits", "stop_signal", "stop_timeout", "gpus", "nano_cpus"}
     | {"memory", "memory_swap", "pids", "restart_policy", "cap_drop", "cap_add"}
     | {"security_opt", "log", "gpu_count", "cdi", "nvidia_visible_devices", "devices"}
-    | {"privileged"}
+    | {"privileged", "ports"}
 )
 
 
@@ -159,6 +160,8 @@ def observed_container(entry: Mapping[str, Any], site: str) -> ObservedContainer
         log_options=tuple(sorted((str(k), str(v)) for k, v in (log.get("options") or {}).items())),
         created=_time(entry.get("created")),
         finished=_time(entry.get("finished")),
+        ports=tuple(sorted((int(c), str(a), int(h)) for c, a, h in entry.get("ports") or ())),
+        devices=tuple(sorted(entry.get("devices") or ())),
     )
     ours = owner is L.Ownership.OURS
     image_config = ImageConfig(
@@ -237,4 +240,7 @@ def observed_entry(
         "cap_add": list(spec.cap_add),
         "security_opt": list(spec.security_opt),
         "log": {"driver": spec.log_driver, "options": dict(spec.log_options)},
+        # An endpoint's own (a workspace's entry reads as it always did).
+        **({"ports": [list(p) for p in spec.ports]} if spec.ports else {}),
+        **({"devices": list(spec.devices)} if spec.devices else {}),
     }

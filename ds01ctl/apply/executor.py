@@ -95,6 +95,8 @@ class Context:
     # Called in the step's worker after its intent is journaled, before it acts: the shell
     # passes a test hook here (a pause, so a test can kill a real apply mid-way).
     before_step: Callable[[Action, Step], None] | None = None
+    # Called while a step waits (a server loading its model): a line for the reporter.
+    progress: Callable[[Action, Step, str], None] | None = None
     _image_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
     _made: dict[int, str] = field(default_factory=dict)  # create step id → the container
@@ -155,6 +157,8 @@ def execute(
         command=command,
         targets=sorted({a.target for a in plan.actions}),
     )
+    if ctx.progress is None and hasattr(reporter, "step_progress"):
+        ctx.progress = reporter.step_progress
     slots = max(1, parallelism)
     with ThreadPoolExecutor(max_workers=slots) as pool:
         while waiting or running:
@@ -247,6 +251,8 @@ def _settle(
 def _error_text(exc: Exception) -> str:
     if isinstance(exc, BuildFailed):  # its step and last lines say what went wrong
         return exc.report()
+    if isinstance(exc, NotReady):
+        return str(exc)[:4000]  # its last log lines are the point
     explanation = getattr(exc, "explanation", None)
     text = str(explanation or exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:400]
@@ -278,6 +284,8 @@ def _run_one(action: Action, step: Step, ctx: Context) -> str | None:
             return None
         case StepKind.BUILD:
             return run_build(action, ctx)
+        case StepKind.WAIT_HEALTHY:
+            return _wait_healthy(action, step, ctx)
         case _:
             assert_never(step.kind)
 
@@ -347,6 +355,44 @@ def _create(action: Action, step: Step, ctx: Context) -> str | None:
     return note
 
 
+class NotReady(Ds01Error):
+    """A server that did not become Ready (rolled back or not: the message says)."""
+
+    code = "not_ready"
+
+
+def _wait_healthy(action: Action, step: Step, ctx: Context) -> str | None:
+    """Ready, or the failure with the container's last log lines; with `rollback_to`, the
+    failed replacement is removed and the container it replaced started and waited for."""
+    spec = _spec(action)
+    container = step.container_id or ctx.made_by(_of_step(step))
+
+    def progress(text: str) -> None:
+        if ctx.progress is not None:
+            ctx.progress(action, step, text)
+
+    try:
+        ctx.driver.wait_healthy(container, spec, progress)
+    except Exception as exc:
+        failed = str(exc)
+        if step.rollback_to is None:
+            raise NotReady(f"{action.target} is Failed: {failed}") from None
+        progress(f"rolling back to the container it replaced ({step.rollback_to[:12]})")
+        ctx.driver.remove(container)
+        ctx.driver.start(step.rollback_to)
+        try:
+            ctx.driver.wait_healthy(step.rollback_to, spec, progress)
+        except Exception as again:
+            raise NotReady(
+                f"{action.target} is Failed: {failed}; the rollback failed too: {again}"
+            ) from None
+        raise NotReady(
+            f"{action.target}: its replacement failed, rolled back (the previous container "
+            f"is Ready again): {failed}"
+        ) from None
+    return f"ready at {spec.url}" if spec.url else "ready"
+
+
 def _snapshot(action: Action, step: Step, ctx: Context) -> str | None:
     """Keep the writable layer as it is now (it may have changed since the plan)."""
     taken = ctx.driver.snapshot(
@@ -375,6 +421,8 @@ def _network(ctx: Context, spec: ContainerSpec) -> str | None:
 
 
 def _prepare(ctx: Context, spec: ContainerSpec, base: str | None = None) -> None:
+    if spec.image_tag == spec.image and base is None:
+        return  # run as it is (an endpoint's engine image): no account to add
     # One account setup per (image, uid) even when several creates run at once.
     with ctx.image_lock(f"{base or spec.image}:{spec.account.uid}"):
         ctx.driver.prepare_image(spec, base)

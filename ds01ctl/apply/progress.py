@@ -20,6 +20,7 @@ _DONE = {
     StepKind.UPDATE: "updated",
     StepKind.REMOVE_IMAGE: "removed",
     StepKind.BUILD: "built",
+    StepKind.WAIT_HEALTHY: "ready",
 }
 _GREEN, _RED, _YELLOW, _DIM, _RESET = "\033[32m", "\033[31m", "\033[33m", "\033[2m", "\033[0m"
 
@@ -48,6 +49,9 @@ class LineReporter:
     def step_done(self, action: Action, step: Step, seconds: float, note: str | None) -> None:
         extra = f"; {note}" if note else ""
         self._write(f"  {_DONE[step.kind]} {_name(action)} ({seconds:.1f}s{extra})", _GREEN)
+
+    def step_progress(self, action: Action, step: Step, text: str) -> None:
+        self._write(f"  waiting  {_name(action)}: {text}", _DIM)
 
     def step_failed(self, action: Action, step: Step, error: str) -> None:
         self._write(f"  failed   {_name(action)} ({step.kind.value}): {error}", _RED)
@@ -82,6 +86,9 @@ class JsonReporter:
 
     def step_done(self, action: Action, step: Step, seconds: float, note: str | None) -> None:
         self._emit("done", action, step, seconds=seconds, note=note)
+
+    def step_progress(self, action: Action, step: Step, text: str) -> None:
+        self._emit("progress", action, step, text=text)
 
     def step_failed(self, action: Action, step: Step, error: str) -> None:
         self._emit("failed", action, step, error=error)

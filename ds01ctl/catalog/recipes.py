@@ -30,7 +30,8 @@ from ds01ctl.manifests.common import EnvName, EnvValue, ImageRef, MigProfile, Mo
 from ds01ctl.manifests.repofiles import MAX_FILE_BYTES, NotRegularFile, read_regular
 from ds01ctl.yamlpos import YamlError, load_documents
 
-GpuSku = Literal["A100-40GB", "A100-80GB", "H100-80GB", "H200", "MI300X", "generic"]
+# `cpu`: no accelerator at all (an engine's CPU backend); an endpoint asks it with count: 0.
+GpuSku = Literal["A100-40GB", "A100-80GB", "H100-80GB", "H200", "MI300X", "generic", "cpu"]
 Precision = Literal["bf16", "fp16", "fp8", "int8", "int4", "fp4"]
 Metric = Literal["latency", "throughput"]
 RecipeType = Literal["optimized", "preview", "unoptimized", "generic"]
@@ -46,6 +47,7 @@ GPU_SLUG: dict[str, str] = {
     "H200": "h200",
     "MI300X": "mi300x",
     "generic": "generic",
+    "cpu": "cpu",
 }
 VENDOR: dict[str, str] = {
     "A100-40GB": "nvidia",
@@ -109,6 +111,10 @@ class RecipeSpec(Model):
             raise ValueError("a MIG recipe is for one instance of an NVIDIA GPU: count 1")
         if self.partition is not None and VENDOR.get(self.gpu) != "amd":
             raise ValueError("partition is an AMD mode; NVIDIA GPUs use mig")
+        if self.gpu == "cpu" and (self.count != 1 or self.mig or self.partition):
+            raise ValueError(
+                "a cpu recipe runs one server on no GPU: count 1, no mig, no partition"
+            )
         if (self.gpu == "generic") != (self.type == "generic"):
             raise ValueError("a generic recipe has gpu: generic and type: generic, or neither")
         for key in self.engine_args:
@@ -133,6 +139,8 @@ class RecipeSpec(Model):
         """The accelerator in words: `2 × H100-80GB`, `A100-40GB MIG 3g.20gb`."""
         if self.mig is not None:
             return f"{self.gpu} MIG {self.mig}"
+        if self.gpu == "cpu":
+            return "CPUs, no GPU"
         part = f" ({self.partition})" if self.partition else ""
         return f"{self.count} × {self.gpu}{part}"
 

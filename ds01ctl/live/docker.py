@@ -289,7 +289,8 @@ def container_config(inspect: Mapping[str, Any]) -> ContainerConfig:
         network=host.get("NetworkMode") or "",
         shm_size=host.get("ShmSize") or 0,
         ulimits=tuple(sorted((u["Name"], int(u["Soft"]), int(u["Hard"])) for u in ulimits)),
-        gpus=tuple(sorted(i for r in requests for i in (r.get("DeviceIDs") or []))),
+        gpus=tuple(sorted(i for r in requests for i in (r.get("DeviceIDs") or [])))
+        or _amd_gpus(host, config.get("Labels") or {}),
         gpu_access=gpu_access(inspect),
         limits=Limits(
             nano_cpus=host.get("NanoCpus") or 0,
@@ -307,9 +308,32 @@ def container_config(inspect: Mapping[str, Any]) -> ContainerConfig:
         finished=parse_docker_time(str(state.get("FinishedAt") or "")),
         started=parse_docker_time(str(state.get("StartedAt") or "")),
         pid=int(state.get("Pid") or 0),
+        ports=_ports(host.get("PortBindings") or {}),
+        devices=tuple(sorted(str(d.get("PathOnHost") or "") for d in host.get("Devices") or [])),
     )
 
 
+def _amd_gpus(host: Mapping[str, Any], labels: Mapping[str, str]) -> tuple[str, ...]:
+    """An AMD container's GPUs: the engine records only device nodes (/dev/kfd and render
+    nodes), so the GPUs it was made with are those its label names."""
+    nodes = {str(d.get("PathOnHost") or "") for d in host.get("Devices") or []}
+    if AMD_KFD not in nodes:
+        return ()
+    return tuple(sorted(u for u in (L.get(labels, L.DS01_GPU_UUIDS) or "").split(";") if u))
+
+
+def _ports(bindings: Mapping[str, Any]) -> tuple[tuple[int, str, int], ...]:
+    """`HostConfig.PortBindings` (`{"8000/tcp": [{"HostIp": …, "HostPort": …}]}`) as the
+    spec writes ports."""
+    found = []
+    for key, hosts in bindings.items():
+        port = int(str(key).split("/")[0])
+        for host in hosts or []:
+            found.append((port, str(host.get("HostIp") or ""), int(host.get("HostPort") or 0)))
+    return tuple(sorted(found))
+
+
+AMD_KFD = "/dev/kfd"  # ROCm's compute interface: every AMD GPU container has it
 _NVIDIA_NODE = re.compile(r"/dev/nvidia\d+$")
 _CDI_NAME = re.compile(r"^[a-z0-9.-]+/[a-zA-Z0-9_.-]+=\S+$")  # vendor/class=name
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -50,6 +50,12 @@ def _mig_uuid(value: str) -> str:
         raise ValueError(f"a MIG uuid starts with `MIG-` (got {value!r})")
     if not _MIG_UUID_RE.match(value):
         raise ValueError(f"a MIG uuid looks like MIG-{_SHAPE} (got {value!r})")
+    return value
+
+
+def _render_node(value: str) -> str:
+    if not re.fullmatch(r"/dev/dri/renderD\d+", value):
+        raise ValueError(f"a render node looks like /dev/dri/renderD128 (got {value!r})")
     return value
 
 
@@ -101,6 +107,9 @@ class _GpuFixture(_Model):
     healthy: bool = True
     util_pct: Annotated[int, Field(ge=0, le=100)] | None = None
     migs: list[_MigFixture] = []
+    vendor: Literal["nvidia", "amd"] = "nvidia"
+    # AMD: the GPU's render node, which a container using it is given with /dev/kfd.
+    render_node: Annotated[str, AfterValidator(_render_node)] | None = None
 
 
 class _ProcessFixture(_Model):
@@ -231,6 +240,14 @@ def _problems(fx: _InventoryFixture) -> Iterator[_Problem]:
                 "set `mig: true` on it, or remove its migs",
                 key=True,
             )
+        if gpu.vendor == "amd" and gpu.render_node is None:
+            yield _Problem(
+                (*at, "vendor"),
+                f"AMD GPU {gpu.index} names no render_node",
+                "add render_node: /dev/dri/renderD<N> (see /sys/class/drm/renderD*/device)",
+            )
+        if gpu.vendor == "amd" and gpu.mig:
+            yield _Problem((*at, "mig"), "MIG is NVIDIA's; an AMD GPU has mig: false")
         yield from _mig_problems(gpu, at, uuids)
     pairs: dict[Any, YamlPath] = {}
     for k, proc in enumerate(fx.processes):

@@ -157,6 +157,27 @@ class EndpointSpec(Model):
         json_schema_extra={"minimum": 1024, "maximum": 65535},  # applies to the number only
     )
     health: Health = Field(Health(), description="Health checks.")
+    api_key: SecretRef | None = Field(
+        None,
+        description=(
+            "The key clients must send (Authorization: Bearer …), by reference; the server "
+            "gets it in its environment (VLLM_API_KEY), never on its command line."
+        ),
+    )
+    expose: Literal["local", "lab"] = Field(
+        "local",
+        description=(
+            "local: the host port listens on 127.0.0.1 only; lab: on the Site's "
+            "endpoint_lab_address (only where the Site sets one)."
+        ),
+    )
+    rollback: Literal["auto", "none"] = Field(
+        "auto",
+        description=(
+            "auto: a replacement that does not become ready within health.start_timeout "
+            "gives way to the container it replaced; none: it is left Failed for inspection."
+        ),
+    )
 
     @field_validator("port")
     @classmethod

@@ -359,6 +359,20 @@ class SiteSpec(Model):
             "endpoints; model facts for the memory-fit check are read from it."
         ),
     )
+    secrets_dir: str | None = Field(
+        None,
+        description=(
+            "Root-only directory of the server's secrets: the file <login>/<name> holds "
+            "secret <login>/<name>. Endpoints naming a secret are pending without it."
+        ),
+    )
+    endpoint_lab_address: str | None = Field(
+        None,
+        description=(
+            "Host address endpoints with expose: lab listen on (e.g. the lab network's "
+            "interface address); unset: every endpoint listens on 127.0.0.1 only."
+        ),
+    )
     secret_grants: dict[SecretName, list[str]] = Field(
         default_factory=dict,
         description=(

@@ -832,9 +832,12 @@ def _check_endpoints(repo: ConfigRepo, site: SiteSpec) -> None:
                         **item.at("spec", "engine", "env", name),
                     )
                 )
+        _check_endpoint_exposure(repo, endpoint, item, site)
         refs: list[tuple[SecretRef, tuple[str, ...]]] = []
         if spec.model.token is not None:
             refs.append((spec.model.token, ("spec", "model", "token", "secret")))
+        if spec.api_key is not None:
+            refs.append((spec.api_key, ("spec", "api_key", "secret")))
         refs += [
             (value, ("spec", "engine", "env", name, "secret"))
             for name, value in spec.engine.env.items()
@@ -853,6 +856,32 @@ def _check_endpoints(repo: ConfigRepo, site: SiteSpec) -> None:
                         **item.at(*path),
                     )
                 )
+
+
+def _check_endpoint_exposure(
+    repo: ConfigRepo, endpoint: Endpoint, item: Loaded, site: SiteSpec
+) -> None:
+    """A fixed port inside the Site's pool; the lab network only where the Site allows it."""
+    spec, pool = endpoint.spec, site.endpoint_ports
+    if isinstance(spec.port, int) and not pool.start <= spec.port <= pool.end:
+        repo.diagnostics.append(
+            error(
+                "endpoint.port",
+                f"{endpoint.ref}: port {spec.port} is outside the Site's endpoint pool "
+                f"{pool.start}-{pool.end}",
+                hint=f"use a port from {pool.start} to {pool.end}, or port: auto",
+                **item.at("spec", "port"),
+            )
+        )
+    if spec.expose == "lab" and site.endpoint_lab_address is None:
+        repo.diagnostics.append(
+            error(
+                "endpoint.expose",
+                f"{endpoint.ref}: expose: lab, but the Site sets no endpoint_lab_address",
+                hint="use expose: local (127.0.0.1), or ask an admin to set one in the Site",
+                **item.at("spec", "expose"),
+            )
+        )
 
 
 def _check_recipe_ref(repo: ConfigRepo, endpoint: Endpoint, item: Loaded) -> Recipe | None:

@@ -112,6 +112,14 @@ class Driver(Protocol):
 
     def remove(self, container_id: str) -> None: ...
 
+    def wait_healthy(
+        self, container_id: str, spec: ContainerSpec, progress: Callable[[str], None]
+    ) -> None:
+        """Return once the container's server is Ready (`spec.ready_path` lists its served
+        name) within `spec.start_timeout`, calling `progress` with a line now and then; raise
+        with its last log lines when it exits or the timeout passes."""
+        ...
+
     def update(self, container_id: str, spec: ContainerSpec) -> None:
         """Apply the live-updatable fields of `spec` to the running container."""
         ...

@@ -94,6 +94,8 @@ class Gpu:
     healthy: bool = True
     util_pct: int | None = None  # None under MIG, where NVML cannot measure it
     migs: tuple[MigInstance, ...] = ()
+    vendor: str = "nvidia"  # nvidia | amd
+    render_node: str | None = None  # AMD: its /dev/dri/renderD* node (a container is given it)
 
     def __post_init__(self) -> None:
         if not self.architecture:
@@ -265,6 +267,10 @@ def _gpu_to_dict(gpu: Gpu) -> dict[str, Any]:
         "healthy": gpu.healthy,
         "util_pct": gpu.util_pct,
         "migs": [_mig_to_dict(m) for m in gpu.migs],
+        # Only for another vendor's GPU: an NVIDIA inventory reads as it always did.
+        **(
+            {"vendor": gpu.vendor, "render_node": gpu.render_node} if gpu.vendor != "nvidia" else {}
+        ),
     }
 
 
@@ -308,4 +314,6 @@ def _gpu_from_dict(data: Mapping[str, Any]) -> Gpu:
         healthy=data.get("healthy", True),
         util_pct=data.get("util_pct"),
         migs=tuple(MigInstance(parent_uuid=uuid, **m) for m in data.get("migs", ())),
+        vendor=data.get("vendor", "nvidia"),
+        render_node=data.get("render_node"),
     )

@@ -63,18 +63,19 @@ KINDS: Mapping[Kind, KindInfo] = MappingProxyType(
     {
         Kind.WORKSPACE: KindInfo(Kind.WORKSPACE, Payload.CONTAINER),
         Kind.IMAGE: KindInfo(Kind.IMAGE, Payload.IMAGE_BUILD),
-        Kind.ENDPOINT: KindInfo(Kind.ENDPOINT, None),
+        Kind.ENDPOINT: KindInfo(Kind.ENDPOINT, Payload.CONTAINER),
     }
 )
 
 
-def planned_kind(text: str) -> Kind | None:
-    """The kind named `text` if this version plans it, else None (unknown or not yet)."""
+def container_kind(text: str) -> Kind | None:
+    """The kind a container's `ds01.kind` label names, if this version plans that kind as
+    containers; else None (unknown, not planned yet, or a kind that runs nothing: Image)."""
     try:
         kind = Kind(text)
     except ValueError:
         return None
-    return kind if KINDS[kind].planned else None
+    return kind if KINDS[kind].payload is Payload.CONTAINER else None
 
 
 def not_planned_yet(ref: str) -> str:

@@ -103,6 +103,8 @@ class ContainerConfig:
     finished: dt.datetime | None = None  # last stop; None: never stopped
     started: dt.datetime | None = None  # last start; None: never started
     pid: int = 0  # its first process on the host, while it runs; 0: not running
+    ports: tuple[tuple[int, str, int], ...] = ()  # (container port, host address, host port)
+    devices: tuple[str, ...] = ()  # host device nodes given as they are, sorted
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,6 +89,20 @@ class ContainerSpec:
     # Where its stdout/stderr go, and how much of it is kept (the Site's container_defaults.log).
     log_driver: str = LOG_DRIVER
     log_options: tuple[tuple[str, str], ...] = ()  # sorted (name, value), Docker's spelling
+    # --- what only endpoints set (a workspace leaves them at their defaults) ---
+    # Published ports: (container port, host address, host port), sorted.
+    ports: tuple[tuple[int, str, int], ...] = ()
+    devices: tuple[str, ...] = ()  # host device nodes given as they are (AMD: /dev/kfd, …)
+    gpu_vendor: str = "nvidia"  # whose runtime selects `gpus`: nvidia (by UUID) or amd (nodes)
+    # Environment filled from the site's secret store when the container is created, never
+    # held here: (variable, secret file, version: a hash of its content), sorted.
+    secret_env: tuple[tuple[str, str, str], ...] = ()
+    # Readiness: the host port's `ready_path` lists `served_name` within `start_timeout`
+    # seconds; `rollback`: a replacement that never does gives way to the container it replaced.
+    ready_path: str = ""
+    served_name: str = ""
+    start_timeout: int = 0
+    rollback: bool = False
 
     @property
     def key(self) -> str:
@@ -103,8 +117,22 @@ class ContainerSpec:
         """What the container is given: the manifest's env plus the device selection, which
         always wins over an image's baked value (`void`: no GPU even under the nvidia runtime).
         """
-        devices = ",".join(self.gpus) or "void"
-        return tuple(sorted({**dict(self.env), DEVICE_ENV: devices}.items()))
+        devices = ",".join(self.gpus) if self.gpu_vendor == "nvidia" else ""
+        return tuple(sorted({**dict(self.env), DEVICE_ENV: devices or "void"}.items()))
+
+    @property
+    def nvidia_gpus(self) -> tuple[str, ...]:
+        """The GPUs the engine is asked for by UUID (NVIDIA's device request)."""
+        return self.gpus if self.gpu_vendor == "nvidia" else ()
+
+    @property
+    def url(self) -> str | None:
+        """Where the published server answers on the host, or None (nothing published)."""
+        if not self.ports:
+            return None
+        _, address, port = self.ports[0]
+        host = "127.0.0.1" if address in ("", "0.0.0.0") else address
+        return f"http://{host}:{port}"
 
     @property
     def label_map(self) -> dict[str, str]:

@@ -48,6 +48,12 @@ def _v2(spec: ContainerSpec) -> dict[str, Any]:
         "cap_add": sorted(spec.cap_add),
         "security_opt": sorted(spec.security_opt),
         "log": [spec.log_driver, sorted(spec.log_options)],
+        # Endpoints' own fields, only where set: a workspace's hash stays what it was.
+        **({"ports": sorted(spec.ports)} if spec.ports else {}),
+        **({"devices": sorted(spec.devices)} if spec.devices else {}),
+        **({"gpu_vendor": spec.gpu_vendor} if spec.gpu_vendor != "nvidia" else {}),
+        # A secret's version (a hash of its content), never its value: rotating it replaces.
+        **({"secret_env": sorted(spec.secret_env)} if spec.secret_env else {}),
     }
 
 

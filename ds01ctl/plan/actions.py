@@ -85,6 +85,10 @@ class StepKind(StrEnum):
     UPDATE = "update"
     REMOVE_IMAGE = "remove_image"  # a leftover image reference (plan/leftovers.py)
     BUILD = "build"  # build an Image's tag (the action's payload is the build)
+    # An endpoint is Ready: its server lists its model within the start timeout. On failure
+    # the step reports the container's last log lines; with `rollback_to` the container it
+    # replaced (kept, stopped) is brought back and waited for instead.
+    WAIT_HEALTHY = "wait_healthy"
 
 
 class Precondition(StrEnum):
@@ -116,6 +120,7 @@ class Step:
     keep_empty: bool = False
     from_step: int | None = None  # create: made from the image that snapshot step kept
     image: str | None = None  # remove_image: the reference
+    rollback_to: str | None = None  # wait_healthy: the replaced container to bring back
     preconditions: tuple[Precondition, ...] = ()
 
 

@@ -26,7 +26,7 @@ from typing import Any, assert_never
 from ds01ctl import labels as L
 from ds01ctl.model.imagebuild import ImageBuildSpec
 from ds01ctl.model.inventory import GpuInventory
-from ds01ctl.model.kinds import Kind, planned_kind
+from ds01ctl.model.kinds import Kind, container_kind
 from ds01ctl.model.observed import Observed, ObservedContainer
 from ds01ctl.model.spec import ContainerSpec, Power
 from ds01ctl.model.spechash import as_made_by, known, older, spec_hash
@@ -46,7 +46,13 @@ from ds01ctl.plan.actions import (
     Unmanaged,
 )
 from ds01ctl.plan.builds import base_update, needed
-from ds01ctl.plan.fields import FIELDS, ContainerField, differences, recorded_limits
+from ds01ctl.plan.fields import (
+    ENDPOINT_FIELDS,
+    FIELDS,
+    ContainerField,
+    differences,
+    recorded_limits,
+)
 from ds01ctl.plan.leftovers import leftovers
 from ds01ctl.resolve.desired import Desired
 from ds01ctl.resolve.gpuaccess import how, reached
@@ -55,7 +61,10 @@ from ds01ctl.units import about_size
 # The plan layer's registry line per planned kind: the field table its objects are compared
 # with. A container's kind label that the registry (model/kinds.py) does not plan is warned
 # about and left alone.
-FIELD_TABLES: Mapping[Kind, tuple[ContainerField, ...]] = {Kind.WORKSPACE: FIELDS}
+FIELD_TABLES: Mapping[Kind, tuple[ContainerField, ...]] = {
+    Kind.WORKSPACE: FIELDS,
+    Kind.ENDPOINT: ENDPOINT_FIELDS,
+}
 UPGRADE_WHY = (
     "its confinement (no-new-privileges, capabilities dropped, GPUs chosen only by ds01ctl, "
     "the site network, the log size limit)"
@@ -291,7 +300,7 @@ def _plannable(observed: Observed, warnings: list[str]) -> list[ObservedContaine
     """Our containers of kinds this version plans; any other kind is reported, never touched."""
     found = []
     for container in observed.ours():
-        kind = planned_kind(container.kind)
+        kind = container_kind(container.kind)
         if kind is not None and kind in FIELD_TABLES:
             found.append(container)
         else:
@@ -518,12 +527,12 @@ def _steps(
         planned.append(step)
         return step
 
+    if spec is not None and spec.ready_path and draft.kind is not ActionKind.UPDATE:
+        return _served_steps(draft, add)
     match draft.kind:
         case ActionKind.CREATE:
             assert spec is not None
-            made = add(StepKind.CREATE, gpu_wait=True)
-            if spec.power is Power.RUNNING:
-                add(StepKind.START, of_step=made.id)
+            _creation(add, spec)
         case ActionKind.CLEANUP if draft.image is not None:
             add(StepKind.REMOVE_IMAGE, gpu_wait=True, image=draft.image)
         case ActionKind.UPDATE | ActionKind.START | ActionKind.STOP | ActionKind.CLEANUP:
@@ -547,12 +556,57 @@ def _steps(
     return tuple(planned)
 
 
+def _served_steps(draft: _Draft, add: Callable[..., Step]) -> tuple[Step, ...]:
+    """The steps of a server that must become Ready (an endpoint): after its start, a health
+    wait. A replace stops the old container first (its GPUs and port are the new one's) but
+    removes it only once the new one is Ready, so that a replacement that never is can give
+    way to it again (`rollback`), on the image it ran."""
+    live, spec = draft.live, draft.spec
+    assert spec is not None
+    steps: list[Step] = []
+    match draft.kind:
+        case ActionKind.CREATE:
+            made = add(StepKind.CREATE, gpu_wait=True)
+            steps += [made, add(StepKind.START, of_step=made.id)]
+            steps.append(add(StepKind.WAIT_HEALTHY, of_step=made.id))
+        case ActionKind.START:
+            assert live is not None
+            steps.append(add(StepKind.START, container_id=live.id))
+            steps.append(add(StepKind.WAIT_HEALTHY, container_id=live.id))
+        case ActionKind.REPLACE:
+            assert live is not None
+            checks = (Precondition.NO_LIVE_SESSIONS,)
+            if live.running:
+                steps.append(
+                    add(
+                        StepKind.STOP,
+                        container_id=live.id,
+                        grace=_grace(live),
+                        preconditions=checks,
+                    )
+                )
+            made = add(StepKind.CREATE, gpu_wait=True)
+            steps += [made, add(StepKind.START, of_step=made.id)]
+            back = live.id if spec.rollback and live.running else None
+            steps.append(add(StepKind.WAIT_HEALTHY, of_step=made.id, rollback_to=back))
+            steps.append(add(StepKind.REMOVE, container_id=live.id))
+        case _:
+            raise AssertionError(f"{draft.kind} is not a server's action")
+    return tuple(steps)
+
+
 _ONE_STEP = {
     ActionKind.UPDATE: StepKind.UPDATE,
     ActionKind.START: StepKind.START,
     ActionKind.STOP: StepKind.STOP,
     ActionKind.CLEANUP: StepKind.REMOVE,
 }
+
+
+def _creation(add: Callable[..., Step], spec: ContainerSpec) -> None:
+    made = add(StepKind.CREATE, gpu_wait=True)
+    if spec.power is Power.RUNNING:
+        add(StepKind.START, of_step=made.id)
 
 
 def _replacement(add: Callable[..., Step], live: ObservedContainer, spec: ContainerSpec) -> None:
@@ -627,8 +681,8 @@ def _with_layer_note(draft: _Draft) -> str | None:
     step says how much it keeps."""
     layer = draft.live.layer if draft.live else None
     discards = draft.kind is ActionKind.REPLACE and not (
-        draft.spec and draft.spec.snapshot_on_replace
-    )
+        draft.spec and (draft.spec.snapshot_on_replace or draft.spec.ready_path)
+    )  # a server's layer holds nothing of anyone's (its model is mounted, read-only)
     if not discards or layer is None or layer.empty:
         return draft.note
     text = (
@@ -647,7 +701,7 @@ def removed_containers(plan: Plan) -> tuple[str, ...]:
 def _fingerprint(live: ObservedContainer) -> Fingerprint:
     """The container as observed: id, hash, and every field of the table (none volatile)."""
     assert live.config is not None
-    table = FIELD_TABLES[Kind(live.kind)] if planned_kind(live.kind) else FIELDS  # a helper
+    table = FIELD_TABLES[Kind(live.kind)] if container_kind(live.kind) else FIELDS  # a helper
     values = tuple((row.name, _jsonable(row.live(live))) for row in table)
     state = ("running", live.running)
     return Fingerprint(live.id, L.get(live.labels, L.DS01_SPEC_HASH), (*values, state))

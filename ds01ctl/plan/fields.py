@@ -63,6 +63,8 @@ class Binding(StrEnum):
     PIDS = "pids"
     RESTART_POLICY = "restart_policy"
     LOG = "log"
+    PORTS = "ports"
+    DEVICES = "devices"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +105,11 @@ def _made(c: ObservedContainer) -> ContainerConfig:
 
 
 def _env(c: ObservedContainer) -> tuple[dict[str, str], dict[str, str]]:
-    return dict(_made(c).env), dict(c.image_config.env)
+    # Variables filled from the secret store are not the spec's to compare (it holds only
+    # their versions, in the hash): they are never read, so never shown or journaled.
+    secret = set(L.decode_list(L.get(_made(c).labels, L.DS01_SECRET_ENV)))
+    everything = {k: v for k, v in _made(c).env.items() if k not in secret}
+    return everything, dict(c.image_config.env)
 
 
 # Labels that record how ds01ctl compares (not what the container is): the hash and the
@@ -200,7 +206,12 @@ FIELDS: tuple[ContainerField, ...] = (
         binding=Binding.STOP_GRACE,
     ),
     ContainerField(
-        "gpus", lambda c: c.gpu_ids, lambda s: tuple(sorted(s.gpus)), R, binding=Binding.GPUS
+        "gpus",
+        lambda c: c.gpu_ids,
+        lambda s: tuple(sorted(s.gpus)),
+        R,
+        binding=Binding.GPUS,
+        value=lambda s: s.nvidia_gpus,  # AMD GPUs go as device nodes (the devices row)
     ),
     # Confinement: a container whose capabilities or security options differ (run with
     # seccomp=unconfined, say) is replaced; a privileged one drops no capability, so it is too.
@@ -270,7 +281,26 @@ FIELDS: tuple[ContainerField, ...] = (
         binding=Binding.RESTART_POLICY,
     ),
 )
-BY_NAME = {f.name: f for f in FIELDS}
+# Rows only endpoints need (their tables are FIELDS + these): published ports and device
+# nodes. A workspace's table stays FIELDS, so its plans and fingerprints are unchanged.
+ENDPOINT_FIELDS: tuple[ContainerField, ...] = (
+    *FIELDS,
+    ContainerField(
+        "ports",
+        lambda c: _made(c).ports,
+        lambda s: tuple(sorted(s.ports)),
+        R,
+        binding=Binding.PORTS,
+    ),
+    ContainerField(
+        "devices",
+        lambda c: _made(c).devices,
+        lambda s: tuple(sorted(s.devices)),
+        R,
+        binding=Binding.DEVICES,
+    ),
+)
+BY_NAME = {f.name: f for f in ENDPOINT_FIELDS}
 LIMIT_FIELDS = tuple(f.name for f in FIELDS if f.on_change is OnChange.UPDATE)
 
 

@@ -244,6 +244,10 @@ _STEP_TEXT: dict[str, Callable[[Doc], str]] = {
     "update": lambda step: "update in place",
     "remove_image": lambda step: f"remove image {step['image']}",
     "build": lambda step: "build (log under the state directory's builds/)",
+    "wait_healthy": lambda step: (
+        "wait until ready"
+        + (" (else bring back the container it replaces)" if step.get("rollback_to") else "")
+    ),
 }
 _PRECONDITIONS = {
     "no_live_sessions": "refused while sessions are open in it (--force)",

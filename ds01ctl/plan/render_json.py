@@ -55,6 +55,19 @@ MASK = "(masked)"
 SENSITIVE_FIELDS = frozenset({"env"})
 # Spec fields held as canonical (key, value) pairs and written as JSON objects.
 _PAIR_FIELDS = frozenset({"env", "ulimits", "labels"})
+# Spec fields only endpoints set: written only where they differ from their default.
+_ENDPOINT_ONLY = frozenset(
+    {
+        "ports",
+        "devices",
+        "gpu_vendor",
+        "secret_env",
+        "ready_path",
+        "served_name",
+        "start_timeout",
+        "rollback",
+    }
+)
 
 
 def plan_document(
@@ -150,6 +163,8 @@ def _step(step: Step) -> dict[str, Any]:
         **({"keep_empty": True} if step.keep_empty else {}),
         **({"from_step": step.from_step} if step.from_step is not None else {}),
         **({"image": step.image} if step.image is not None else {}),
+        # Only on a health wait that may roll back: other steps read as they always did.
+        **({"rollback_to": step.rollback_to} if step.rollback_to else {}),
     }
 
 
@@ -202,6 +217,8 @@ def _spec(spec: ContainerSpec, mask: bool) -> dict[str, Any]:
             value = [dataclasses.asdict(b) for b in value]
         elif f.name == "account":
             value = dataclasses.asdict(value)
+        if f.name in _ENDPOINT_ONLY and value == f.default:
+            continue  # written where set: a workspace's spec reads as it always did
         doc[f.name] = _json_value(value)
     if mask:
         doc["env"] = mask_value("env", doc["env"])
@@ -316,6 +333,7 @@ def _step_from(raw: Mapping[str, Any]) -> Step:
         keep_empty=bool(raw.get("keep_empty", False)),
         from_step=raw.get("from_step"),
         image=raw.get("image"),
+        rollback_to=raw.get("rollback_to"),
     )
 
 
@@ -342,6 +360,8 @@ def _payload_from(tag: Payload, raw: Mapping[str, Any]) -> AnyPayload:
 def _spec_from(raw: Mapping[str, Any]) -> ContainerSpec:
     values: dict[str, Any] = {}
     for f in dataclasses.fields(ContainerSpec):
+        if f.name in _ENDPOINT_ONLY and f.name not in raw:
+            continue  # its default
         value = raw[f.name]
         if f.name in _PAIR_FIELDS:
             values[f.name] = tuple(sorted(value.items()))

@@ -8,6 +8,7 @@ the host has) are errors; a request that quota or free GPUs cannot satisfy now i
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 from collections.abc import Callable, Mapping
@@ -30,16 +31,13 @@ from ds01ctl.model.pending import PendingItem
 from ds01ctl.model.spec import ContainerSpec, UserAccount
 from ds01ctl.resolve.adopt import Adoptable, adoption, mount_mismatch
 from ds01ctl.resolve.allocate import Allocation, GpuRequest, allocate
+from ds01ctl.resolve.endpoints import EndpointFacts, endpoint_claims, resolve_endpoints
 from ds01ctl.resolve.gpuaccess import reached
 from ds01ctl.resolve.holds import Hold, release_for_waiting, stopped_holds
 from ds01ctl.resolve.imagebuilds import Built, image_builds, resolve_images, workspace_image
 from ds01ctl.resolve.images import ARCH_OF_GENERATION, mirrored
-from ds01ctl.resolve.quota import (
-    LIFECYCLE_KEYS,
-    EffectiveLimits,
-    effective_limits,
-    lifecycle_excess,
-)
+from ds01ctl.resolve.placement import Claim, Placed, owner_limits
+from ds01ctl.resolve.quota import LIFECYCLE_KEYS, EffectiveLimits, lifecycle_excess
 from ds01ctl.resolve.workspaces import ImageChoice, Resources, workspace_spec
 from ds01ctl.units import format_cpus, format_duration, format_size
 
@@ -78,6 +76,12 @@ class World:
     build_sources: BuildSources | None = None
     image_requirements: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     rebuild: frozenset[str] = frozenset()  # Image targets the admin asked to rebuild
+    # What endpoints need of the host, read by the shell: models in the site's cache, their
+    # facts, secret versions, ports in use (resolve/endpoints.py).
+    endpoint_facts: EndpointFacts = field(default_factory=EndpointFacts)
+    # The GPU placement of every kind at once, made by `resolve` before the resolvers run;
+    # None: a resolver called on its own places everything itself (`place`).
+    placed: Placed | None = None
 
     @property
     def today(self) -> dt.date:
@@ -126,34 +130,53 @@ def resolve(repo: ConfigRepo, world: World, catalog: FrameworkCatalog) -> Desire
     errors = _engine_refusals(site.spec, world.observed.engine)
     warnings = _unsupported(repo) + _engine_warnings(world.observed.engine)
     pending = _invalid(repo, world)
+    # GPU placement spans kinds (one device, one holder): every kind's requests are placed
+    # together first, and each resolver reads its share of that one placement.
+    placed = place(repo, site, world, catalog)
+    world = dataclasses.replace(world, placed=placed)
     parts = {kind: resolver(repo, site, world, catalog) for kind, resolver in RESOLVERS.items()}
-    # GPU placement spans kinds (one device, one holder): a second kind that takes GPUs
-    # joins the workspaces' placement (`_allocate`) rather than placing its own, so the
-    # allocation, the limits it applied and the holds it released are the workspaces'.
-    gpus = parts[Kind.WORKSPACE]
     return Desired(
         tuple(s for p in parts.values() for s in p.specs),
         tuple(sorted(pending + [i for p in parts.values() for i in p.pending], key=_target)),
         (*errors, *(e for p in parts.values() for e in p.errors)),
         (*warnings, *(w for p in parts.values() for w in p.warnings)),
-        gpus.allocation,
-        gpus.limits,
-        gpus.released,
+        placed.allocation,
+        placed.limits,
+        placed.released,
         tuple(n for p in parts.values() for n in p.notes),
         {k: v for p in parts.values() for k, v in p.adoptions.items()},
         tuple(b for p in parts.values() for b in p.builds),
     )
 
 
-def resolve_workspaces(
-    repo: ConfigRepo, site: Site, world: World, catalog: FrameworkCatalog
-) -> Desired:
-    """Every Workspace as a spec or pending: quota, images, GPU placement across all of them."""
-    policy = repo.policy.spec if repo.policy else None
+def place(repo: ConfigRepo, site: Site, world: World, catalog: FrameworkCatalog) -> Placed:
+    """Every kind's GPU requests (`CLAIMS`) placed at once; expired holds released to waiters."""
+    limits: dict[str, EffectiveLimits] = {}
+    claims = [c for of in CLAIMS.values() for c in of(repo, site, world, catalog, limits)]
+    allocation, released, notes = _allocate(claims, world, limits)
+    return Placed(allocation, tuple(released), tuple(notes), limits)
+
+
+@dataclass
+class _Drafted:
+    drafts: list[_Draft]
+    pending: list[PendingItem]
+    errors: list[str]
+    warnings: list[str]
+    notes: list[str]  # Image updates held back (rollout: manual)
+
+
+def _workspace_drafts(
+    repo: ConfigRepo,
+    site: Site,
+    world: World,
+    catalog: FrameworkCatalog,
+    limits: dict[str, EffectiveLimits],
+) -> _Drafted:
+    """Every Workspace as a draft (all but its GPUs), pending, or an error."""
     errors: list[str] = []
     warnings: list[str] = []
     pending: list[PendingItem] = []
-    limits: dict[str, EffectiveLimits] = {}
     drafts: list[_Draft] = []
     per_owner: dict[str, int] = {}
     builds = image_builds(repo, site, world, catalog)
@@ -161,10 +184,9 @@ def resolve_workspaces(
     workspaces = [(m, f) for m, f in repo.of(MANIFESTS[Kind.WORKSPACE]) if isinstance(m, Workspace)]
     for ws, _ in sorted(workspaces, key=lambda p: p[0].key):
         owner = ws.metadata.owner or ""
-        if owner not in limits:
-            limits[owner] = effective_limits(policy, owner, world.today)
+        eff = owner_limits(repo, owner, world, limits)
         per_owner[owner] = per_owner.get(owner, 0) + 1
-        outcome = _draft(ws, site, world, catalog, limits[owner], per_owner[owner], builds)
+        outcome = _draft(ws, site, world, catalog, eff, per_owner[owner], builds)
         if isinstance(outcome, _Draft) and outcome.image_note:
             image_notes.append(outcome.image_note)
         if isinstance(outcome, _Draft):
@@ -176,11 +198,47 @@ def resolve_workspaces(
     warnings += [w for d in drafts for w in _clamped(d.ws, limits[d.request.owner])]
     drafts, over = _within_aggregates(drafts, limits, world)
     pending.extend(over)
+    return _Drafted(drafts, pending, errors, warnings, image_notes)
+
+
+def workspace_claims(
+    repo: ConfigRepo,
+    site: Site,
+    world: World,
+    catalog: FrameworkCatalog,
+    limits: dict[str, EffectiveLimits],
+) -> list[Claim]:
+    """The GPU requests of the workspaces that pass every other check."""
+    drafted = _workspace_drafts(repo, site, world, catalog, limits)
+    return [
+        Claim(
+            d.request,
+            gpu_hold(d.ws, limits[d.request.owner]),
+            adopts=None if d.adopt is None else d.adopt.container_id,
+        )
+        for d in drafted.drafts
+    ]
+
+
+def resolve_workspaces(
+    repo: ConfigRepo, site: Site, world: World, catalog: FrameworkCatalog
+) -> Desired:
+    """Every Workspace as a spec or pending: quota, images, and its share of the placement."""
+    limits: dict[str, EffectiveLimits] = {}
+    drafted = _workspace_drafts(repo, site, world, catalog, limits)
+    drafts, pending, errors, warnings = (
+        drafted.drafts,
+        drafted.pending,
+        drafted.errors,
+        drafted.warnings,
+    )
     warnings += [f"{who}: {e} is ignored" for who, eff in limits.items() for e in eff.expired]
-    allocation, released, notes = _allocate(drafts, world, limits)
+    placed = world.placed or place(repo, site, world, catalog)
+    allocation, released = placed.allocation, list(placed.released)
+    notes = list(placed.notes)
     notes += [n for d in drafts for n in _exempted(d.ws, limits[d.request.owner])]
-    notes += image_notes
-    pending.extend(PendingItem(p.key, p.reason) for p in allocation.pending)
+    notes += drafted.notes
+    pending.extend(placed.pending_of(Kind.WORKSPACE))
     for hold in released:
         pending.append(
             PendingItem(
@@ -218,7 +276,7 @@ def resolve_workspaces(
         tuple(errors),
         tuple(warnings),
         allocation,
-        limits,
+        placed.limits,
         tuple(released),
         tuple(notes),
         adoptions,
@@ -237,6 +295,17 @@ Resolver = Callable[[ConfigRepo, Site, World, FrameworkCatalog], Desired]
 RESOLVERS: Mapping[Kind, Resolver] = {
     Kind.WORKSPACE: resolve_workspaces,
     Kind.IMAGE: resolve_images,
+    Kind.ENDPOINT: resolve_endpoints,
+}
+
+ClaimsOf = Callable[
+    [ConfigRepo, Site, World, FrameworkCatalog, dict[str, EffectiveLimits]], list[Claim]
+]
+
+# Per kind that takes GPUs: its requests, for the one placement over all kinds (`place`).
+CLAIMS: Mapping[Kind, ClaimsOf] = {
+    Kind.WORKSPACE: workspace_claims,
+    Kind.ENDPOINT: endpoint_claims,
 }
 
 
@@ -502,14 +571,15 @@ def _gpu_policy(
 
 
 def _allocate(
-    drafts: list[_Draft], world: World, limits: Mapping[str, EffectiveLimits]
+    claims: list[Claim], world: World, limits: Mapping[str, EffectiveLimits]
 ) -> tuple[Allocation, list[Hold], list[str]]:
-    """Place GPU requests; release expired holds of stopped workspaces only for waiters."""
-    asking = {d.request.key for d in drafts}
+    """Place GPU requests of every kind; release expired holds of stopped containers only
+    for waiters."""
+    asking = {c.request.key for c in claims}
     ours = {c.key: c.gpu_ids for c in world.observed.ours() if c.gpu_ids and c.key in asking}
     ours_ids = {c.id for c in world.observed.ours()}
     # A container being adopted goes before its workspace is made: what it holds is free.
-    adopted = {d.adopt.container_id for d in drafts if d.adopt is not None}
+    adopted = {c.adopts for c in claims if c.adopts is not None}
     # Taken: devices named by any container that is not a request here (others', ours that
     # are orphaned or set aside as pending), and devices a stray process uses, unless one of
     # our containers names it (that one keeps it; the process is reported as GPU misuse).
@@ -529,8 +599,8 @@ def _allocate(
     budgets: dict[str, Fraction | None] = {
         owner: eff["gpu_budget"] for owner, eff in limits.items()
     }
-    requests = [d.request for d in drafts]
-    hold_of = {d.request.key: gpu_hold(d.ws, limits[d.request.owner]) for d in drafts}
+    requests = [c.request for c in claims]
+    hold_of = {c.request.key: c.hold for c in claims}
 
     def place(existing: Mapping[str, tuple[str, ...]], excluded: frozenset[str]) -> Allocation:
         return allocate(

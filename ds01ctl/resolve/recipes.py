@@ -35,7 +35,15 @@ from ds01ctl.manifests.endpoint import EndpointSpec, RecipeSelect
 
 TYPE_RANK = {"optimized": 0, "preview": 1, "unoptimized": 2, "generic": 3}
 PRECISION_RANK = {"bf16": 0, "fp16": 1, "fp8": 2, "int8": 3, "int4": 4, "fp4": 5}
-GPU_RANK = {"H200": 0, "H100-80GB": 1, "MI300X": 2, "A100-80GB": 3, "A100-40GB": 4, "generic": 5}
+GPU_RANK = {
+    "H200": 0,
+    "H100-80GB": 1,
+    "MI300X": 2,
+    "A100-80GB": 3,
+    "A100-40GB": 4,
+    "generic": 5,
+    "cpu": 6,
+}
 SOURCE_RANK = {"site": 0, "shipped": 1}
 
 
@@ -106,6 +114,8 @@ class Request:
     def shape(self) -> str:
         if self.mig is not None:
             return f"one MIG {self.mig} instance"
+        if self.count == 0:
+            return "no GPU"
         return f"{self.count} GPU" + ("s" if self.count != 1 else "")
 
 
@@ -240,6 +250,11 @@ def _shape(request: Request, spec: RecipeSpec) -> str | None:
         return None
     if spec.mig is not None:
         return f"for {spec.shape}, the endpoint asks {request.shape}"
+    if (spec.gpu == "cpu") != (request.count == 0):
+        shape = "no GPU" if spec.gpu == "cpu" else spec.shape
+        return f"for {shape}, the endpoint asks {request.shape}"
+    if spec.gpu == "cpu":
+        return None
     if spec.count != request.count:
         return f"tensor-parallel {spec.count}, the endpoint asks {request.shape}"
     return None
@@ -249,6 +264,8 @@ def _hardware(
     spec: RecipeSpec, devices: tuple[Device, ...]
 ) -> tuple[tuple[Device, ...], str | None]:
     """The site's devices the recipe can run on, or why there are none."""
+    if spec.gpu == "cpu":
+        return (), None  # every host has CPUs
     if spec.gpu == "generic":
         shaped = [d for d in devices if d.mig is None and d.partition is None]
     else:

@@ -73,6 +73,8 @@ PINNED = {
     "recipe.invalid",
     "endpoint.engine_arg",
     "endpoint.env",
+    "endpoint.port",
+    "endpoint.expose",
     "security.owned_flag",
     "security.literal_secret",
     "secret.scope",

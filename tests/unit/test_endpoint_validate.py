@@ -161,3 +161,21 @@ def test_endpoint_validate_model_without_recipe(tmp_path: Path) -> None:
     (line,) = _repo(tmp_path, endpoint)
     assert "[ref.recipe]: endpoint alice/x: no recipe serves org/nothing" in line
     assert "allow_fallback" in line
+
+
+def test_endpoint_validate_port_outside_the_pool_and_lab_without_an_address(
+    tmp_path: Path,
+) -> None:
+    endpoint = (
+        ENDPOINT.split("  recipe:", maxsplit=1)[0].replace("bob/hf-token", "hf-token")
+        + "  port: 9000\n  expose: lab\n"
+    )
+    lines = _repo(tmp_path, endpoint)
+    assert len(lines) == 2, lines
+    port = next(line for line in lines if "[endpoint.port]" in line)
+    assert "users/alice/ep.yaml:8:" in port
+    assert "port 9000 is outside the Site's endpoint pool 8100-8199" in port
+    assert "(use a port from 8100 to 8199, or port: auto)" in port
+    lab = next(line for line in lines if "[endpoint.expose]" in line)
+    assert "expose: lab, but the Site sets no endpoint_lab_address" in lab
+    assert ":9:" in lab

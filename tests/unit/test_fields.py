@@ -10,14 +10,22 @@ import pytest
 
 from ds01ctl.drivers.docker import containers as driver
 from ds01ctl.model.spec import ContainerSpec
-from ds01ctl.plan.fields import FIELDS, LIMIT_FIELDS, Binding, ContainerField, OnChange
+from ds01ctl.plan.fields import (
+    ENDPOINT_FIELDS,
+    FIELDS,
+    LIMIT_FIELDS,
+    Binding,
+    ContainerField,
+    OnChange,
+)
 from tests.observed import observed_container, observed_entry
 from tests.unit.test_diff import _spec
 from tests.unit.test_resolve import _repo, _workspace
 
 
 def test_fields_every_binding_is_one_row_and_spelled_once_by_the_docker_driver() -> None:
-    bound = [row.binding for row in FIELDS if row.binding is not None]
+    bound = [row.binding for row in ENDPOINT_FIELDS if row.binding is not None]
+    assert ENDPOINT_FIELDS[: len(FIELDS)] == FIELDS, "an endpoint's table extends a workspace's"
     assert sorted(bound) == sorted(Binding), "each binding belongs to exactly one row"
     for binding in Binding:
         spelled = (binding in driver.CREATE) + (binding in driver.CREATE_HOST)

@@ -12,13 +12,14 @@ from ds01ctl.model.kinds import (
     AnyPayload,
     Kind,
     Payload,
+    container_kind,
     not_planned_yet,
-    planned_kind,
 )
 from ds01ctl.model.spec import ContainerSpec
 from ds01ctl.plan.diff import FIELD_TABLES
-from ds01ctl.plan.fields import FIELDS
+from ds01ctl.plan.fields import ENDPOINT_FIELDS, FIELDS
 from ds01ctl.resolve.desired import MANIFESTS, RESOLVERS, resolve_workspaces
+from ds01ctl.resolve.endpoints import resolve_endpoints
 from ds01ctl.resolve.imagebuilds import resolve_images
 
 
@@ -31,14 +32,16 @@ def test_kinds_every_kind_has_a_manifest_and_is_spelled_as_its_manifest_kind() -
 
 def test_kinds_planned_ones_have_a_resolver_and_container_kinds_a_field_table() -> None:
     planned = {k for k, info in KINDS.items() if info.planned}
-    assert planned == set(RESOLVERS) == {Kind.WORKSPACE, Kind.IMAGE}
+    assert planned == set(RESOLVERS) == {Kind.WORKSPACE, Kind.IMAGE, Kind.ENDPOINT}
     containers = {k for k, info in KINDS.items() if info.payload is Payload.CONTAINER}
-    assert containers == set(FIELD_TABLES) == {Kind.WORKSPACE}
+    assert containers == set(FIELD_TABLES) == {Kind.WORKSPACE, Kind.ENDPOINT}
     assert RESOLVERS[Kind.WORKSPACE] is resolve_workspaces
+    assert RESOLVERS[Kind.ENDPOINT] is resolve_endpoints
     assert FIELD_TABLES[Kind.WORKSPACE] is FIELDS
     # An Image is planned as a build, and nothing of it runs: no field table.
     assert KINDS[Kind.IMAGE].payload is Payload.IMAGE_BUILD
     assert RESOLVERS[Kind.IMAGE] is resolve_images
+    assert FIELD_TABLES[Kind.ENDPOINT] is ENDPOINT_FIELDS
 
 
 def test_kinds_payload_union_has_one_record_per_tag() -> None:
@@ -49,10 +52,11 @@ def test_kinds_payload_union_has_one_record_per_tag() -> None:
     assert planned <= set(PAYLOADS)
 
 
-def test_kinds_planned_kind_of_a_label() -> None:
-    assert planned_kind("workspace") is Kind.WORKSPACE
-    assert planned_kind("endpoint") is None  # declared, not planned yet
-    assert planned_kind("teleport") is None  # unknown
+def test_kinds_container_kind_of_a_label() -> None:
+    assert container_kind("workspace") is Kind.WORKSPACE
+    assert container_kind("endpoint") is Kind.ENDPOINT
+    assert container_kind("image") is None  # planned as builds: no container has that kind
+    assert container_kind("teleport") is None  # unknown
 
 
 def test_kinds_not_planned_yet_warning() -> None:

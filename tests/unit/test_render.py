@@ -413,6 +413,7 @@ def test_document_contract_keys_and_vocabulary() -> None:
         "update",
         "remove_image",
         "build",
+        "wait_healthy",
     ]
     assert [p.value for p in Precondition] == ["no_live_sessions", "mounts_unmoved"]
     assert [r.value for r in Reason] == [

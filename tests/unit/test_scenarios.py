@@ -22,10 +22,11 @@ from typing import Any
 import pytest
 import yaml
 
-from ds01ctl.manifests import Workspace
+from ds01ctl.manifests import Endpoint, Workspace
 from ds01ctl.plan.actions import Plan, PlanMeta
 from ds01ctl.plan.diff import diff
 from ds01ctl.resolve.desired import Desired, World, resolve
+from ds01ctl.resolve.endpoints import EndpointFacts
 from ds01ctl.resolve.images import with_default_tag
 from ds01ctl.workflow import gpu_inventory, load_repo, refuse_partial_prune
 from tests.observed import (
@@ -71,12 +72,30 @@ def _resolved(case: Path) -> tuple[Any, Any, Any, Desired, dict[str, Any]]:
     state = observed_state(observed, site.metadata.name)
     # The source names the fixture as the Site does, not by this checkout's absolute path.
     inventory = dataclasses.replace(gpu_inventory(repo), source=f"fixture:{site.spec.gpus.fixture}")
-    owners = {w.metadata.owner or "" for w, _ in repo.of(Workspace)}
+    owners = {m.metadata.owner or "" for kind in (Workspace, Endpoint) for m, _ in repo.of(kind)}
     known = {k: v for k, v in accounts(observed).items() if k in owners - set(site.spec.users)}
-    world = World(state, inventory, known, now, pending_since(observed))
+    world = World(
+        state,
+        inventory,
+        known,
+        now,
+        pending_since(observed),
+        endpoint_facts=endpoint_facts(observed),
+    )
     desired = resolve(repo, world, repo.catalog)
     assert not desired.errors, f"{case.name}: resolve errors {desired.errors}"
     return repo, state, inventory, desired, observed
+
+
+def endpoint_facts(observed: dict[str, Any]) -> EndpointFacts:
+    """What the shell reads of the host for endpoints (optional key `endpoints`):
+    `cached: {model: [revision]}`, `secrets: {name: version}`, `bound_ports: [port]`."""
+    raw = observed.get("endpoints") or {}
+    return EndpointFacts(
+        cached={k.lower(): tuple(v) for k, v in (raw.get("cached") or {}).items()},
+        secrets=dict(raw.get("secrets") or {}),
+        bound_ports=frozenset(raw.get("bound_ports") or ()),
+    )
 
 
 def scenario_plan(case: Path) -> Plan:

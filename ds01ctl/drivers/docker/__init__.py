@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ds01ctl.drivers.docker import build, containers, disk, snapshots
+from ds01ctl.drivers.docker import build, containers, disk, health, snapshots
 from ds01ctl.live import docker as live
 from ds01ctl.model.driver import DiskUse, Snapshot
 from ds01ctl.model.imagebuild import ImageBuildSpec
@@ -97,6 +97,11 @@ class DockerDriver:
 
     def remove(self, container_id: str) -> None:
         containers.remove(self.client, container_id)
+
+    def wait_healthy(
+        self, container_id: str, spec: ContainerSpec, progress: Callable[[str], None]
+    ) -> None:
+        health.wait_healthy(self.client, container_id, spec, progress)
 
     def update(self, container_id: str, spec: ContainerSpec) -> None:
         containers.update(self.client, container_id, spec)

@@ -18,7 +18,7 @@ from ds01ctl import labels as L
 from ds01ctl.confinement import NO_NEW_PRIVILEGES
 from ds01ctl.live.procs import container_processes
 from ds01ctl.model.spec import ContainerSpec, UserAccount
-from ds01ctl.plan.fields import FIELDS, Binding, OnChange
+from ds01ctl.plan.fields import ENDPOINT_FIELDS, FIELDS, Binding, OnChange
 from ds01ctl.resolve.images import repository, with_default_tag
 
 if TYPE_CHECKING:
@@ -203,6 +203,8 @@ CREATE_HOST: dict[Binding, Spelling] = {
     Binding.PIDS: lambda v: {"pids_limit": v or None},
     Binding.RESTART_POLICY: lambda v: {"restart_policy": {"Name": v}},
     Binding.LOG: lambda v: {"log_config": {"Type": v[0], "Config": dict(v[1])}},
+    Binding.PORTS: lambda v: {"port_bindings": {f"{c}/tcp": (a, h) for c, a, h in v} or None},
+    Binding.DEVICES: lambda v: {"devices": [f"{d}:{d}:rwm" for d in v] or None},
 }
 UPDATE: dict[Binding, Spelling] = {
     Binding.NANO_CPUS: lambda v: {"NanoCpus": v},
@@ -218,7 +220,7 @@ def create(client: docker.APIClient, spec: ContainerSpec) -> str:
     L.check_values(spec.label_map)
     kwargs: dict[str, Any] = {}
     host: dict[str, Any] = {}
-    for row in FIELDS:
+    for row in ENDPOINT_FIELDS:  # every row: a workspace leaves the endpoint ones empty
         if row.binding is None:
             continue
         value = row.given(spec)
@@ -226,10 +228,37 @@ def create(client: docker.APIClient, spec: ContainerSpec) -> str:
             host.update(CREATE_HOST[row.binding](value))
         else:
             kwargs.update(CREATE[row.binding](value))
+    if spec.ports:
+        kwargs["ports"] = [c for c, _, _ in spec.ports]
+    if spec.secret_env:
+        # Read from the root-only store now, into the environment only: never an argument
+        # (a process's command line is world-readable in /proc), never in the spec or plan.
+        kwargs["environment"] = [*kwargs["environment"], *secret_environment(spec)]
     # Not in the table because never compared: always so for ds01ctl's containers.
     host_config = client.create_host_config(privileged=False, **host)
     created = client.create_container(stdin_open=True, host_config=host_config, **kwargs)
     return str(created["Id"])
+
+
+class SecretUnreadable(RuntimeError):
+    pass
+
+
+def secret_environment(spec: ContainerSpec) -> list[str]:
+    """`NAME=value` for each variable the spec fills from a secret file. An error names the
+    secret and the file, never a value."""
+    found = []
+    for name, path, _version in spec.secret_env:
+        try:
+            with open(path, "rb") as handle:
+                value = handle.read(64 * 1024).decode().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise SecretUnreadable(
+                f"secret file {path} for {name} cannot be read ({why})"
+            ) from None
+        found.append(f"{name}={value}")
+    return found
 
 
 ICC_OPTION = "com.docker.network.bridge.enable_icc"

@@ -4,7 +4,10 @@
 It obeys the flags ds01ctl derives as vLLM does: it listens on --host:--port and answers only
 for --served-model-name (--model when unset), so a wrong derived flag fails a test. Unknown
 flags are refused with vLLM's exit status (argparse: 2). Readiness is `/v1/models` listing the
-served name; --ready-delay makes it answer 503 before that, --never-ready always.
+served name; --ready-delay makes it answer 503 before that, --never-ready always (or the
+environment's STANDIN_READY_DELAY and STANDIN_NEVER_READY=1, as a recipe's env sets them).
+With VLLM_API_KEY in its environment, /v1/* answers 401 without `Authorization: Bearer <key>`,
+as vLLM does.
 
     GET  /health               200 once listening (liveness, like vLLM's)
     GET  /v1/models            the served model, or 503 while loading
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,8 +36,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--tensor-parallel-size", type=int, default=1)
     parser.add_argument("--max-model-len", type=int, default=None)
-    parser.add_argument("--ready-delay", type=float, default=0.0, metavar="SECONDS")
-    parser.add_argument("--never-ready", action="store_true")
+    delay = float(os.environ.get("STANDIN_READY_DELAY") or 0)
+    never = os.environ.get("STANDIN_NEVER_READY") == "1"
+    parser.add_argument("--ready-delay", type=float, default=delay, metavar="SECONDS")
+    parser.add_argument("--never-ready", action="store_true", default=never)
     return parser.parse_args(argv)
 
 
@@ -60,7 +66,16 @@ class Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str, kind: str) -> None:
         self._send(status, {"error": {"message": message, "type": kind, "code": status}})
 
+    def _authorised(self) -> bool:
+        key = os.environ.get("VLLM_API_KEY")
+        if not key or self.headers.get("Authorization") == f"Bearer {key}":
+            return True
+        self._error(401, "Unauthorized", "AuthenticationError")
+        return False
+
     def do_GET(self) -> None:
+        if self.path.startswith("/v1/") and not self._authorised():
+            return
         if self.path == "/health":
             self._send(200, {})
         elif self.path == "/v1/models":
@@ -76,6 +91,8 @@ class Handler(BaseHTTPRequestHandler):
             self._error(404, f"no route {self.path}", "NotFoundError")
 
     def do_POST(self) -> None:
+        if self.path.startswith("/v1/") and not self._authorised():
+            return
         if self.path != "/v1/chat/completions":
             self._error(404, f"no route {self.path}", "NotFoundError")
             return

@@ -1,0 +1,136 @@
+"""Endpoints at plan time: what only the host can tell (GPUs, the model cache, the secret store,
+ports) makes an endpoint pending with one line saying why and what to do; the placement is one
+over every kind, so an endpoint counts against its owner's GPU budget and `max_endpoints`."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ds01ctl.plan.diff import diff
+from ds01ctl.resolve.desired import Desired, World, resolve
+from ds01ctl.resolve.memfit import ModelFacts
+from ds01ctl.workflow import gpu_inventory, load_repo
+from tests.observed import observed_entry, observed_state, when
+from tests.unit.test_scenarios import endpoint_facts
+
+CASE = Path(__file__).resolve().parents[1] / "scenarios" / "endpoints-nvidia"
+
+
+@pytest.fixture
+def case(tmp_path: Path) -> Path:
+    shutil.copytree(CASE, tmp_path / "case")
+    return tmp_path / "case"
+
+
+def _endpoint(case: Path, owner: str, name: str, spec: dict[str, Any]) -> None:
+    folder = case / "manifests" / "users" / owner
+    folder.mkdir(parents=True, exist_ok=True)
+    document = {"apiVersion": "ds01/v1", "kind": "Endpoint", "metadata": {"name": name}}
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump({**document, "spec": spec}))
+
+
+def _resolve(case: Path, **facts: Any) -> tuple[Desired, World]:
+    observed = yaml.safe_load((case / "observed.yaml").read_text())
+    now = when(observed["now"])
+    repo = load_repo(case / "manifests", now.date())
+    assert repo.site is not None and repo.catalog is not None
+    known = dataclasses.replace(endpoint_facts(observed), **facts)
+    state = observed_state(observed, repo.site.metadata.name)
+    world = World(state, gpu_inventory(repo), {}, now, endpoint_facts=known)
+    return resolve(repo, world, repo.catalog), world
+
+
+def _pending(desired: Desired) -> dict[str, str]:
+    return {p.target: p.reason for p in desired.pending}
+
+
+def test_endpoint_too_large_for_its_devices_is_refused_with_the_numbers(case: Path) -> None:
+    _endpoint(
+        case,
+        "carol",
+        "qwen",
+        {
+            "model": {"id": "meta-llama/Llama-3.1-70B-Instruct"},
+            "recipe": {"select": {"allow_fallback": True}},
+        },
+    )
+    reason = _pending(_resolve(case)[0])["endpoint/carol/qwen"]
+    assert reason.startswith(
+        "refused: meta-llama/Llama-3.1-70B-Instruct at bf16 does not fit 1 × H100-80GB: per GPU "
+        "it needs 131.4 GiB weights + 2.0 GiB overhead + "
+    ), reason
+    assert "but 0.9 × 79.6 GiB = 71.7 GiB" in reason
+    assert "(use more or larger GPUs, a lower precision, or a shorter max-model-len)" in reason
+
+
+def test_endpoint_tp_that_does_not_divide_the_heads_is_refused(case: Path) -> None:
+    odd = ModelFacts("ds01/odd", 10**9, 8, 5, 5, 64, 4096)
+    _endpoint(
+        case,
+        "carol",
+        "qwen",
+        {
+            "model": {"id": "ds01/odd"},
+            "accelerator": {"count": 2},
+            "recipe": {"select": {"allow_fallback": True}},
+        },
+    )
+    desired, _ = _resolve(case, facts={"ds01/odd": odd})
+    assert _pending(desired)["endpoint/carol/qwen"] == (
+        "refused: tensor-parallel size 2 does not divide ds01/odd's 5 attention heads (use 1 GPUs)"
+    )
+
+
+def test_endpoint_secret_missing_on_the_server_is_pending_with_where_it_goes(case: Path) -> None:
+    facts = {"secrets": {"alice/hf": "3f1c0a9e7b52"}}  # alice/chat-key is not on this server
+    reason = _pending(_resolve(case, **facts)[0])["endpoint/alice/chat"]
+    assert reason == (
+        "secret alice/chat-key does not exist on this server (an admin writes it to "
+        "/etc/ds01ctl/secrets/alice/chat-key, mode 0600, owned by root)"
+    )
+
+
+def test_endpoint_counts_against_the_owners_gpu_budget(case: Path) -> None:
+    quota = case / "manifests" / "quota.yaml"
+    quota.write_text(quota.read_text().replace("gpu_budget: 2", "gpu_budget: 1"))
+    reason = _pending(_resolve(case)[0])["endpoint/bob/big"]
+    assert "budget" in reason, reason
+
+
+def test_endpoint_beyond_max_endpoints_is_pending(case: Path) -> None:
+    _endpoint(case, "alice", "second", {"model": {"id": "meta-llama/Llama-3.1-8B-Instruct"}})
+    reason = _pending(_resolve(case)[0])["endpoint/alice/second"]
+    assert reason == "alice may have 1 endpoint(s) (defaults)", reason
+
+
+def test_endpoint_and_workspace_never_share_a_device(case: Path) -> None:
+    desired, _ = _resolve(case)
+    held = [u for s in desired.specs for u in s.gpus]
+    assert len(held) == len(set(held)) == 4, held
+
+
+def test_endpoint_port_is_kept_across_plans_and_a_taken_one_skipped(case: Path) -> None:
+    desired, world = _resolve(case)
+    first = {s.key: s.ports for s in desired.specs if s.kind == "endpoint"}
+    assert first == {
+        "endpoint/alice/chat": ((8000, "127.0.0.1", 8101),),  # 8100 is in use on the host
+        "endpoint/bob/big": ((8000, "127.0.0.1", 8102),),
+    }
+    # After apply: bob's container runs on 8102; alice's does not exist (yet). Something else
+    # now listens on 8101: bob keeps 8102, alice takes the next free one.
+    bob = next(s for s in desired.specs if s.key == "endpoint/bob/big")
+    observed = yaml.safe_load((case / "observed.yaml").read_text())
+    observed["containers"] = [observed_entry(bob, id="b" * 64, state="running")]
+    observed["endpoints"]["bound_ports"] = [8100, 8101, 8102]
+    (case / "observed.yaml").write_text(yaml.safe_dump(observed))
+    again, _ = _resolve(case)
+    ports = {s.key: s.ports[0][2] for s in again.specs if s.kind == "endpoint"}
+    assert ports == {"endpoint/alice/chat": 8103, "endpoint/bob/big": 8102}
+    plan = diff(again, observed_state(observed, "lab"), world.inventory, prune=False)
+    assert [a.target for a in plan.actions] == ["endpoint/alice/chat", "workspace/dave/notebook"]
