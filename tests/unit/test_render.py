@@ -445,6 +445,7 @@ def test_document_contract_keys_and_vocabulary() -> None:
         "create",
         "start",
         "update",
+        "remove_image",
     ]
     assert [p.value for p in Precondition] == ["no_live_sessions", "mounts_unmoved"]
     assert [r.value for r in Reason] == [
@@ -460,6 +461,9 @@ def test_document_contract_keys_and_vocabulary() -> None:
         "security_defaults",
         "leftover_helper",
         "mlc_container",
+        "leftover_tag",
+        "leftover_account_image",
+        "duplicate_snapshot",
     ]
     assert sorted(doc["summary"]["actions"]) == sorted(k.value for k in ActionKind)
 
