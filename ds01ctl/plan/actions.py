@@ -48,10 +48,10 @@ class Reason(StrEnum):
     # Made by an older ds01ctl, unchanged since, without the confinement this one gives.
     SECURITY_DEFAULTS = "security_defaults"
     LEFTOVER_HELPER = "leftover_helper"  # an account-setup helper an interrupted apply left
+    MLC_CONTAINER = "mlc_container"  # the owner's mlc container holds the name; adopt: true
     LEFTOVER_TAG = "leftover_tag"  # a per-container image tag whose container is gone
     LEFTOVER_ACCOUNT_IMAGE = "leftover_account_image"  # used by no container (--prune)
     DUPLICATE_SNAPSHOT = "duplicate_snapshot"  # the same content as another snapshot
-    MLC_CONTAINER = "mlc_container"  # the owner's mlc container holds the name; adopt: true
     IMAGE_CHANGED = "image_changed"  # the workspace's Image has a new build
     REBUILD = "rebuild"  # an Image rebuilt as asked (apply --rebuild), on a newer base
 

@@ -7,6 +7,9 @@ start/stop. Managed containers nobody declares are orphans (deleted only with --
 Containers this site does not own are reported, never acted on, except its owner's mlc
 container that resolve lets a workspace adopt (resolve/adopt.py): that one is snapshotted
 first, then stopped, removed, and the workspace is created from the snapshot.
+Images an interrupted apply left (per-container tags, duplicate snapshots; with --prune
+account images no container uses) are removed last, judged as the plan leaves the engine
+(plan/leftovers.py).
 
 Each action is spelled out as steps with everything apply needs, decided here from the
 observation: a removal stops the container if it runs (with its own stop grace), snapshots it

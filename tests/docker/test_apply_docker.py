@@ -135,9 +135,12 @@ def test_round_trip_on_a_demo_like_repo(lab: Lab) -> None:
     assert json.loads(orphaned.stdout)["orphans"] == [thesis_target]
     # ... until --prune deletes it, after a snapshot of its changes.
     plan, events = lab.apply_json("--prune")
-    assert _actions(plan) == [("delete", thesis_target, "no_manifest")]
+    delete, *images = _actions(plan)
+    assert delete == ("delete", thesis_target, "no_manifest")
+    # Its owner's account image, which nothing else uses once it is gone (--prune).
+    assert [reason for _, _, reason in images] == ["leftover_account_image"]
     reference = _snapshot(lab)
-    assert _notes(events) == {thesis_target: f"snapshot {reference}"}
+    assert _notes(events) == {thesis_target: f"snapshot {reference}", images[0][1]: None}
     assert lab.containers_of(thesis_owner, thesis) == []
     assert _read(lab, reference, f"/home/{thesis_owner}/draft.txt") == "draft\n"
     lab.assert_converged(prune=True)

@@ -106,6 +106,9 @@ ALLOWED: dict[str, Check] = {
     "extra.HostConfig.SecurityOpt": lambda ours, gt, gpus: ours == ["no-new-privileges"],
     # /dev/shm from the owner's quota (the test quota says 64m, Docker's default is 64m too).
     "extra.HostConfig.ShmSize": lambda ours, gt, gpus: ours == 64 * MIB,
+    # The account image is committed with an empty ENTRYPOINT (never the setup helper's own,
+    # which a null would keep); like mlc's null, it runs the command as given.
+    "extra.Config.Entrypoint": lambda ours, gt, gpus: ours in (None, []),
     # power: running starts it (mlc's container is only created until `mlc open`).
     "extra.State.Status": lambda ours, gt, gpus: ours == "running",
 }

@@ -198,7 +198,11 @@ def test_plan_orphan_is_deleted_only_with_prune(lab: Lab) -> None:
     plan = lab.plan().plan
     assert plan.actions == () and plan.orphans == (f"workspace/alice/{name}",)
     pruned = lab.plan(prune=True).plan
-    assert [(a.kind, a.reason) for a in pruned.actions] == [(ActionKind.DELETE, Reason.NO_MANIFEST)]
+    assert [(a.kind, a.reason) for a in pruned.actions] == [
+        (ActionKind.DELETE, Reason.NO_MANIFEST),
+        # The account image only it used goes with it, after it (--prune).
+        (ActionKind.CLEANUP, Reason.LEFTOVER_ACCOUNT_IMAGE),
+    ]
 
 
 def test_plan_power_pinned_running_starts_a_stopped_workspace(lab: Lab) -> None:

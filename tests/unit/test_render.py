@@ -428,10 +428,10 @@ def test_document_contract_keys_and_vocabulary() -> None:
         "gpu_released",
         "security_defaults",
         "leftover_helper",
+        "mlc_container",
         "leftover_tag",
         "leftover_account_image",
         "duplicate_snapshot",
-        "mlc_container",
         "image_changed",
         "rebuild",
     ]
