@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from ds01ctl.live.nvml import NvmlSource
+from ds01ctl.live.nvml import NvmlSource, _Reader
 from ds01ctl.model.inventory import GpuInventory
 
 pynvml = pytest.importorskip("pynvml", reason="nvidia-ml-py (module pynvml) is not installed")
@@ -132,3 +132,24 @@ def test_nvml_real_every_mig_device_is_in_the_inventory(
         if uuid.startswith("MIG-"):
             assert uuid in devices, f"{uuid} (on {parent}) is missing from the inventory"
             assert devices[uuid].gpu_uuid == parent
+
+
+def test_nvml_real_gpm_sampling_is_best_effort_on_the_real_driver(
+    inventory: GpuInventory,
+) -> None:
+    # GPM by GPU instance is asked of every GPU: on a GPU without MIG (no instance 0) or
+    # without GPM the answer is "unmeasured" (an empty map), never an error; with MIG on, each
+    # instance the inventory lists reads a utilisation in 0..100.
+    reader = _Reader(pynvml)  # the snapshot's own reader, which asks GPM under MIG
+    pynvml.nvmlInit()
+    try:
+        for gpu in inventory.gpus:
+            handle = pynvml.nvmlDeviceGetHandleByUUID(gpu.uuid)
+            gi_ids = [m.gi_id for m in gpu.migs] if gpu.mig_enabled else [0]
+            found = reader.gpm_sm_util(handle, gi_ids)
+            assert set(found) <= set(gi_ids), gpu.uuid
+            assert all(0 <= v <= 100 for v in found.values()), found
+            if not gpu.mig_enabled:
+                assert found == {}, (gpu.uuid, found)
+    finally:
+        pynvml.nvmlShutdown()
