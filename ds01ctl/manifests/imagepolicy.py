@@ -1,11 +1,12 @@
 """Which images a workspace may be made from: an owner's manifest cannot run another's work.
 
 An image reference in a manifest is untrusted input. `ds01ctl-snapshot/vic:…` would run vic's
-saved work as mal, and the tags apply makes per container (`<repo>:<name>._.<uid>`) and per
+saved work as mal, an Image's build (`ds01-vic/…`) holds vic's packages, environment and
+account, and the tags apply makes per container (`<repo>:<name>._.<uid>`) and per
 account (`<repo>:ds01ctl-user-<hash>`) hold another user's files and account. So a reference
 is allowed when it is one of the owner's own snapshots, a catalog image, or matched by the
-Site's `allowed_images`; another owner's snapshot or per-container tag, any account image, and
-bare image IDs are refused whatever the allow-list says.
+Site's `allowed_images`; another owner's snapshot, Image build or per-container tag, any
+account image, and bare image IDs are refused whatever the allow-list says.
 
 The check reads the reference as the manifest writes it: the Site's `image_mirrors` rewrite it
 afterwards, so a lab that mirrors the catalog keeps its catalog references allowed.
@@ -22,6 +23,7 @@ from ds01ctl.names import docker_safe
 SNAPSHOT_REPOSITORY = "ds01ctl-snapshot"  # drivers/docker/snapshots.py commits to this repository
 CONTAINER_TAG_MARK = "._."  # `<name>._.<uid>`: mlc's container name, used as a tag
 ACCOUNT_TAG_PREFIX = "ds01ctl-user-"  # the Docker driver's image with an account baked in
+BUILD_PREFIX = "ds01-"  # `ds01-<owner>/<name>`: images/dockerfile.py's builds of Images
 _HEX = re.compile(r"^[0-9a-f]+$")
 # Docker Hub's spellings of the default registry and namespace name the same local image.
 _DEFAULT_PREFIXES = ("docker.io/", "index.docker.io/", "registry-1.docker.io/")
@@ -76,6 +78,13 @@ def image_problem(
     tag_uid = container_tag_uid(ref)
     if tag_uid is not None and uid is not None and tag_uid != str(uid):
         return f"image {reference!r} is the image of another user's container (uid {tag_uid})"
+    namespace, slash, _ = repo.partition("/")
+    if (
+        slash
+        and namespace.startswith(BUILD_PREFIX)
+        and namespace != BUILD_PREFIX + docker_safe(owner)
+    ):
+        return f"image {reference!r} is an Image built for another user"
     if repo.startswith(SNAPSHOT_REPOSITORY + "/"):
         if repo == f"{SNAPSHOT_REPOSITORY}/{docker_safe(owner)}":
             return None

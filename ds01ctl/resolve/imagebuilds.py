@@ -28,6 +28,7 @@ from ds01ctl.catalog.frameworks import CatalogEntry, FrameworkCatalog
 from ds01ctl.catalog.presets import catalogue
 from ds01ctl.images.dockerfile import BuildSources, ImageBuild, generate, image_repository
 from ds01ctl.manifests import Image, Site, Workspace
+from ds01ctl.manifests.imagepolicy import IMAGE_HINT, container_tag_uid, image_problem
 from ds01ctl.manifests.validate import ConfigRepo
 from ds01ctl.manifests.workspace import ImagePin
 from ds01ctl.model.imagebuild import ContextFile, ImageBuildSpec
@@ -106,6 +107,9 @@ def _build(image: Image, key: str, site: Site, world: World, catalog: FrameworkC
                 "user cannot be baked in (add spec.users in the Site, or create the account)",
             )
     if spec.base.image is not None:
+        refusal = _base_policy(spec.base.image, owner, site, world, catalog)
+        if refusal is not None:
+            return PendingItem(key, refusal)
         base = mirrored(spec.base.image, site.spec.image_mirrors)
     else:
         assert spec.base.framework is not None
@@ -150,6 +154,29 @@ def _build(image: Image, key: str, site: Site, world: World, catalog: FrameworkC
         timeout=images.build_timeout,
         rebuild=key in world.rebuild and made.tag in world.observed.images,
     )
+
+
+def _base_policy(
+    reference: str, owner: str, site: Site, world: World, catalog: FrameworkCatalog
+) -> str | None:
+    """What validate could not decide without the owner's uid (another user's per-container
+    tag, for an owner with no Site pin): the same image policy as a workspace's image."""
+    pin = site.spec.users.get(owner)
+    account = world.accounts.get(owner)
+    uid = pin.uid if pin is not None else account.uid if account is not None else None
+    if uid is None and container_tag_uid(reference) is not None:
+        return (
+            f"refused: base image {reference!r} is a container's image and {owner} has no "
+            "account here to say whose (add spec.users in the Site, or create the account)"
+        )
+    problem = image_problem(
+        reference,
+        owner,
+        uid=uid,
+        allowed=site.spec.allowed_images,
+        catalog=(e.image for e in catalog.entries),
+    )
+    return None if problem is None else f"refused: base {problem} ({IMAGE_HINT})"
 
 
 def _context(

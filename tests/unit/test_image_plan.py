@@ -15,6 +15,7 @@ from ds01ctl.catalog.frameworks import FrameworkCatalog
 from ds01ctl.live.gpus import load_inventory_file
 from ds01ctl.model.imagebuild import ImageBuildSpec
 from ds01ctl.model.observed import Observed, ObservedContainer, ObservedImage
+from ds01ctl.model.spec import UserAccount
 from ds01ctl.plan.actions import ActionKind, Plan, Reason, StepKind
 from ds01ctl.plan.builds import build_labels
 from ds01ctl.plan.diff import diff
@@ -206,3 +207,37 @@ def test_image_build_request_carries_the_sites_network_and_limits(tmp_path: Path
     labels = json.loads(params["labels"])
     assert labels["ds01.image.of"] == "image/alice/env"
     assert not {"mlc", "ds01.managed", "ds01.site", "ds01.spec-hash"} & set(labels)
+
+
+# validate cannot tell whose a per-container tag is without a uid pin; plan can, for an
+# Image's base as for a workspace's image.
+def test_image_base_of_another_users_container_tag_is_refused_at_plan(tmp_path: Path) -> None:
+    from tests.configrepo import load, site_doc, write_repo
+
+    def image(name: str, base: str) -> dict[str, Any]:
+        doc = _image(name, ["torch==2.5"], owner="carol")
+        doc["spec"]["base"] = {"image": base}
+        return doc
+
+    docs = [
+        image("stolen", "registry.lab.example/a:x._.1001"),
+        image("mine", "registry.lab.example/a:y._.3000"),
+    ]
+    site = site_doc(allowed_images=["registry.lab.example/*"])
+    repo = load(write_repo(tmp_path, docs, site=site))
+    assert not repo.errors, repo.errors
+    carol = {"carol": UserAccount("carol", 3000, 3000)}
+    plan, desired = _plan(repo, dataclasses.replace(_world(tmp=tmp_path), accounts=carol))
+    assert [b.name for b in desired.builds] == ["mine"]
+    assert [p.target for p in plan.pending] == ["image/carol/stolen"]
+    assert "another user's container (uid 1001)" in plan.pending[0].reason
+    # Without the owner's uid nobody can say whose container it is: refused too.
+    nobody = _world(tmp=tmp_path)
+    plan, desired = _plan(repo, nobody)
+    assert desired.builds == ()  # user_setup needs the account anyway; and so:
+    no_setup = [dict(d, spec={**d["spec"], "user_setup": False}) for d in docs]
+    (tmp_path / "again").mkdir()
+    repo = load(write_repo(tmp_path / "again", no_setup, site=site))
+    plan, desired = _plan(repo, nobody)
+    assert desired.builds == ()
+    assert all("has no account here" in p.reason for p in plan.pending), plan.pending

@@ -182,3 +182,35 @@ def test_policy_lifecycle_allowed_by_an_expired_exemption_warns(tmp_path: Path) 
     assert len(lifecycle) == 1 and not lifecycle[0].is_error
     assert "expired exemption" in lifecycle[0].message
     assert not [d for d in diagnostics if d.is_error]
+
+
+# An Image's build (`ds01-<owner>/<name>:<hash>`) holds its owner's packages, env and
+# account: like a snapshot, another owner's is refused whatever the allow-list says.
+@pytest.mark.parametrize(
+    "reference",
+    ["ds01-vic/env:0123456789ab", "docker.io/ds01-vic/env:0123456789ab", "ds01-vic/env"],
+)
+def test_policy_other_owners_image_build_refused_even_when_allow_listed(reference: str) -> None:
+    refused = image_problem(reference, "mal", uid=1666, allowed=["*"], catalog=[CATALOG_IMAGE])
+    assert "Image built for another user" in (refused or ""), refused
+    own = image_problem("ds01-mal/env:0123456789ab", "mal", uid=1666, allowed=["*"], catalog=[])
+    assert own is None
+    hashed = f"ds01-{docker_safe('h.baker')}/env:0123456789ab"  # a login Docker cannot spell
+    assert image_problem(hashed, "h.baker", uid=1234, allowed=["*"], catalog=[]) is None
+    assert image_problem(hashed, "mal", uid=1666, allowed=["*"], catalog=[]) is not None
+
+
+def test_policy_image_base_of_another_owners_build_refused_with_its_place(tmp_path: Path) -> None:
+    site = {**SITE, "spec": {**SITE["spec"], "allowed_images": ["*"]}}  # type: ignore[dict-item]
+    (tmp_path / "site.yaml").write_text(yaml.safe_dump(site))
+    (tmp_path / "quota.yaml").write_text(yaml.safe_dump(QUOTA))
+    (tmp_path / "users" / "mal").mkdir(parents=True)
+    (tmp_path / "users" / "mal" / "img.yaml").write_text(
+        "apiVersion: ds01/v1\nkind: Image\nmetadata:\n  name: img\nspec:\n"
+        "  base:\n    image: ds01-vic/env:0123456789ab\n"
+    )
+    diagnostics = validate_path(tmp_path, today=TODAY).diagnostics
+    found = _one([d for d in diagnostics if d.is_error])
+    assert found.code == "security.image_not_allowed"
+    assert (found.file, found.line, found.col) == (str(tmp_path / "users/mal/img.yaml"), 7, 12)
+    assert "Image built for another user" in found.message
