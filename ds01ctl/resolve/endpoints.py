@@ -604,7 +604,8 @@ def _command(
     revision: str | None,
     args: tuple[tuple[str, EngineArg], ...],
 ) -> tuple[str, ...]:
-    """ds01ctl's flags first, then the merged engine args (validate kept owned ones out)."""
+    """ds01ctl's flags first, then the merged engine args (validate kept owned ones out),
+    each `--name=value`."""
     command = [
         "--model",
         weights,
@@ -622,9 +623,10 @@ def _command(
     for name, value in args:
         if value is False:
             continue
-        command.append(f"--{name}")
-        if value is not None and value is not True:
-            command.append(str(value))
+        # One word per flag: a value on its own word would be read as a flag (`--api-key=…`)
+        # or as the positional model if it followed a flag that takes none.
+        bare = value is None or value is True
+        command.append(f"--{name}" if bare else f"--{name}={value}")
     return tuple(command)
 
 

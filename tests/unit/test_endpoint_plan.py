@@ -4,6 +4,7 @@ over every kind, so an endpoint counts against its owner's GPU budget and `max_e
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import shutil
 from pathlib import Path
@@ -134,3 +135,50 @@ def test_endpoint_port_is_kept_across_plans_and_a_taken_one_skipped(case: Path) 
     assert ports == {"endpoint/alice/chat": 8103, "endpoint/bob/big": 8102}
     plan = diff(again, observed_state(observed, "lab"), world.inventory, prune=False)
     assert [a.target for a in plan.actions] == ["endpoint/alice/chat", "workspace/dave/notebook"]
+
+
+def _vllm_reads(command: tuple[str, ...]) -> argparse.Namespace | None:
+    """The command as vLLM's parser (`vllm serve [model_tag]`) reads it; None if it refuses it."""
+    parser = argparse.ArgumentParser(exit_on_error=False, add_help=False)
+    parser.add_argument("model_tag", nargs="?")
+    for flag in ("--model", "--host", "--port", "--api-key", "--tensor-parallel-size"):
+        parser.add_argument(flag)
+    for flag in ("--gpu-memory-utilization", "--kv-cache-dtype", "--max-model-len"):
+        parser.add_argument(flag)  # the recipe's
+    parser.add_argument("--quantization")
+    parser.add_argument("--enable-prefix-caching", action="store_true")
+    parser.add_argument("--served-model-name", nargs="+")
+    parser.add_argument("--max-num-seqs", type=int)
+    for flag in ("--enforce-eager", "--disable-log-stats", "--trust-remote-code"):
+        parser.add_argument(flag, action="store_true")
+    try:
+        return parser.parse_args(list(command))
+    except (argparse.ArgumentError, SystemExit):
+        return None
+
+
+def test_endpoint_arg_values_never_become_flags_of_their_own(case: Path) -> None:
+    # An allowed flag's value that reads as another flag (or as the positional model) would
+    # set what ds01ctl sets: each value stays bound to its own flag.
+    args = {
+        "enforce-eager": "--api-key=stolen",
+        "disable-log-stats": "evil/model",
+    }
+    big = yaml.safe_load((case / "manifests/users/bob/big.yaml").read_text())["spec"]
+    spec = {**big, "engine": {"args": args}}
+    _endpoint(case, "bob", "big", spec)
+    desired, _ = _resolve(case)
+    (bob,) = [s for s in desired.specs if s.key == "endpoint/bob/big"]
+    read = _vllm_reads(bob.command)
+    assert read is None, vars(read)  # the server refuses to start, and says why
+    for name, value in args.items():
+        assert f"--{name}={value}" in bob.command
+    # The same server with honest values reads exactly what ds01ctl and the owner said.
+    honest = {"enforce-eager": True, "max-num-seqs": 64, "disable-log-stats": False}
+    _endpoint(case, "bob", "big", {**spec, "engine": {"args": honest}})
+    desired, _ = _resolve(case)
+    (bob,) = [s for s in desired.specs if s.key == "endpoint/bob/big"]
+    read = _vllm_reads(bob.command)
+    assert read is not None, bob.command
+    assert (read.api_key, read.model_tag, read.port, read.host) == (None, None, "8000", "0.0.0.0")
+    assert (read.max_num_seqs, read.enforce_eager, read.disable_log_stats) == (64, True, False)
