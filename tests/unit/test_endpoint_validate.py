@@ -179,3 +179,28 @@ def test_endpoint_validate_port_outside_the_pool_and_lab_without_an_address(
     lab = next(line for line in lines if "[endpoint.expose]" in line)
     assert "expose: lab, but the Site sets no endpoint_lab_address" in lab
     assert ":9:" in lab
+
+
+# A secret is the file `<secrets_dir>/<login>/<name>`: however a name is spelled, it must not
+# reach another login's file (or any other) through `..`, a leading `/` or an empty scope.
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../bob/hf-token",
+        "/bob/hf-token",
+        "bob/../alice/hf-token",
+        "alice/../bob/hf-token",
+        "alice/../../etc/shadow",
+        "./hf-token",
+        "alice//hf-token",
+        "/etc/shadow",
+        "..",
+        "alice/..",
+    ],
+)
+def test_endpoint_secret_name_cannot_walk_to_another_file(tmp_path: Path, name: str) -> None:
+    endpoint = ENDPOINT.split("  recipe:", maxsplit=1)[0].replace("bob/hf-token", f"'{name}'")
+    endpoint += "  recipe: {ref: vllm-h100-bf16-tp1-latency@1}\n"
+    (line,) = _repo(tmp_path, endpoint)
+    assert "users/alice/ep.yaml:7:" in line and "error" in line, line
+    assert "not a valid" in line, line
