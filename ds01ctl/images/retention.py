@@ -39,7 +39,7 @@ def builds(observed: Observed, site: str, keep: int, pinned: Iterable[str] = ())
             )
     per_image: dict[str, list[ObservedImage]] = {}
     for image in observed.built_images:
-        if image.content_hash and L.get(image.labels, L.DS01_IMAGE_SITE) == site and image.of:
+        if image.build_tag and L.get(image.labels, L.DS01_IMAGE_SITE) == site and image.of:
             per_image.setdefault(image.of, []).append(image)
     rows = []
     for of, found in sorted(per_image.items()):

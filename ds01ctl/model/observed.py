@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from ds01ctl import labels as L
+from ds01ctl.names import docker_safe
 
 
 def _empty() -> Mapping[str, str]:
@@ -215,6 +216,19 @@ class ObservedImage:
         """`image/<owner>/<name>` for a build; `<kind>/<owner>/<name>` for a snapshot."""
         return L.get(self.labels, L.DS01_IMAGE_OF) or L.get(self.labels, L.SNAPSHOT_OF)
 
+    @property
+    def build_tag(self) -> str | None:
+        """Its tag as the build of the Image its labels name (`ds01-<owner>/<name>:<hash12>`),
+        or None. Labels are the image's author's to write (a base can carry any); a tag in an
+        owner's repository only ds01ctl makes, so only that says whose build it is."""
+        parts = (L.get(self.labels, L.DS01_IMAGE_OF) or "").split("/")
+        digest = (self.content_hash or "")[:12]
+        if len(parts) != 3 or parts[0] != "image" or not digest:
+            return None
+        _, owner, name = parts
+        tag = f"ds01-{docker_safe(owner)}/{name}:{digest}"
+        return tag if tag in self.tags else None
+
 
 @dataclass(frozen=True, slots=True)
 class Observed:
@@ -234,7 +248,7 @@ class Observed:
         return tuple(
             i
             for i in self.built_images
-            if i.content_hash and i.of == key and L.get(i.labels, L.DS01_IMAGE_SITE) == site
+            if i.build_tag and i.of == key and L.get(i.labels, L.DS01_IMAGE_SITE) == site
         )
 
     def ours(self) -> tuple[ObservedContainer, ...]:

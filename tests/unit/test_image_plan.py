@@ -241,3 +241,51 @@ def test_image_base_of_another_users_container_tag_is_refused_at_plan(tmp_path: 
     plan, desired = _plan(repo, nobody)
     assert desired.builds == ()
     assert all("has no account here" in p.reason for p in plan.pending), plan.pending
+
+
+# An image's labels are its author's to write: a base image alice pulls can claim to be a
+# newer build of bob's Image. Only a tag in bob's repository (which only ds01ctl makes) says
+# that an image is one of bob's builds, so the claim neither pushes bob's builds out of
+# retention nor becomes the build bob's plan compares against.
+def test_image_labels_alone_never_make_an_image_another_owners_build(tmp_path: Path) -> None:
+    from ds01ctl.images.retention import builds
+
+    repo = _repo(tmp_path, _image("env", ["torch==2.5"], owner="bob"))
+    _, desired = _plan(repo, _world(tmp=tmp_path))
+    (build,) = desired.builds
+    real = _made(build, created=100)
+    forged = [
+        ObservedImage(
+            f"sha256:{n:064x}",
+            (f"registry.lab.example/alice/base:{n}",),
+            {**real.labels, L.DS01_IMAGE_HASH: f"{n:064x}"},
+            10,
+            4_000_000_000 + n,  # "newer" than bob's
+        )
+        for n in range(3)
+    ]
+    observed = Observed(ENGINE, (), MappingProxyType({}), built_images=(*forged, real))
+    rows = builds(observed, build.site, keep=1)
+    assert [(r.tag, r.keep) for r in rows] == [(build.tag, "among the newest 1")]
+    assert observed.builds_of(build.key, build.site) == (real,)
+
+
+# `image: <name>` names an Image of the workspace's own owner: another owner's Image of that
+# name is not it, and a pin only picks among the owner's own builds.
+def test_image_of_another_owner_is_never_a_workspaces(tmp_path: Path) -> None:
+    from tests.configrepo import load, write_repo
+
+    repo = load(write_repo(tmp_path, [_image("env", ["torch==2.5"], owner="bob"), _uses("env")]))
+    assert any("env" in d.message for d in repo.errors), repo.errors
+    pinned = _uses({"name": "env", "tag": "0123456789ab"})
+    bobs = "ds01-bob/env:0123456789ab"
+    (tmp_path / "pin").mkdir()
+    repo = load(write_repo(tmp_path / "pin", [_image("env", ["torch==2.5"], owner="bob"), pinned]))
+    assert any("env" in d.message for d in repo.errors), repo.errors
+    (tmp_path / "own").mkdir()
+    docs = [_image("env", ["torch==2.5"], owner="bob"), _image("env", ["x==1"]), pinned]
+    repo = load(write_repo(tmp_path / "own", docs))
+    assert not repo.errors, repo.errors
+    plan, _ = _plan(repo, _world({bobs: "sha256:" + "e" * 64}, tmp=tmp_path / "own"))
+    assert [p.target for p in plan.pending] == ["workspace/alice/w"]
+    assert "ds01-alice/env:0123456789ab is not on this host" in plan.pending[0].reason
