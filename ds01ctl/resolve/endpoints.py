@@ -24,6 +24,7 @@ The shell reads what this needs of the host into `EndpointFacts` (live/endpoints
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -334,9 +335,10 @@ def _float(value: EngineArg, default: float) -> float:
 
 
 def fetch_command(model: str, revision: str | None, cache: str) -> str:
-    """The admin's command that puts `model` into the site's cache (hub layout)."""
-    pinned = f" --revision {revision}" if revision else ""
-    return f"huggingface-cli download {model}{pinned} --cache-dir {cache}"
+    """The admin's command that puts `model` into the site's cache (hub layout). The model and
+    revision are the owner's text and an admin pastes this into a root shell: quoted."""
+    pinned = ["--revision", revision] if revision else []
+    return shlex.join(["huggingface-cli", "download", model, *pinned, "--cache-dir", cache])
 
 
 def _model_missing(recipe: Recipe, ep: Endpoint, site: SiteSpec, world: World) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import shutil
 from pathlib import Path
 from typing import Any
@@ -182,3 +183,38 @@ def test_endpoint_arg_values_never_become_flags_of_their_own(case: Path) -> None
     assert read is not None, bob.command
     assert (read.api_key, read.model_tag, read.port, read.host) == (None, None, "8000", "0.0.0.0")
     assert (read.max_num_seqs, read.enforce_eager, read.disable_log_stats) == (64, True, False)
+
+
+# The model id is the owner's text: it names a model of the site's cache (hub layout, one
+# directory `models--org--name`), never a path, so `..` or `/` reach nothing outside it.
+@pytest.mark.parametrize("model", ["../../etc", "/etc/shadow", "models--x/../../../root"])
+def test_endpoint_model_id_never_names_a_path_outside_the_cache(case: Path, model: str) -> None:
+    spec = {"model": {"id": model}, "recipe": {"select": {"allow_fallback": True}}}
+    _endpoint(case, "carol", "qwen", spec)
+    desired, _ = _resolve(case)
+    reason = _pending(desired).get("endpoint/carol/qwen", "")
+    assert "not in the site's model cache" in reason, reason
+    assert not [s for s in desired.specs if s.key == "endpoint/carol/qwen"]
+
+
+# The pending reason hands the admin a command to paste into a root shell: the owner's model
+# id and revision are one quoted word each in it, never shell of their own.
+def test_endpoint_fetch_command_shown_to_the_admin_quotes_the_owners_text(case: Path) -> None:
+    model, revision = "org/x; touch /tmp/pwned #", "main$(id)"
+    spec = {
+        "model": {"id": model, "revision": revision},
+        "recipe": {"select": {"allow_fallback": True}},
+    }
+    _endpoint(case, "carol", "qwen", spec)
+    desired, _ = _resolve(case)
+    reason = _pending(desired)["endpoint/carol/qwen"]
+    command = reason.split("an admin fetches it with: ", 1)[1].split(" (a gated model", 1)[0]
+    assert shlex.split(command) == [
+        "huggingface-cli",
+        "download",
+        model,
+        "--revision",
+        revision,
+        "--cache-dir",
+        "/srv/models",
+    ], command
