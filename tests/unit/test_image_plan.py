@@ -277,7 +277,7 @@ def test_image_of_another_owner_is_never_a_workspaces(tmp_path: Path) -> None:
 
     repo = load(write_repo(tmp_path, [_image("env", ["torch==2.5"], owner="bob"), _uses("env")]))
     assert any("env" in d.message for d in repo.errors), repo.errors
-    pinned = _uses({"name": "env", "tag": "0123456789ab"})
+    pinned = _workspace("alice", "w", framework=None, image={"name": "env", "tag": "0123456789ab"})
     bobs = "ds01-bob/env:0123456789ab"
     (tmp_path / "pin").mkdir()
     repo = load(write_repo(tmp_path / "pin", [_image("env", ["torch==2.5"], owner="bob"), pinned]))
