@@ -138,7 +138,7 @@ class HeldPlans:
 
 
 def check_id(ident: str) -> str:
-    if not _ID.match(ident):
+    if not _ID.fullmatch(ident):
         raise Ds01Error(
             f"{ident!r} is not a plan id (12 hex digits, as `ds01ctl status` shows them)",
             hint="copy the id from `ds01ctl status`",

@@ -446,8 +446,8 @@ def _ports(
     for draft in drafts:
         asked = draft.ep.spec.port
         port = asked if isinstance(asked, int) else ours.get(draft.key)
-        if port is None:
-            auto.append(draft)
+        if port is None or not (isinstance(asked, int) or pool.start <= port <= pool.end):
+            auto.append(draft)  # none yet, or its old one is no longer in the Site's pool
             continue
         if port in taken or port in foreign:
             if isinstance(asked, int):

@@ -136,6 +136,15 @@ def test_endpoint_port_is_kept_across_plans_and_a_taken_one_skipped(case: Path) 
     assert ports == {"endpoint/alice/chat": 8103, "endpoint/bob/big": 8102}
     plan = diff(again, observed_state(observed, "lab"), world.inventory, prune=False)
     assert [a.target for a in plan.actions] == ["endpoint/alice/chat", "workspace/dave/notebook"]
+    # An admin narrows the pool below bob's port: his endpoint moves into it (never keeps a
+    # port the Site no longer hands out).
+    site = case / "manifests" / "site.yaml"
+    site.write_text(
+        site.read_text().replace("{start: 8100, end: 8109}", "{start: 8104, end: 8109}")
+    )
+    narrowed, _ = _resolve(case)
+    ports = {s.key: s.ports[0][2] for s in narrowed.specs if s.kind == "endpoint"}
+    assert ports == {"endpoint/alice/chat": 8104, "endpoint/bob/big": 8105}
 
 
 def _vllm_reads(command: tuple[str, ...]) -> argparse.Namespace | None:
