@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, TextIO
 
@@ -616,15 +617,22 @@ def snapshots_prune(
     driver = DockerDriver.connect()
     in_use = images_in_use(driver.observe(site)) | manifest_images(repo)
     doomed = [s.reference for s in beyond_retention(driver.snapshots(site), kept, in_use)]
+    _prune(doomed, "snapshot(s)", driver.remove_snapshot, yes=yes, verb="Delete")
+
+
+def _prune(
+    doomed: list[str], noun: str, remove: Callable[[str], None], *, yes: bool, verb: str
+) -> None:
+    """List what a prune removes, confirm on a terminal (or `--yes`), then remove each."""
     if not doomed:
         typer.echo("Nothing to prune.")
         return
     typer.echo("\n".join(f"  - {ref}" for ref in doomed))
-    if not yes and not (sys.stdin.isatty() and typer.confirm(f"Delete {len(doomed)} snapshot(s)?")):
+    if not yes and not (sys.stdin.isatty() and typer.confirm(f"{verb} {len(doomed)} {noun}?")):
         raise Ds01Error("prune not confirmed", hint="pass --yes to prune without a terminal")
     for ref in doomed:
-        driver.remove_snapshot(ref)
-    typer.echo(f"Deleted {len(doomed)} snapshot(s).")
+        remove(ref)
+    typer.echo(f"{verb}d {len(doomed)} {noun}.")
 
 
 EventsLogOpt = Annotated[
@@ -781,15 +789,7 @@ def images_prune(
 
     rows, driver = build_rows(_config_path(None, config))
     doomed = [r.tag for r in rows if r.keep is None]
-    if not doomed:
-        typer.echo("Nothing to prune.")
-        return
-    typer.echo("\n".join(f"  - {tag}" for tag in doomed))
-    if not yes and not (sys.stdin.isatty() and typer.confirm(f"Remove {len(doomed)} build(s)?")):
-        raise Ds01Error("prune not confirmed", hint="pass --yes to prune without a terminal")
-    for tag in doomed:
-        driver.remove_build(tag)
-    typer.echo(f"Removed {len(doomed)} build(s).")
+    _prune(doomed, "build(s)", driver.remove_build, yes=yes, verb="Remove")
 
 
 import_app = typer.Typer(

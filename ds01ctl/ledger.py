@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ds01ctl.errors import Ds01Error
-from ds01ctl.fsutil import write_atomically
+from ds01ctl.fsutil import json_kind, read_state_json, write_atomically
 
 LEDGER_VERSION = 1
 FILE_NAME = "ledger.json"
@@ -33,27 +33,14 @@ class LedgerRead:
 
 def read_ledger(state_dir: Path) -> LedgerRead:
     path = state_dir / FILE_NAME
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    raw = read_state_json(path, LEDGER_VERSION, what="the ledger", code="ledger")
+    if raw is None:
         return LedgerRead({})
-    except OSError as exc:
-        return _unusable(path, f"cannot be read ({exc.strerror})")
-    except (ValueError, RecursionError):  # not UTF-8, not JSON (torn), or absurdly nested
-        return _unusable(path, "is not JSON")
-    if not isinstance(raw, dict):
-        return _unusable(path, f"is {_kind(raw)}, not a JSON object")
-    version = raw.get("version", 0)
-    if not isinstance(version, int) or isinstance(version, bool):
-        return _unusable(path, f"has a version that is {_kind(version)}, not a number")
-    if version > LEDGER_VERSION:
-        # Refused, not ignored: apply would overwrite what a newer ds01ctl wrote.
-        raise Ds01Error(
-            f"{path} was written by a newer ds01ctl", hint="upgrade ds01ctl", code="ledger"
-        )
+    if isinstance(raw, str):
+        return _unusable(path, raw)
     entries = raw.get("pending_since") or {}
     if not isinstance(entries, dict):
-        return _unusable(path, f"has a pending_since that is {_kind(entries)}, not an object")
+        return _unusable(path, f"has a pending_since that is {json_kind(entries)}, not an object")
     found, bad = {}, []
     for key, value in entries.items():
         since = _time(value)
@@ -83,11 +70,6 @@ def _time(value: Any) -> dt.datetime | None:
     except ValueError:
         return None
     return since if since.tzinfo else since.replace(tzinfo=dt.UTC)
-
-
-def _kind(value: Any) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
-    return "null" if value is None else names.get(type(value), "a number")
 
 
 def _unusable(path: Path, why: str) -> LedgerRead:

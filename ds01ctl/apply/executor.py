@@ -340,7 +340,7 @@ def _container(step: Step) -> str:
 
 def _of_step(step: Step) -> int:
     if step.of_step is None:
-        raise InternalError(f"step {step.id} ({step.kind.value}) names no container")
+        raise InternalError(f"step {step.id} ({step.kind.value}) names no create step")
     return step.of_step
 
 

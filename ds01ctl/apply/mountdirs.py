@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 
+from ds01ctl.apply.asuser import run_as
 from ds01ctl.live.paths import walk
 from ds01ctl.manifests.site import MountRule
 from ds01ctl.model.spec import Bind, UserAccount
@@ -48,36 +49,14 @@ def ensure_source(
 
 def make_dirs_as(real: str, names: tuple[str, ...], uid: int, gid: int, mode: int) -> str | None:
     """Make `real/names…` in a child running as uid:gid: None, or what went wrong (one line)."""
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: only os calls, and always _exit (the parent may run threads)
-        os.close(reader)
-        code = 0
-        try:
-            os.setgroups([])
-            os.setgid(gid)
-            os.setuid(uid)
-            os.umask(0)  # the Site's mode exactly, whatever root's umask
-            _make(real, names, mode)
-        except OSError as exc:
-            code = 1
-            where = f" at {exc.filename}" if exc.filename else ""
-            os.write(writer, f"{exc.strerror or exc}{where}".encode()[:500])
-        except BaseException:
-            code = 2
-        finally:
-            os._exit(code)
-    os.close(writer)
-    try:
-        message = b""
-        while chunk := os.read(reader, 512):
-            message += chunk
-    finally:
-        os.close(reader)
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) == 0:
-        return None
-    return message.decode(errors="replace") or "the helper failed"
+
+    def work() -> str:
+        os.umask(0)  # the Site's mode exactly, whatever root's umask
+        _make(real, names, mode)
+        return ""
+
+    done, why = run_as(uid, gid, work)
+    return None if done else (why or "the helper failed")
 
 
 def _make(real: str, names: tuple[str, ...], mode: int) -> None:

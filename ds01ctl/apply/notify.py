@@ -2,9 +2,10 @@
 open in the container, and in `/workspace/.ds01-alerts`, both written as the user.
 
 Everything is written by a forked child that has dropped to the container's own uid:gid (no
-supplementary groups) before it opens anything, as `mountdirs` makes directories: the kernel
-then judges every open with the user's rights, so nothing a user planted (a symlink, a FIFO,
-a file descriptor pointing at a file of root's) can make root write anywhere.
+supplementary groups) before it opens anything (`asuser.run_as`, as `mountdirs` makes
+directories): the kernel then judges every open with the user's rights, so nothing a user
+planted (a symlink, a FIFO, a file descriptor pointing at a file of root's) can make root
+write anywhere.
 
 - The alerts file: the workspace's host directory is the real path `live/paths.walk` found
   (admin symlinks resolved, none of the user's followed), opened one component at a time with
@@ -23,6 +24,8 @@ import os
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from ds01ctl.apply.asuser import run_as
 
 ALERTS = ".ds01-alerts"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -52,35 +55,16 @@ def notify_as(
     `<workspace_real>/.ds01-alerts`, in a child running as uid:gid. Never as root."""
     if uid == 0 or gid == 0:
         return Delivery(0, False, "the container runs as root: nothing is written as root")
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: only os calls, and always _exit (the parent may run threads)
-        os.close(reader)
-        code = 0
-        try:
-            os.setgroups([])
-            os.setgid(gid)
-            os.setuid(uid)
-            terminals = _terminals(pids, message, proc_root)
-            problem = ""
-            if workspace_real is not None:
-                problem = _alert(workspace_real, f"{stamp} {message}\n")
-            os.write(writer, f"{terminals}\n{problem}".encode()[:600])
-        except BaseException:
-            code = 2
-        finally:
-            os._exit(code)
-    os.close(writer)
-    try:
-        answer = b""
-        while chunk := os.read(reader, 512):
-            answer += chunk
-    finally:
-        os.close(reader)
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0 or b"\n" not in answer:
+
+    def work() -> str:
+        terminals = _terminals(pids, message, proc_root)
+        problem = "" if workspace_real is None else _alert(workspace_real, f"{stamp} {message}\n")
+        return f"{terminals}\n{problem}"
+
+    done, answer = run_as(uid, gid, work)
+    if not done or "\n" not in answer:
         return Delivery(0, False, "the helper writing as the user failed")
-    count, _, problem = answer.decode(errors="replace").partition("\n")
+    count, _, problem = answer.partition("\n")
     written = workspace_real is not None and not problem
     return Delivery(int(count), written, problem or None)
 

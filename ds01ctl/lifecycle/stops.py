@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ds01ctl.fsutil import write_atomically
+from ds01ctl.fsutil import read_state_json, write_atomically
 from ds01ctl.model.observed import ObservedContainer
 
 FILE_NAME = "lifecycle-stops.json"
@@ -79,19 +79,17 @@ class StopsRead:
 
 def read_stops(state_dir: Path) -> StopsRead:
     path = state_dir / FILE_NAME
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    raw = read_state_json(path, STOPS_VERSION, what="the lifecycle stops", code="lifecycle_stops")
+    if raw is None:
         return StopsRead({})
-    except (OSError, ValueError, RecursionError):
+    entries = raw.get("stops") if not isinstance(raw, str) else None
+    if not isinstance(entries, dict):
+        why = raw if isinstance(raw, str) else "have no stops object"
         return StopsRead(
             {},
-            f"the lifecycle stops {path} cannot be read: workspaces the lifecycle stopped "
-            "may be started again by this plan",
+            f"the lifecycle stops {path} {why}: workspaces the lifecycle stopped may be started "
+            "again by this plan",
         )
-    entries = raw.get("stops") if isinstance(raw, dict) else None
-    if not isinstance(entries, dict) or raw.get("version") != STOPS_VERSION:
-        return StopsRead({}, f"the lifecycle stops {path} are not in a format this ds01ctl reads")
     found = {}
     for key, entry in entries.items():
         stop = _stop(str(key), entry)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ds01ctl.errors import Ds01Error
-from ds01ctl.fsutil import write_atomically
+from ds01ctl.fsutil import read_state_json, write_atomically
 from ds01ctl.lifecycle.clock import Clock
 from ds01ctl.lifecycle.policy import Timers
 
@@ -35,25 +35,13 @@ class TimersRead:
 
 def read_timers(state_dir: Path) -> TimersRead:
     path = state_dir / FILE_NAME
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    raw = read_state_json(
+        path, TIMERS_VERSION, what="the lifecycle timers", code="lifecycle_timers"
+    )
+    if raw is None:
         return TimersRead({})
-    except OSError as exc:
-        return _unusable(path, f"cannot be read ({exc.strerror})")
-    except (ValueError, RecursionError):
-        return _unusable(path, "is not JSON")
-    if not isinstance(raw, dict):
-        return _unusable(path, "is not a JSON object")
-    version = raw.get("version", 0)
-    if not isinstance(version, int) or isinstance(version, bool):
-        return _unusable(path, "has a version that is not a number")
-    if version > TIMERS_VERSION:
-        raise Ds01Error(
-            f"{path} was written by a newer ds01ctl",
-            hint="upgrade ds01ctl",
-            code="lifecycle_timers",
-        )
+    if isinstance(raw, str):
+        return _unusable(path, raw)
     entries = raw.get("containers")
     if not isinstance(entries, dict):
         return _unusable(path, "has no containers object")

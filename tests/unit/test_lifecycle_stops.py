@@ -83,4 +83,4 @@ def test_lifecycle_stops_file_round_trip_and_a_bad_file_is_one_line(tmp_path: Pa
     (tmp_path / "lifecycle-stops.json").write_text("{")
     found = read_stops(tmp_path)
     assert found.stops == {}
-    assert found.problem is not None and "cannot be read" in found.problem
+    assert found.problem is not None and "is not JSON" in found.problem

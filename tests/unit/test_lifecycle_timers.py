@@ -38,8 +38,8 @@ def test_lifecycle_timers_missing_is_empty(tmp_path: Path) -> None:
     [
         (b'{"version": 1, "containers": {', "is not JSON"),  # torn
         (b"\xff\xfe", "is not JSON"),
-        (b"[1, 2]", "is not a JSON object"),
-        (b'{"version": "1", "containers": {}}', "has a version that is not a number"),
+        (b"[1, 2]", "is a list, not a JSON object"),
+        (b'{"version": "1", "containers": {}}', "has a version that is a string, not a number"),
         (b'{"version": 1}', "has no containers object"),
     ],
 )
