@@ -252,9 +252,16 @@ class SiteImages(Model):
         ),
     )
     build_memory: ByteSize = Field(
-        4 * 1024**3, description="Memory of each build step's container (a user's setup.py)."
+        4 * 1024**3,
+        description=(
+            "Memory of each build step's container (a user's setup.py), at most the owner's "
+            "per-container memory quota."
+        ),
     )
-    build_cpus: NanoCpus = Field(2 * 10**9, description="CPUs of each build step's container.")
+    build_cpus: NanoCpus = Field(
+        2 * 10**9,
+        description="CPUs of each build step's container, at most the owner's per-container cpus.",
+    )
     build_timeout: Seconds = Field(3600, description="How long one build may take in all.")
     keep_tags: int = Field(
         3,

@@ -39,6 +39,9 @@ class ImageBuildSpec:
     nano_cpus: int  # per RUN step's container (0: no limit)
     timeout: int  # seconds the whole build may take
     rebuild: bool = False  # the tag exists and the admin asked for a rebuild (a newer base)
+    # Why memory/nano_cpus are below the Site's build limits: the owner's per-container quota
+    # (e.g. "alice's quota: memory (group students)"); None when the Site's limits apply.
+    capped_by: str | None = None
     kind: str = "image"
 
     @property

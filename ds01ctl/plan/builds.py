@@ -17,6 +17,7 @@ from ds01ctl.model.imagebuild import ImageBuildSpec
 from ds01ctl.model.observed import Observed, ObservedImage
 from ds01ctl.plan.actions import FieldChange, Reason
 from ds01ctl.resolve.images import with_default_tag
+from ds01ctl.units import format_cpus, format_duration, format_size
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,23 @@ def tiers_label(build: ImageBuildSpec) -> str:
 
 
 def needed(build: ImageBuildSpec, observed: Observed) -> BuildNeed | None:
-    """The build `build` needs, or None when its tag is on the engine (up to date)."""
+    """The build `build` needs, or None when its tag is on the engine (up to date); its note
+    ends with the limits it runs under, so an admin sees what the owner is charged."""
+    need = _needed(build, observed)
+    if need is None:
+        return None
+    return BuildNeed(need.build, need.reason, need.changes, f"{need.note}; {limits_line(build)}")
+
+
+def limits_line(build: ImageBuildSpec) -> str:
+    """`runs with memory 1g, 1 CPUs, up to 1h (alice's quota: memory (group students))`."""
+    memory = f"memory {format_size(build.memory)}" if build.memory else "no memory limit"
+    cpus = f"{format_cpus(build.nano_cpus)} CPUs" if build.nano_cpus else "no CPU limit"
+    why = f" ({build.capped_by})" if build.capped_by else ""
+    return f"runs with {memory}, {cpus}, up to {format_duration(build.timeout)}{why}"
+
+
+def _needed(build: ImageBuildSpec, observed: Observed) -> BuildNeed | None:
     if build.tag in observed.images and not build.rebuild:
         return None
     if build.rebuild:

@@ -143,7 +143,8 @@ def diff(
         if spec.key in held and spec.power is Power.RUNNING:
             notes.append(held[spec.key])
         found, found_drift, warning = _compare(_unpinned(spec, held), live, devices)
-        if spec.image in rebuilt and not any(d.kind is ActionKind.REPLACE for d in found):
+        taken = spec.image in rebuilt and spec.key in desired.rebuilt
+        if taken and not any(d.kind is ActionKind.REPLACE for d in found):
             why = f"its Image is rebuilt ({spec.image})"
             found = [_replace(spec, live, [], Reason.IMAGE_CHANGED, why)]
         drafts.extend(found)

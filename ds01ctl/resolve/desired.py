@@ -105,6 +105,9 @@ class Desired:
     # Workspaces made by adopting their owner's mlc container: key → that container's id.
     adoptions: Mapping[str, str] = field(default_factory=dict)
     builds: tuple[ImageBuildSpec, ...] = ()  # every buildable Image, built or not
+    # Workspaces that take their Image's rebuild (`apply --rebuild`): replaced though their
+    # tag is unchanged. A `rollout: manual` one is not among them.
+    rebuilt: frozenset[str] = frozenset()
 
     @property
     def keys(self) -> frozenset[str]:
@@ -122,6 +125,7 @@ class _Draft:
     request: GpuRequest
     adopt: Adoptable | None = None  # its owner's mlc container, which it replaces
     image_note: str | None = None  # an Image update held back (rollout: manual)
+    rebuilt: bool = False  # takes its Image's rebuild (replaced on the same tag)
 
 
 def resolve(repo: ConfigRepo, world: World, catalog: FrameworkCatalog) -> Desired:
@@ -146,6 +150,7 @@ def resolve(repo: ConfigRepo, world: World, catalog: FrameworkCatalog) -> Desire
         tuple(n for p in parts.values() for n in p.notes),
         {k: v for p in parts.values() for k, v in p.adoptions.items()},
         tuple(b for p in parts.values() for b in p.builds),
+        frozenset(k for p in parts.values() for k in p.rebuilt),
     )
 
 
@@ -280,6 +285,7 @@ def resolve_workspaces(
         tuple(released),
         tuple(notes),
         adoptions,
+        rebuilt=frozenset(d.request.key for d in drafts if d.rebuilt),
     )
 
 
@@ -390,7 +396,7 @@ def _draft(
     refused = _image_policy(ws, site.spec, catalog, account)
     if refused is not None:
         return PendingItem(key, refused)
-    image, image_note = _chosen_image(ws, site.spec, world, catalog, builds or {})
+    image, image_note, rebuilt = _chosen_image(ws, site.spec, world, catalog, builds or {})
     if isinstance(image, NotYet | PendingItem):
         return PendingItem(key, image.reason)
     if isinstance(image, str):
@@ -414,7 +420,7 @@ def _draft(
     refused = _gpu_policy(request, limits, world.inventory)
     if refused is not None:
         return PendingItem(key, refused)
-    return _Draft(ws, account, image, resources, request, adopt, image_note)
+    return _Draft(ws, account, image, resources, request, adopt, image_note, rebuilt)
 
 
 def _holder(
@@ -437,14 +443,15 @@ def _chosen_image(
     world: World,
     catalog: FrameworkCatalog,
     builds: Mapping[str, Built],
-) -> tuple[ImageChoice | NotYet | PendingItem | str, str | None]:
-    """The image to run (a build of the owner's Image, or `_image`'s), and a note."""
+) -> tuple[ImageChoice | NotYet | PendingItem | str, str | None, bool]:
+    """The image to run (a build of the owner's Image, or `_image`'s), a note, and whether
+    it takes its Image's rebuild."""
     if ws.spec.image is None:
-        return _image(ws, site, catalog, world.inventory), None
+        return _image(ws, site, catalog, world.inventory), None, False
     used = workspace_image(ws, builds, world)
     if isinstance(used, PendingItem):
-        return used, None
-    return ImageChoice(used.tag, used.tag, L.NO_ARCH, custom=True), used.note
+        return used, None, False
+    return ImageChoice(used.tag, used.tag, L.NO_ARCH, custom=True), used.note, used.rebuilt
 
 
 def _name_in_use(key: str, name: str, world: World) -> str | None:

@@ -36,6 +36,8 @@ from ds01ctl.model.pending import PendingItem
 from ds01ctl.model.spec import UserAccount
 from ds01ctl.resolve.allocate import Allocation
 from ds01ctl.resolve.images import mirrored
+from ds01ctl.resolve.placement import owner_limits
+from ds01ctl.resolve.quota import EffectiveLimits
 
 if TYPE_CHECKING:
     from ds01ctl.resolve.desired import Desired, World
@@ -83,12 +85,14 @@ def image_builds(
             continue
         owner, name = image.metadata.owner or "", image.metadata.name
         key = image_key(owner, name)
-        found[key] = _build(image, key, site, world, catalog)
+        found[key] = _build(image, key, repo, site, world, catalog)
     _last[:] = [(repo, world, catalog, found)]
     return found
 
 
-def _build(image: Image, key: str, site: Site, world: World, catalog: FrameworkCatalog) -> Built:
+def _build(
+    image: Image, key: str, repo: ConfigRepo, site: Site, world: World, catalog: FrameworkCatalog
+) -> Built:
     from ds01ctl.resolve.desired import site_architecture
 
     spec, images = image.spec, site.spec.images
@@ -118,6 +122,7 @@ def _build(image: Image, key: str, site: Site, world: World, catalog: FrameworkC
         if not isinstance(entry, CatalogEntry):
             return PendingItem(key, entry.message + (f" ({entry.hint})" if entry.hint else ""))
         base = mirrored(entry.image, site.spec.image_mirrors)
+    memory, nano_cpus, capped_by = _charged(site, owner_limits(repo, owner, world, {}))
     requirements = world.image_requirements.get(key, ())
     made = generate(
         spec,
@@ -149,11 +154,28 @@ def _build(image: Image, key: str, site: Site, world: World, catalog: FrameworkC
         tiers=tiers,
         site=site.metadata.name,
         network=images.build_network,
-        memory=images.build_memory,
-        nano_cpus=images.build_cpus,
+        memory=memory,
+        nano_cpus=nano_cpus,
         timeout=images.build_timeout,
         rebuild=key in world.rebuild and made.tag in world.observed.images,
+        capped_by=capped_by,
     )
+
+
+def _charged(site: Site, limits: EffectiveLimits) -> tuple[int, int, str | None]:
+    """The build's memory and CPUs: the Site's build limits, never above what the owner's
+    quota allows one container (a user's setup.py runs in the build), and which the quota
+    lowered. 0 (no limit) on either side yields to the other."""
+    images = site.spec.images
+    found: dict[str, int] = {}
+    lowered = []
+    for key, site_limit in (("memory", images.build_memory), ("cpus", images.build_cpus)):
+        cap = limits[key] or 0
+        found[key] = min(site_limit, cap) if site_limit and cap else site_limit or cap
+        if found[key] != site_limit:
+            lowered.append(f"{key} ({limits.sources[key]})")
+    why = f"{limits.login}'s quota: {', '.join(lowered)}" if lowered else None
+    return found["memory"], found["cpus"], why
 
 
 def _base_policy(
@@ -202,6 +224,8 @@ class UsedImage:
 
     tag: str
     note: str | None = None
+    # Its container is replaced though the tag stays: the admin asked to rebuild its Image.
+    rebuilt: bool = False
 
 
 def workspace_image(
@@ -234,7 +258,15 @@ def workspace_image(
                 f"{target}: image update available ({running} → {build.tag}); rollout is "
                 "manual: set rollout: auto, or pin the new tag, to move to it",
             )
-    return UsedImage(build.tag)
+        if running is not None and build.rebuild:
+            # The same tag, on a newer base: its container keeps the build it was made from.
+            return UsedImage(
+                running,
+                f"{target}: image update available ({build.tag} is rebuilt on its base's "
+                "newest image); rollout is manual: it keeps the build it runs (set rollout: "
+                "auto and rebuild again to move it)",
+            )
+    return UsedImage(build.tag, rebuilt=build.rebuild)
 
 
 def _running_build(ws: Workspace, build: ImageBuildSpec, world: World) -> str | None:

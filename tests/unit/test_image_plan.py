@@ -22,7 +22,7 @@ from ds01ctl.plan.diff import diff
 from ds01ctl.plan.render_json import dumps, plan_document, plan_from_document
 from ds01ctl.resolve.desired import Desired, World, resolve
 from ds01ctl.resolve.images import with_default_tag
-from tests.configrepo import NOW
+from tests.configrepo import NOW, quota_doc
 from tests.observed import observed_container, observed_entry
 from tests.unit.test_diff import ENGINE
 from tests.unit.test_resolve import _repo, _workspace
@@ -289,3 +289,74 @@ def test_image_of_another_owner_is_never_a_workspaces(tmp_path: Path) -> None:
     plan, _ = _plan(repo, _world({bobs: "sha256:" + "e" * 64}, tmp=tmp_path / "own"))
     assert [p.target for p in plan.pending] == ["workspace/alice/w"]
     assert "ds01-alice/env:0123456789ab is not on this host" in plan.pending[0].reason
+
+
+def _small_quota(**alice: Any) -> dict[str, Any]:
+    policy = quota_doc()
+    policy["spec"]["users"] = {"alice": alice}
+    return policy
+
+
+def test_image_build_is_charged_to_its_owners_quota(tmp_path: Path) -> None:
+    from ds01ctl.drivers.docker.build import build_params
+
+    policy = _small_quota(memory="1g", cpus=0.5)
+    repo = _repo(tmp_path, _image("env", ["torch==2.5"]), policy=policy)
+    plan, desired = _plan(repo, _world(tmp=tmp_path))
+    build = desired.builds[0]
+    # Below the Site's 4g and 2 CPUs: a user's setup.py gets no more than one container.
+    assert (build.memory, build.nano_cpus) == (1024**3, 500_000_000)
+    assert build.capped_by == "alice's quota: memory (user alice), cpus (user alice)"
+    assert plan.actions[0].note is not None
+    assert plan.actions[0].note.endswith(
+        "runs with memory 1g, 0.5 CPUs, up to 1h "
+        "(alice's quota: memory (user alice), cpus (user alice))"
+    )
+    params = build_params(build, build_labels(build))
+    assert params["memory"] == params["memswap"] == 1024**3
+    assert params["cpuquota"] * 10**9 // params["cpuperiod"] == 500_000_000
+    # The limits are plan data: a saved plan builds with the same ones.
+    again = plan_from_document(json.loads(dumps(plan_document(plan, mask_secrets=False))))
+    assert again.actions[0].spec == build
+
+
+def test_image_build_under_a_large_quota_gets_the_sites_limits(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, _image("env", ["torch==2.5"]), policy=_small_quota(memory="1g"))
+    plan, desired = _plan(repo, _world(tmp=tmp_path))
+    build = desired.builds[0]
+    assert (build.memory, build.nano_cpus) == (1024**3, 2 * 10**9)  # CPUs: the Site's 2
+    assert build.capped_by == "alice's quota: memory (user alice)"
+    (tmp_path / "config").rename(tmp_path / "old")
+    repo = _repo(tmp_path, _image("env", ["torch==2.5"]))  # built-in quota: 32g, 32 CPUs
+    plan, desired = _plan(repo, _world(tmp=tmp_path))
+    assert (desired.builds[0].memory, desired.builds[0].nano_cpus) == (4 * 1024**3, 2 * 10**9)
+    assert desired.builds[0].capped_by is None
+    assert plan.actions[0].note is not None
+    assert plan.actions[0].note.endswith("runs with memory 4g, 2 CPUs, up to 1h")
+
+
+def test_image_rebuild_leaves_a_rollout_manual_workspace_and_says_so(tmp_path: Path) -> None:
+    docs = (
+        _image("env", ["torch==2.5"]),
+        _uses("env"),
+        _workspace("alice", "m", framework=None, image="env", rollout="manual"),
+    )
+    repo = _repo(tmp_path, *docs)
+    first, desired = _plan(repo, _world(tmp=tmp_path))
+    build = desired.builds[0]
+    made = _made(build, base_id=BASE_ID)
+    images = {build.tag: made.id, with_default_tag(build.base): NEWER_BASE}
+    live = tuple(
+        observed_container(observed_entry(a.container, id=f"c-{a.target}"), "unit")
+        for a in first.actions
+        if a.container is not None
+    )
+    asked = _world(images, (made,), live, tmp=tmp_path, rebuild=frozenset({"image/alice/env"}))
+    plan, desired = _plan(repo, asked)
+    assert [(a.kind, a.reason, a.target) for a in plan.actions] == [
+        (ActionKind.BUILD, Reason.REBUILD, "image/alice/env"),
+        (ActionKind.REPLACE, Reason.IMAGE_CHANGED, "workspace/alice/w"),
+    ]
+    assert desired.rebuilt == {"workspace/alice/w"}
+    held = [n for n in plan.notes if n.startswith("workspace/alice/m: image update available")]
+    assert len(held) == 1 and "rollout is manual" in held[0], plan.notes
