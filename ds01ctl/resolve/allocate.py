@@ -127,8 +127,9 @@ def allocate(
     budget has since shrunk below what they hold (taking a GPU away means deleting the
     container that names it: lifecycle policy decides that, not placement); such an owner
     gets nothing new until back within budget. A request with `models` goes only on devices
-    of those models (an existing placement on another model is not kept). Cost: O(R·(D + log R)) for R requests and D
-    devices, times the rounds that freed devices make necessary (one unless requests moved).
+    of those models (an existing placement on another model is not kept). Cost:
+    O(R·(D + log R)) for R requests and D devices, times the rounds that freed devices make
+    necessary (one unless requests moved).
     """
     existing = existing or {}
     budgets = budgets or {}
