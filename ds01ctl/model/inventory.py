@@ -140,6 +140,7 @@ class Device:
     units: Fraction
     memory_mib: int
     healthy: bool
+    model: str = ""  # its GPU's name as the driver reports it (`NVIDIA H100 80GB HBM3`)
 
     @property
     def is_mig(self) -> bool:
@@ -159,6 +160,7 @@ def _devices_of(gpu: Gpu) -> Iterable[Device]:
             units=Fraction(1),
             memory_mib=gpu.memory_total_mib,
             healthy=gpu.healthy,
+            model=gpu.name,
         )
         return
     total = gpu.total_compute_slices or DEFAULT_COMPUTE_SLICES
@@ -172,6 +174,7 @@ def _devices_of(gpu: Gpu) -> Iterable[Device]:
             units=Fraction(mig.compute_slices, total),
             memory_mib=mig.memory_mib,
             healthy=gpu.healthy,
+            model=gpu.name,
         )
 
 

@@ -19,18 +19,34 @@ from ds01ctl.model.inventory import Device
 
 
 @dataclass(frozen=True, slots=True)
+class Models:
+    """The GPU models a request may be placed on: `names` as the driver reports them (each
+    device's `model`), `label` as reasons name them (e.g. the SKU an endpoint's recipe and its
+    memory-fit check were chosen for)."""
+
+    label: str
+    names: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class GpuRequest:
-    """What one container asks for: `count` whole GPUs, or one MIG instance of `profile`."""
+    """What one container asks for: `count` whole GPUs, or one MIG instance of `profile`, on
+    devices of `models` (None: any model)."""
 
     key: str  # `<kind>/<owner>/<name>`: unique, and the last tie-breaker
     owner: str
     count: int = 0
     profile: str | None = None
     pending_since: datetime | None = None  # from the ledger: waiting longer goes first
+    models: Models | None = None
 
     @property
     def wants_gpu(self) -> bool:
         return self.count > 0 or self.profile is not None
+
+    def admits(self, device: Device) -> bool:
+        """True when `device` is of a model this request may be placed on."""
+        return self.models is None or device.model in self.models.names
 
     def describe(self) -> str:
         if self.profile is not None:
@@ -110,8 +126,10 @@ def allocate(
     hold outside these requests. A valid existing placement is kept even when its owner's
     budget has since shrunk below what they hold (taking a GPU away means deleting the
     container that names it: lifecycle policy decides that, not placement); such an owner
-    gets nothing new until back within budget. Cost: O(R·(D + log R)) for R requests and D
-    devices, times the rounds that freed devices make necessary (one unless requests moved).
+    gets nothing new until back within budget. A request with `models` goes only on devices
+    of those models (an existing placement on another model is not kept). Cost:
+    O(R·(D + log R)) for R requests and D devices, times the rounds that freed devices make
+    necessary (one unless requests moved).
     """
     existing = existing or {}
     budgets = budgets or {}
@@ -212,12 +230,15 @@ def _still_fits(request: GpuRequest, uuids: tuple[str, ...], free: Mapping[str, 
     if len(set(uuids)) != len(uuids) or any(u not in free for u in uuids):
         return False
     devices = [free[u] for u in uuids]
+    if not all(request.admits(d) for d in devices):
+        return False  # e.g. its recipe now names another GPU model: it moves
     if request.profile is not None:
         return len(devices) == 1 and devices[0].profile == request.profile
     return len(devices) == request.count and all(d.profile is None for d in devices)
 
 
 def _choose(request: GpuRequest, free: Mapping[str, Device]) -> list[Device] | None:
+    free = {u: d for u, d in free.items() if request.admits(d)}
     if request.profile is not None:
         # Pack: the GPU with the fewest free instances first, keeping other GPUs open.
         per_gpu = Counter(d.gpu_uuid for d in free.values() if d.profile is not None)
@@ -247,6 +268,15 @@ def _why_pending(
 ) -> str:
     # Worded from the final state, so a re-plan after apply gives the same reason.
     chosen = _choose(request, usable)
+    if chosen is None and request.models is not None:
+        # Name the model it waits for, and what is free of each model (the wrong one, often).
+        counts = Counter(f"{d.profile or 'whole GPU'} ({d.model})" for d in usable.values())
+        described = ", ".join(f"{n}× {p}" for p, n in sorted(counts.items())) or "nothing"
+        plural = "s" if request.count > 1 else ""
+        return (
+            f"no free {request.models.label} device{plural} for {request.describe()}; "
+            f"free now: {described}"
+        )
     if chosen is None:
         counts = Counter(d.profile or "whole GPU" for d in usable.values())
         described = ", ".join(f"{n}× {p}" for p, n in sorted(counts.items())) or "nothing"

@@ -44,7 +44,7 @@ from ds01ctl.model.kinds import Kind
 from ds01ctl.model.pending import PendingItem
 from ds01ctl.model.spec import Bind, ContainerSpec, Power, UserAccount, limits_label
 from ds01ctl.model.spechash import CURRENT_VERSION, spec_hash
-from ds01ctl.resolve.allocate import GpuRequest
+from ds01ctl.resolve.allocate import GpuRequest, Models
 from ds01ctl.resolve.images import mirrored
 from ds01ctl.resolve.memfit import Fit, ModelFacts, estimate
 from ds01ctl.resolve.placement import Claim, Placed, owner_limits
@@ -212,6 +212,20 @@ def site_devices(inventory: GpuInventory) -> tuple[Device, ...]:
     )
 
 
+def recipe_models(recipe: Recipe, selection: Selection, inventory: GpuInventory) -> Models | None:
+    """The GPU models the endpoint may be placed on: those of the SKU its recipe was chosen
+    for (the memory fit was checked on them). A generic recipe may go on any GPU that passed
+    its checks; None (any GPU) when that is every GPU of the host, or the recipe runs on CPUs."""
+    if recipe.spec.gpu == "cpu":
+        return None
+    skus = {d.sku for d in selection.devices}
+    names = frozenset(g.name for g in inventory.gpus if (sku_of(g.name) or g.name) in skus)
+    if recipe.spec.gpu == "generic" and names == {g.name for g in inventory.gpus}:
+        return None
+    label = recipe.spec.gpu if recipe.spec.gpu != "generic" else " or ".join(sorted(skus))
+    return Models(label, names)
+
+
 def _draft(
     ep: Endpoint,
     repo: ConfigRepo,
@@ -270,6 +284,7 @@ def _draft(
         count=0 if spec.accelerator.mig or recipe.spec.gpu == "cpu" else recipe.spec.count,
         profile=spec.accelerator.mig,
         pending_since=world.pending_since.get(key),
+        models=recipe_models(recipe, selection, world.inventory),
     )
     env, labels = secrets
     return _Draft(

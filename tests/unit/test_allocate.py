@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ds01ctl.live.gpus import load_inventory_file
 from ds01ctl.model.inventory import Device, Gpu, GpuInventory, MigInstance
-from ds01ctl.resolve.allocate import Allocation, GpuRequest, Pending, allocate
+from ds01ctl.resolve.allocate import Allocation, GpuRequest, Models, Pending, allocate
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "gpus"
 T0 = datetime(2026, 1, 12, 8, tzinfo=UTC)
@@ -471,3 +471,83 @@ def test_ds01_quota_failure_never_releases_anything() -> None:
     a = allocate(a100(), requests, existing=existing, budgets={"alice": Fraction(1, 7)})
     assert uuids_of(a) == {"workspace/alice/has": (G2_1G_A,)}
     assert list(reasons_of(a)) == ["workspace/alice/more"]
+
+
+# --------------------------------------------------------------------------- GPU models
+# mixed-a100-h100.yaml: GPU 0 an A100-SXM4-40GB, GPU 1 an H100 80GB, both whole.
+MIXED_A100 = "GPU-5a7c9e1b-3d2f-4a6b-8c0e-1f3a5b7d9e24"
+MIXED_H100 = "GPU-b4e6d8f0-2a1c-4e3b-9d5f-7a9c1e3b5d68"
+H100_MODELS = Models("H100-80GB", frozenset({"NVIDIA H100 80GB HBM3"}))
+
+
+def mixed() -> tuple[Device, ...]:
+    return load_inventory_file(EXAMPLES / "mixed-a100-h100.yaml").devices()
+
+
+def on_h100(owner: str, name: str, count: int = 1) -> GpuRequest:
+    return GpuRequest(f"endpoint/{owner}/{name}", owner, count=count, models=H100_MODELS)
+
+
+def test_devices_carry_their_gpus_model() -> None:
+    assert [(d.uuid, d.model) for d in mixed()] == [
+        (MIXED_A100, "NVIDIA A100-SXM4-40GB"),
+        (MIXED_H100, "NVIDIA H100 80GB HBM3"),
+    ]
+
+
+def test_request_with_models_goes_to_its_model_not_the_first_free_gpu() -> None:
+    # Without models the first free GPU in placement order (the A100) is taken; with them the
+    # H100, although the A100 comes first.
+    assert uuids_of(allocate(mixed(), [whole("ann", "a")])) == {"workspace/ann/a": (MIXED_A100,)}
+    a = allocate(mixed(), [on_h100("ann", "chat"), whole("bob", "b")])
+    assert uuids_of(a) == {"endpoint/ann/chat": (MIXED_H100,), "workspace/bob/b": (MIXED_A100,)}
+    assert a.pending == ()
+
+
+def test_request_waits_when_only_another_model_is_free_and_says_which_it_needs() -> None:
+    a = allocate(mixed(), [on_h100("ann", "chat")], taken=frozenset({MIXED_H100}))
+    assert uuids_of(a) == {}
+    assert reasons_of(a) == {
+        "endpoint/ann/chat": "no free H100-80GB device for 1 whole GPU; free now: "
+        "1× whole GPU (NVIDIA A100-SXM4-40GB)"
+    }
+    # Two H100s asked on a host with one: the reason counts what is free of each model.
+    two = allocate(mixed(), [on_h100("ann", "big", count=2)])
+    assert reasons_of(two) == {
+        "endpoint/ann/big": "no free H100-80GB devices for 2 whole GPUs; free now: "
+        "1× whole GPU (NVIDIA A100-SXM4-40GB), 1× whole GPU (NVIDIA H100 80GB HBM3)"
+    }
+
+
+def test_request_waits_while_its_model_is_held_and_leaves_the_other_model_free() -> None:
+    # The H100 is held by bob's running workspace (sticky): ann waits, the A100 stays free.
+    b = allocate(
+        mixed(),
+        [on_h100("ann", "chat"), whole("bob", "b")],
+        existing={"workspace/bob/b": (MIXED_H100,)},
+    )
+    assert uuids_of(b) == {"workspace/bob/b": (MIXED_H100,)}
+    assert reasons_of(b)["endpoint/ann/chat"].startswith("no free H100-80GB device for 1 whole")
+    assert b.held == {"bob": Fraction(1)}
+
+
+def test_existing_placement_on_another_model_is_not_kept() -> None:
+    # The container runs on the A100 (e.g. placed before its recipe named the H100): it moves.
+    a = allocate(mixed(), [on_h100("ann", "chat")], existing={"endpoint/ann/chat": (MIXED_A100,)})
+    assert a.placements["endpoint/ann/chat"].uuids == (MIXED_H100,)
+    assert a.placements["endpoint/ann/chat"].kept is False
+    # And on the H100 it stays put: re-allocating its own output changes nothing.
+    again = allocate(mixed(), [on_h100("ann", "chat")], existing=uuids_of(a))
+    assert again.placements["endpoint/ann/chat"].kept is True
+
+
+def test_models_constrain_mig_instances_too() -> None:
+    # 1g.10gb exists on both an H100 and an A100 80GB: only the named model's instance is used.
+    h100 = load_inventory_file(EXAMPLES / "h100-80gb-mig.yaml")
+    other = Models("A100-80GB", frozenset({"NVIDIA A100-SXM4-80GB"}))
+    request = GpuRequest("endpoint/ann/small", "ann", profile="1g.10gb", models=other)
+    a = allocate(h100.devices(), [request])
+    assert uuids_of(a) == {}
+    assert reasons_of(a)["endpoint/ann/small"].startswith(
+        "no free A100-80GB device for one 1g.10gb MIG instance; free now: "
+    )

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ds01ctl import labels as L
 from ds01ctl.plan.diff import diff
 from ds01ctl.resolve.desired import Desired, World, resolve
 from ds01ctl.resolve.memfit import ModelFacts
@@ -227,3 +228,75 @@ def test_endpoint_fetch_command_shown_to_the_admin_quotes_the_owners_text(case: 
         "--cache-dir",
         "/srv/models",
     ], command
+
+
+# --- a host with two GPU models ------------------------------------------------------------
+# examples/gpus/mixed-a100-h100.yaml: GPU 0 an A100 40GB, GPU 1 an H100 80GB. Selection sees
+# both SKUs and prefers the H100 recipe; the placement must then put the server on the H100
+# its recipe and memory fit were chosen for, never on the first free GPU.
+MIXED = Path(__file__).resolve().parents[2] / "examples" / "gpus" / "mixed-a100-h100.yaml"
+MIXED_A100 = "GPU-5a7c9e1b-3d2f-4a6b-8c0e-1f3a5b7d9e24"
+MIXED_H100 = "GPU-b4e6d8f0-2a1c-4e3b-9d5f-7a9c1e3b5d68"
+LLAMA8 = {"model": {"id": "meta-llama/Llama-3.1-8B-Instruct"}}
+
+
+@pytest.fixture
+def mixed_case(case: Path) -> Path:
+    shutil.copy(MIXED, case / "gpus.yaml")
+    shutil.rmtree(case / "manifests" / "users")
+    return case
+
+
+def _gpus(desired: Desired) -> dict[str, tuple[str, ...]]:
+    return {s.key: s.gpus for s in desired.specs}
+
+
+def test_endpoint_on_a_mixed_host_goes_to_its_recipes_gpu(mixed_case: Path) -> None:
+    _endpoint(mixed_case, "alice", "chat", LLAMA8)
+    desired, _ = _resolve(mixed_case)
+    assert _gpus(desired) == {"endpoint/alice/chat": (MIXED_H100,)}  # not GPU 0, the A100
+    (spec,) = desired.specs
+    assert dict(spec.labels)[L.DS01_RECIPE] == "vllm-h100-bf16-tp1-latency@1", spec.labels
+    notes = "\n".join(desired.notes)
+    assert "recipe vllm-h100-bf16-tp1-latency@1 (selected;" in notes
+    assert "rejected vllm-a100-40gb-bf16-tp1-latency@1: less preferred than" in notes
+    assert "on 1 × H100-80GB" in notes  # the memory fit was checked on the H100
+
+
+def test_endpoint_waits_when_only_another_gpu_model_is_free(mixed_case: Path) -> None:
+    # Both ask for the same H100 recipe: alice (first in fair order) gets the H100; carol
+    # waits for one rather than landing on the A100 her recipe's fit was never checked on.
+    _endpoint(mixed_case, "alice", "chat", LLAMA8)
+    _endpoint(mixed_case, "carol", "chat", LLAMA8)
+    desired, _ = _resolve(mixed_case)
+    assert _gpus(desired) == {"endpoint/alice/chat": (MIXED_H100,)}
+    assert _pending(desired)["endpoint/carol/chat"] == (
+        "no free H100-80GB device for 1 whole GPU; free now: 1× whole GPU (NVIDIA A100-SXM4-40GB)"
+    )
+
+
+def test_endpoint_pinned_to_the_other_sku_goes_to_that_gpu(mixed_case: Path) -> None:
+    _endpoint(mixed_case, "alice", "chat", LLAMA8)
+    pinned = {**LLAMA8, "recipe": {"ref": "vllm-a100-40gb-bf16-tp1-latency@1"}}
+    _endpoint(mixed_case, "carol", "chat", pinned)
+    desired, _ = _resolve(mixed_case)
+    assert _gpus(desired) == {
+        "endpoint/alice/chat": (MIXED_H100,),
+        "endpoint/carol/chat": (MIXED_A100,),
+    }
+    assert desired.pending == ()
+
+
+def test_generic_recipe_on_a_mixed_host_may_go_on_any_gpu_its_fit_was_checked_on(
+    mixed_case: Path,
+) -> None:
+    # The generic recipe passes on both SKUs; its memory fit is checked on the smaller (the
+    # A100), so either GPU will do and the placement takes the first free one.
+    small = ModelFacts("ds01/small", 10**9, 8, 8, 8, 64, 32768)
+    spec = {"model": {"id": "ds01/small"}, "recipe": {"select": {"allow_fallback": True}}}
+    _endpoint(mixed_case, "alice", "chat", spec)
+    cached = {"ds01/small": ("0" * 40,)}
+    desired, _ = _resolve(mixed_case, facts={"ds01/small": small}, cached=cached)
+    assert _pending(desired) == {}
+    assert _gpus(desired) == {"endpoint/alice/chat": (MIXED_A100,)}
+    assert "on 1 × A100-40GB" in "\n".join(desired.notes)
