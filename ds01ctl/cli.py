@@ -909,7 +909,10 @@ def reconcile(
         typer.Option("--require-signed", help="Only commits `git verify-commit` accepts."),
     ] = False,
     events: Annotated[
-        Path, typer.Option("--events", help="The events.jsonl (DS01's schema v1) to append to.")
+        Path,
+        typer.Option(
+            "--events-log", "--events", help="The events.jsonl (DS01's schema v1) to append to."
+        ),
     ] = Path("/var/log/ds01/events.jsonl"),
     lock_dir: Annotated[
         Path | None, typer.Option("--lock-dir", help="Host-wide lock directory.")

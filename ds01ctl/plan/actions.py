@@ -54,6 +54,8 @@ class Reason(StrEnum):
     DUPLICATE_SNAPSHOT = "duplicate_snapshot"  # the same content as another snapshot
     IMAGE_CHANGED = "image_changed"  # the workspace's Image has a new build
     REBUILD = "rebuild"  # an Image rebuilt as asked (apply --rebuild), on a newer base
+    # An orphan (no manifest) stopped longer than its owner's container_hold_after_stop.
+    CONTAINER_HOLD_EXPIRED = "container_hold_expired"
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@
 Leftover helper containers (an interrupted account setup) are cleaned up first. For each
 declared object: no container → create; a replace-forcing field or the spec hash
 differs → replace; only live-updatable limits differ → update; a pinned power state differs →
-start/stop. Managed containers nobody declares are orphans (deleted only with --prune).
+start/stop. Managed containers nobody declares are orphans (deleted only with --prune), except
+one stopped past its owner's container hold: that one is deleted (snapshot first) regardless.
 Containers this site does not own are reported, never acted on, except its owner's mlc
 container that resolve lets a workspace adopt (resolve/adopt.py): that one is snapshotted
 first, then stopped, removed, and the workspace is created from the snapshot.
@@ -59,7 +60,8 @@ from ds01ctl.plan.fields import (
 from ds01ctl.plan.leftovers import leftovers
 from ds01ctl.resolve.desired import Desired
 from ds01ctl.resolve.gpuaccess import how, reached
-from ds01ctl.units import about_size
+from ds01ctl.resolve.holds import ContainerHold
+from ds01ctl.units import about_size, format_duration
 
 # The plan layer's registry line per planned kind: the field table its objects are compared
 # with. A container's kind label that the registry (model/kinds.py) does not plan is warned
@@ -156,7 +158,10 @@ def diff(
     for key, live in sorted(by_key.items()):
         if key in declared:
             continue
-        if prune:
+        hold = desired.container_holds.get(live.id)
+        if hold is not None and hold.expired:
+            drafts.append(_hold_expired(key, live, hold))
+        elif prune:
             drafts.append(
                 _Draft(
                     ActionKind.DELETE,
@@ -168,6 +173,14 @@ def diff(
             )
         else:
             orphans.append(key)
+            if hold is not None:
+                notes.append(
+                    f"{key} has no manifest and is stopped since "
+                    f"{hold.stopped_since:%Y-%m-%d %H:%M} UTC; at "
+                    f"{hold.expires_at:%Y-%m-%d %H:%M} UTC, past its container hold of "
+                    f"{format_duration(hold.seconds)}, it is removed (its writable layer kept as "
+                    "a snapshot)"
+                )
     drafts += _leftover_images(drafts, desired, observed, prune=prune, named=named)
     actions = _order(drafts)
     return Plan(
@@ -214,6 +227,24 @@ def _removals(
                 )
             )
     return drafts
+
+
+def _hold_expired(key: str, live: ObservedContainer, hold: ContainerHold) -> _Draft:
+    """An orphan stopped past its owner's container hold goes without --prune, as a prune
+    would take it (snapshot first). Only orphans: a declared workspace's container would be
+    made again by the next plan."""
+    note = (
+        f"stopped since {hold.stopped_since:%Y-%m-%d %H:%M} UTC, past its container hold of "
+        f"{format_duration(hold.seconds)}; removed, its writable layer kept as a snapshot"
+    )
+    return _Draft(
+        ActionKind.DELETE,
+        key,
+        Reason.CONTAINER_HOLD_EXPIRED,
+        live=live,
+        note=note,
+        frees=live.gpu_ids,
+    )
 
 
 def _unpinned(spec: ContainerSpec, held: Mapping[str, str]) -> ContainerSpec:

@@ -69,6 +69,9 @@ _DELETE_NOTES = {
     "no_manifest": "(because it has no manifest and --prune was given)",
     "duplicate": "(because another container already holds this object)",
     "gpu_released": "(because it is stopped past its GPU hold, and someone waits for its GPU)",
+    "container_hold_expired": (
+        "(because it has no manifest and is stopped past its owner's container hold)"
+    ),
 }
 
 # What a create shows of its spec, in this order: (label, spec key).

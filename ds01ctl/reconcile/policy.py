@@ -2,11 +2,13 @@
 
 A table by object kind, action and reason. Safe defaults: what makes, starts, stops or
 resizes a container in place, and a delete that frees a GPU someone waits for, is automatic
-(otherwise waiting users never get a GPU); what removes a container's identity (a replace, a
-prune, a duplicate's removal) waits for an admin's approval, and so does anything the table
-does not know (adoption, image rollouts, endpoint rollbacks as those arrive), so a new kind
-of action is never automatic by accident. The Site's rules come first; drift (reason
-`changed_outside`) is corrected as the table says or only reported, per the Site.
+(otherwise waiting users never get a GPU), and so is the removal of an orphan stopped past its
+owner's container hold (the quota says it goes; snapshot first); what removes a container's
+identity (a replace, a prune, a duplicate's removal) waits for an admin's approval, and so
+does anything the table does not know (adoption, image rollouts, endpoint rollbacks as those
+arrive), so a new kind of action is never automatic by accident. The Site's rules come
+first; drift (reason `changed_outside`) is corrected as the table says or only reported, per
+the Site.
 
 An automatic action whose steps wait for a step of a held action is held with it: applying
 it alone would run without what it depends on.
@@ -49,6 +51,8 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule(action="build", apply=Verdict.AUTO),
     Rule(action="cleanup", apply=Verdict.AUTO),
     Rule(action="delete", reason="gpu_released", apply=Verdict.AUTO),
+    # An orphan past its container hold: the quota says it goes (snapshot first).
+    Rule(action="delete", reason="container_hold_expired", apply=Verdict.AUTO),
     # Everything else, replaces and prunes included: an admin approves it.
     Rule(apply=Verdict.APPROVE),
 )

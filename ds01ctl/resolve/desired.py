@@ -33,7 +33,13 @@ from ds01ctl.resolve.adopt import Adoptable, adoption, mount_mismatch
 from ds01ctl.resolve.allocate import Allocation, GpuRequest, allocate
 from ds01ctl.resolve.endpoints import EndpointFacts, endpoint_claims, resolve_endpoints
 from ds01ctl.resolve.gpuaccess import reached
-from ds01ctl.resolve.holds import Hold, release_for_waiting, stopped_holds
+from ds01ctl.resolve.holds import (
+    ContainerHold,
+    Hold,
+    container_holds,
+    release_for_waiting,
+    stopped_holds,
+)
 from ds01ctl.resolve.imagebuilds import Built, image_builds, resolve_images, workspace_image
 from ds01ctl.resolve.images import ARCH_OF_GENERATION, mirrored
 from ds01ctl.resolve.placement import Claim, Placed, owner_limits
@@ -108,6 +114,9 @@ class Desired:
     # Workspaces that take their Image's rebuild (`apply --rebuild`): replaced though their
     # tag is unchanged. A `rollout: manual` one is not among them.
     rebuilt: frozenset[str] = frozenset()
+    # Stopped managed containers by id, with their owner's container hold: diff removes the
+    # orphans among them whose hold is over (resolve/holds.py).
+    container_holds: Mapping[str, ContainerHold] = field(default_factory=dict)
 
     @property
     def keys(self) -> frozenset[str]:
@@ -151,7 +160,22 @@ def resolve(repo: ConfigRepo, world: World, catalog: FrameworkCatalog) -> Desire
         {k: v for p in parts.values() for k, v in p.adoptions.items()},
         tuple(b for p in parts.values() for b in p.builds),
         frozenset(k for p in parts.values() for k in p.rebuilt),
+        _container_holds(repo, world, placed.limits),
     )
+
+
+def _container_holds(
+    repo: ConfigRepo, world: World, limits: Mapping[str, EffectiveLimits]
+) -> dict[str, ContainerHold]:
+    """Each stopped managed container's hold, from its owner's quota (an owner without
+    manifests left still has one). The plan's limits are not extended with such owners."""
+    scratch = dict(limits)
+    ours = world.observed.ours()
+    hold_of = {
+        owner: owner_limits(repo, owner, world, scratch)["container_hold_after_stop"]
+        for owner in sorted({c.owner for c in ours if c.owner})
+    }
+    return container_holds(ours, hold_of, world.now)
 
 
 def place(repo: ConfigRepo, site: Site, world: World, catalog: FrameworkCatalog) -> Placed:

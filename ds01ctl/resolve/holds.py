@@ -5,6 +5,11 @@ Releasing a GPU must never leave a container that names it (`mlc open` would sta
 GPU given to someone else, and DeviceRequests cannot be changed), so a released workspace's
 container is snapshotted and deleted, and the workspace is pending until a GPU is free.
 With nobody waiting, nothing is released: recreating it would only churn.
+
+Container holds (`container_hold_after_stop`) apply to orphans only: a managed container whose
+manifest is gone, stopped longer than its owner's hold, is snapshotted and deleted. A declared
+workspace's container is never removed by it: the next plan would only create it again (a
+loop), its GPUs already go to waiters by the GPU hold, and stopped it costs only disk.
 """
 
 from __future__ import annotations
@@ -47,6 +52,43 @@ def stopped_holds(
         expires = since + dt.timedelta(seconds=seconds)
         holds.append(Hold(container.key, container.owner or "", container.gpu_ids, since, expires))
     return sorted(holds, key=lambda h: (h.stopped_since, h.key))
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerHold:
+    """How long a stopped container is kept, and whether that time is over at `now`."""
+
+    key: str
+    container_id: str
+    stopped_since: dt.datetime
+    seconds: int
+    expires_at: dt.datetime
+    expired: bool
+
+
+def container_holds(
+    containers: Iterable[ObservedContainer],
+    hold_of: Mapping[str, int | None],
+    now: dt.datetime,
+) -> dict[str, ContainerHold]:
+    """Stopped containers with a known stop time, by container id, with when their owner's
+    container hold (`hold_of`: owner → seconds; None or absent: kept forever) ends.
+
+    Only a container that has run and stopped counts (its `finished` time): one made and never
+    started has no stop time, and is kept."""
+    holds = {}
+    for container in containers:
+        made = container.config
+        if container.running or made is None or made.finished is None:
+            continue
+        seconds = hold_of.get(container.owner or "")
+        if seconds is None:
+            continue
+        expires = made.finished + dt.timedelta(seconds=seconds)
+        holds[container.id] = ContainerHold(
+            container.key, container.id, made.finished, seconds, expires, expires <= now
+        )
+    return holds
 
 
 def release_for_waiting(

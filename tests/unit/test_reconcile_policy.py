@@ -34,6 +34,7 @@ def _action(
         (ActionKind.START, Reason.POWER, Verdict.AUTO),
         (ActionKind.STOP, Reason.POWER, Verdict.AUTO),
         (ActionKind.DELETE, Reason.GPU_RELEASED, Verdict.AUTO),
+        (ActionKind.DELETE, Reason.CONTAINER_HOLD_EXPIRED, Verdict.AUTO),
         (ActionKind.CLEANUP, Reason.LEFTOVER_HELPER, Verdict.AUTO),
         (ActionKind.REPLACE, Reason.SPEC_CHANGED, Verdict.APPROVE),
         (ActionKind.REPLACE, Reason.SECURITY_DEFAULTS, Verdict.APPROVE),

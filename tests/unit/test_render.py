@@ -434,6 +434,7 @@ def test_document_contract_keys_and_vocabulary() -> None:
         "duplicate_snapshot",
         "image_changed",
         "rebuild",
+        "container_hold_expired",
     ]
     assert sorted(doc["summary"]["actions"]) == sorted(k.value for k in ActionKind)
 
