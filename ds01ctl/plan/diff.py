@@ -145,9 +145,16 @@ def diff(
         if spec.key in held and spec.power is Power.RUNNING:
             notes.append(held[spec.key])
         found, found_drift, warning = _compare(_unpinned(spec, held), live, devices)
-        taken = spec.image in rebuilt and spec.key in desired.rebuilt
+        # Rebuilt by this plan, or since its container was made (it was held back then).
+        taken = spec.key in desired.rebuilt and (
+            spec.image in rebuilt or spec.image in observed.images
+        )
         if taken and not any(d.kind is ActionKind.REPLACE for d in found):
-            why = f"its Image is rebuilt ({spec.image})"
+            why = (
+                f"its Image is rebuilt ({spec.image})"
+                if spec.image in rebuilt
+                else f"its Image was rebuilt since it was made ({spec.image} names a newer image)"
+            )
             found = [_replace(spec, live, [], Reason.IMAGE_CHANGED, why)]
         drafts.extend(found)
         drift.extend(found_drift)

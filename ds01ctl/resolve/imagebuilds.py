@@ -250,6 +250,7 @@ def workspace_image(
     if build is None or isinstance(build, PendingItem):
         why = build.reason if build is not None else "not declared"
         return PendingItem(target, f"its Image {key} cannot be built: {why}")
+    stale = _runs_an_older_build(ws, build, world)
     if ws.spec.rollout == "manual":
         running = _running_build(ws, build, world)
         if running is not None and running != build.tag:
@@ -266,7 +267,30 @@ def workspace_image(
                 "newest image); rollout is manual: it keeps the build it runs (set rollout: "
                 "auto and rebuild again to move it)",
             )
-    return UsedImage(build.tag, rebuilt=build.rebuild)
+        if stale:
+            return UsedImage(
+                build.tag,
+                f"{target}: image update available ({build.tag} was rebuilt since its container "
+                "was made); rollout is manual: set rollout: auto to move to it",
+            )
+    return UsedImage(build.tag, rebuilt=build.rebuild or stale)
+
+
+def _runs_an_older_build(ws: Workspace, build: ImageBuildSpec, world: World) -> bool:
+    """Its container was made from this tag when the tag named an earlier image (an
+    `apply --rebuild` since, while it was held back by `rollout: manual`). A container made
+    from an account image on top of the build (not from the build itself) is never judged
+    by its image ID: that ID always differs."""
+    current = world.observed.images.get(build.tag)
+    if current is None or build.rebuild:
+        return False  # built by this plan: the rebuild itself decides
+    accounts = {i.id for i in world.observed.site_images if i.account_tags}
+    key = f"workspace/{ws.metadata.owner}/{ws.metadata.name}"
+    for container in world.observed.ours():
+        if container.key != key or L.get(container.labels, L.DS01_IMAGE) != build.tag:
+            continue
+        return container.image_id != current and container.image_id not in accounts
+    return False
 
 
 def _running_build(ws: Workspace, build: ImageBuildSpec, world: World) -> str | None:

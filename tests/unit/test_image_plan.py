@@ -22,7 +22,7 @@ from ds01ctl.plan.diff import diff
 from ds01ctl.plan.render_json import dumps, plan_document, plan_from_document
 from ds01ctl.resolve.desired import Desired, World, resolve
 from ds01ctl.resolve.images import with_default_tag
-from tests.configrepo import NOW, quota_doc
+from tests.configrepo import NOW, load, quota_doc
 from tests.observed import observed_container, observed_entry
 from tests.unit.test_diff import ENGINE
 from tests.unit.test_resolve import _repo, _workspace
@@ -71,8 +71,8 @@ def _made(build: ImageBuildSpec, base_id: str = BASE_ID, created: int = 100) -> 
     return ObservedImage("sha256:" + build.content_hash, (build.tag,), labels, 10, created)
 
 
-def _running(spec: Any) -> ObservedContainer:
-    return observed_container(observed_entry(spec, id="c-w"), "unit")
+def _running(spec: Any, image_id: str = "sha256:img") -> ObservedContainer:
+    return observed_container(observed_entry(spec, id="c-w", image_id=image_id), "unit")
 
 
 def test_image_new_is_built_and_its_workspace_waits_for_the_build(tmp_path: Path) -> None:
@@ -164,7 +164,7 @@ def test_image_newer_base_is_reported_and_rebuilt_only_when_asked(tmp_path: Path
     made = _made(build, base_id=BASE_ID)
     images = {build.tag: made.id, with_default_tag(build.base): NEWER_BASE}
     assert first.actions[1].container is not None
-    live = _running(first.actions[1].container)
+    live = _running(first.actions[1].container, image_id=made.id)  # made from the build
     plan, _ = _plan(repo, _world(images, (made,), (live,), tmp=tmp_path))
     assert plan.actions == ()
     assert any("base update available" in n and "--rebuild alice/env" in n for n in plan.notes)
@@ -347,7 +347,9 @@ def test_image_rebuild_leaves_a_rollout_manual_workspace_and_says_so(tmp_path: P
     made = _made(build, base_id=BASE_ID)
     images = {build.tag: made.id, with_default_tag(build.base): NEWER_BASE}
     live = tuple(
-        observed_container(observed_entry(a.container, id=f"c-{a.target}"), "unit")
+        observed_container(
+            observed_entry(a.container, id=f"c-{a.target}", image_id=made.id), "unit"
+        )
         for a in first.actions
         if a.container is not None
     )
@@ -360,3 +362,34 @@ def test_image_rebuild_leaves_a_rollout_manual_workspace_and_says_so(tmp_path: P
     assert desired.rebuilt == {"workspace/alice/w"}
     held = [n for n in plan.notes if n.startswith("workspace/alice/m: image update available")]
     assert len(held) == 1 and "rollout is manual" in held[0], plan.notes
+
+
+def test_image_rebuilt_since_a_manual_workspace_was_made_is_offered_then_taken_on_auto(
+    tmp_path: Path,
+) -> None:
+    # After `apply --rebuild`, the tag names the new image; the manual workspace still runs the
+    # old one. Later plans keep saying so, and switching it to auto replaces it, once.
+    docs = [_image("env", ["torch==2.5"]), _uses("env", rollout="manual")]
+    repo = _repo(tmp_path, *docs)
+    first, desired = _plan(repo, _world(tmp=tmp_path))
+    build = desired.builds[0]
+    old, new = _made(build, created=100), _made(build, created=200)
+    new = dataclasses.replace(new, id="sha256:" + "9" * 64)
+    assert first.actions[1].container is not None
+    live = _running(first.actions[1].container, image_id=old.id)
+    plan, _ = _plan(repo, _world({build.tag: new.id}, (new,), (live,), tmp=tmp_path))
+    assert plan.actions == ()
+    [note] = [n for n in plan.notes if "image update available" in n]
+    assert "was rebuilt since its container was made" in note and "rollout is manual" in note
+    (tmp_path / "config" / "ws.yaml").write_text(
+        (tmp_path / "config" / "ws.yaml").read_text().replace("rollout: manual", "rollout: auto")
+    )
+    repo = load(tmp_path / "config")
+    plan, _ = _plan(repo, _world({build.tag: new.id}, (new,), (live,), tmp=tmp_path))
+    assert [(a.kind, a.reason) for a in plan.actions] == [
+        (ActionKind.REPLACE, Reason.IMAGE_CHANGED)
+    ]
+    # Made from the new image: nothing more to do (no replace loop).
+    current = _running(first.actions[1].container, image_id=new.id)
+    plan, _ = _plan(repo, _world({build.tag: new.id}, (new,), (current,), tmp=tmp_path))
+    assert plan.actions == ()
