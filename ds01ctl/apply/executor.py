@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, assert_never
+from typing import TYPE_CHECKING, Protocol, TypeVar, assert_never
 
 from ds01ctl import labels as L
 from ds01ctl.apply.builds import run_build
@@ -320,28 +320,30 @@ def _spec(action: Action) -> ContainerSpec:
     return action.container
 
 
+_T = TypeVar("_T")
+
+
+def _required(step: Step, value: _T | None, what: str) -> _T:
+    """A field the planner gives every step of this kind; its absence is a bug, not input."""
+    if value is None:
+        raise InternalError(f"step {step.id} ({step.kind.value}) names no {what}")
+    return value
+
+
 def _grace(step: Step) -> int:
-    if step.grace is None:
-        raise InternalError(f"step {step.id} (stop) carries no grace")
-    return step.grace
+    return _required(step, step.grace, "stop grace")
 
 
 def _image(step: Step) -> str:
-    if step.image is None:
-        raise InternalError(f"step {step.id} ({step.kind.value}) names no image")
-    return step.image
+    return _required(step, step.image, "image")
 
 
 def _container(step: Step) -> str:
-    if step.container_id is None:
-        raise InternalError(f"step {step.id} ({step.kind.value}) names no container")
-    return step.container_id
+    return _required(step, step.container_id, "container")
 
 
 def _of_step(step: Step) -> int:
-    if step.of_step is None:
-        raise InternalError(f"step {step.id} ({step.kind.value}) names no create step")
-    return step.of_step
+    return _required(step, step.of_step, "create step")
 
 
 def _create(action: Action, step: Step, ctx: Context) -> str | None:
