@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -40,6 +40,7 @@ from ds01ctl.resolve.placement import owner_limits
 from ds01ctl.resolve.quota import EffectiveLimits
 
 if TYPE_CHECKING:
+    from ds01ctl.model.observed import ObservedContainer
     from ds01ctl.resolve.desired import Desired, World
 
 Built = ImageBuildSpec | PendingItem
@@ -285,21 +286,22 @@ def _runs_an_older_build(ws: Workspace, build: ImageBuildSpec, world: World) -> 
     if current is None or build.rebuild:
         return False  # built by this plan: the rebuild itself decides
     accounts = {i.id for i in world.observed.site_images if i.account_tags}
-    key = f"workspace/{ws.metadata.owner}/{ws.metadata.name}"
-    for container in world.observed.ours():
-        if container.key != key or L.get(container.labels, L.DS01_IMAGE) != build.tag:
-            continue
-        return container.image_id != current and container.image_id not in accounts
+    for container in _containers_of(ws, world):
+        if L.get(container.labels, L.DS01_IMAGE) == build.tag:
+            return container.image_id != current and container.image_id not in accounts
     return False
 
 
 def _running_build(ws: Workspace, build: ImageBuildSpec, world: World) -> str | None:
     """The build of the same Image its container was made from, if that build still exists."""
-    key = f"workspace/{ws.metadata.owner}/{ws.metadata.name}"
-    for container in world.observed.ours():
-        if container.key != key:
-            continue
+    for container in _containers_of(ws, world):
         made_from = L.get(container.labels, L.DS01_IMAGE) or ""
         if made_from.rpartition(":")[0] == build.repository and made_from in world.observed.images:
             return made_from
     return None
+
+
+def _containers_of(ws: Workspace, world: World) -> Iterator[ObservedContainer]:
+    """Our containers of the workspace (one, unless the plan is about to remove a duplicate)."""
+    key = f"workspace/{ws.metadata.owner}/{ws.metadata.name}"
+    return (c for c in world.observed.ours() if c.key == key)
