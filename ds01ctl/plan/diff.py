@@ -442,10 +442,12 @@ def _replace(
     changes: list[FieldChange],
     reason: Reason,
     note: str | None,
+    kind: ActionKind = ActionKind.REPLACE,
 ) -> _Draft:
-    """A replace frees the GPUs the old container names and takes the ones the spec names."""
+    """A replace (or an adoption, which replaces a container it did not make) frees the GPUs
+    the old container names and takes the ones the spec names."""
     return _Draft(
-        ActionKind.REPLACE,
+        kind,
         spec.key,
         reason,
         tuple(changes),
@@ -467,17 +469,7 @@ def _adopt(spec: ContainerSpec, live: ObservedContainer) -> _Draft:
         "snapshot, and the workspace is made from it with the manifest's shape and the same "
         "mounts"
     )
-    return _Draft(
-        ActionKind.ADOPT,
-        spec.key,
-        Reason.MLC_CONTAINER,
-        tuple(changes),
-        spec,
-        live,
-        note,
-        frees=live.gpu_ids,
-        takes=spec.gpus,
-    )
+    return _replace(spec, live, changes, Reason.MLC_CONTAINER, note, kind=ActionKind.ADOPT)
 
 
 def _power(spec: ContainerSpec, live: ObservedContainer) -> _Draft | None:
